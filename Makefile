@@ -1,0 +1,27 @@
+# Two commands, per the README:  `make run`  and  `make test`.
+# TORCH_SPEC is what gets installed when the venv has no torch yet. The default takes the CPU wheel
+# (on this kind of machine it lies on disk); a GPU user sets TORCH_SPEC to their build, or points
+# VENV at an environment that already has torch (it is then left alone).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH_SPEC ?= torch==2.13.0
+PRESET ?= smoke
+
+.PHONY: setup run test lint
+setup: $(VENV)/.nodebench-installed
+
+$(VENV)/.nodebench-installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+run: setup
+	$(VENV)/bin/nodebench reproduce --preset $(PRESET)
+
+test: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
