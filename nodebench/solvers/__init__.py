@@ -1,0 +1,22 @@
+"""The numerical core: tableaus, the Runge–Kutta loop, step-size control, the adjoint, statistics.
+
+Knows nothing of models, data, workloads or files.
+"""
+
+from nodebench.solvers.adjoint import odeint_adjoint
+from nodebench.solvers.errors import SolverError
+from nodebench.solvers.odeint import odeint
+from nodebench.solvers.stats import SolverStats, solver_stats
+from nodebench.solvers.tableaus import ADAPTIVE_SOLVERS, ALL_SOLVERS, FIXED_SOLVERS, Tableau
+
+__all__ = [
+    "odeint",
+    "odeint_adjoint",
+    "solver_stats",
+    "SolverStats",
+    "SolverError",
+    "Tableau",
+    "ALL_SOLVERS",
+    "FIXED_SOLVERS",
+    "ADAPTIVE_SOLVERS",
+]

@@ -1,0 +1,5 @@
+"""placeholder"""
+
+
+def odeint_adjoint(*a, **k):
+    raise NotImplementedError

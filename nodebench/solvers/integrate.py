@@ -1,0 +1,306 @@
+"""The integrate loop: one Runge–Kutta core for every tableau, fixed grid or adaptive.
+
+Times are Python floats (float64) inside the loop; ``func`` receives them as 0-d tensors of the time
+dtype. The state is flattened once; stage derivatives live in a preallocated buffer when no graph is
+being built (one ``addmv`` per stage), and in a list combined with out-of-place adds when autograd is
+recording (direct backpropagation through the solver).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from nodebench.solvers.controller import Controller, initial_step
+from nodebench.solvers.errors import SolverError
+from nodebench.solvers.tableaus import Tableau
+from nodebench.solvers.validate import check_func_output
+
+_EPS = 2.220446049250313e-16
+
+
+@dataclass
+class Counts:
+    nfe: int = 0
+    accepted: int = 0
+    rejected: int = 0
+
+
+@functools.lru_cache(maxsize=64)
+def _weights(tableau: Tableau, dtype: torch.dtype, device: torch.device) -> dict[str, Any]:
+    """Tableau rows as tensors on the state's dtype and device (cached)."""
+
+    def tens(v):
+        return torch.tensor(v, dtype=dtype, device=device)
+
+    return {
+        "a": [tens(row) if row else None for row in tableau.a],
+        "b": tens(tableau.b),
+        "b_err": tens(tableau.b_err) if tableau.b_err is not None else None,
+    }
+
+
+class _Buffer:
+    """Stage derivatives in a ``(nvec, n)`` buffer: no graph, one op per combination."""
+
+    def __init__(self, tableau: Tableau, y0: torch.Tensor, shape: torch.Size) -> None:
+        nvec = len(tableau.dense)
+        self.K = torch.empty(nvec, y0.numel(), dtype=y0.dtype, device=y0.device)
+        self.rows = [self.K[j].view(shape) for j in range(nvec)]  # shaped views: func output copies in
+        self.KT = [self.K[:i].t() for i in range(nvec + 1)]  # transposed leading blocks, for addmv
+        w = _weights(tableau, y0.dtype, y0.device)
+        self.a, self.b, self.b_err = w["a"], w["b"], w["b_err"]
+        self.s = tableau.stages
+        self.guard = torch.is_grad_enabled()
+
+    def set(self, j: int, k: torch.Tensor) -> None:
+        if self.guard and k.requires_grad:
+            raise RuntimeError("func's output began to require grad after its first evaluation")
+        self.rows[j].copy_(k)
+
+    def get(self, j: int) -> torch.Tensor:
+        return self.K[j]
+
+    def stage_input(self, y0: torch.Tensor, i: int, h: float) -> torch.Tensor:
+        return torch.addmv(y0, self.KT[i], self.a[i], alpha=h)
+
+    def solution(self, y0: torch.Tensor, h: float) -> torch.Tensor:
+        return torch.addmv(y0, self.KT[self.s], self.b, alpha=h)
+
+    def error(self) -> torch.Tensor:
+        return torch.mv(self.KT[self.s], self.b_err)
+
+    def dense(self, y0: torch.Tensor, w: list[float], h: float) -> torch.Tensor:
+        wt = torch.tensor(w, dtype=y0.dtype, device=y0.device)
+        return torch.addmv(y0, self.KT[-1], wt, alpha=h)
+
+    def carry_fsal(self) -> None:
+        self.K[0].copy_(self.K[self.s - 1])
+
+
+class _List:
+    """Stage derivatives in a list, combined with out-of-place adds so autograd can follow them."""
+
+    def __init__(self, tableau: Tableau, y0: torch.Tensor, shape: torch.Size) -> None:
+        self.ks: list[torch.Tensor | None] = [None] * len(tableau.dense)
+        self.tab = tableau
+        self.s = tableau.stages
+
+    def set(self, j: int, k: torch.Tensor) -> None:
+        self.ks[j] = k.reshape(-1)
+
+    def get(self, j: int) -> torch.Tensor:
+        return self.ks[j]
+
+    def _comb(self, y0: torch.Tensor, w, h: float) -> torch.Tensor:
+        out = y0
+        for wj, kj in zip(w, self.ks):
+            if wj != 0.0:
+                out = torch.add(out, kj, alpha=h * wj)
+        return out
+
+    def stage_input(self, y0: torch.Tensor, i: int, h: float) -> torch.Tensor:
+        return self._comb(y0, self.tab.a[i], h)
+
+    def solution(self, y0: torch.Tensor, h: float) -> torch.Tensor:
+        return self._comb(y0, self.tab.b, h)
+
+    def error(self) -> torch.Tensor:
+        with torch.no_grad():
+            return self._comb(torch.zeros_like(self.ks[0]), self.tab.b_err, 1.0)
+
+    def dense(self, y0: torch.Tensor, w: list[float], h: float) -> torch.Tensor:
+        return self._comb(y0, w, h)
+
+    def carry_fsal(self) -> None:
+        self.ks[0] = self.ks[self.s - 1]
+
+
+def make_rhs(
+    func: Callable, shape: torch.Size, t_dtype: torch.dtype, device: torch.device, counts: Counts, check: bool
+) -> Callable[[float, torch.Tensor], torch.Tensor]:
+    """Wrap ``func(t, y)`` as ``f(t_float, y_flat) -> dy/dt`` (in ``y``'s shape) that counts evaluations."""
+    first = [check]
+    scalar = torch.scalar_tensor
+
+    def f(t: float, y: torch.Tensor) -> torch.Tensor:
+        counts.nfe += 1
+        yv = y.view(shape)
+        out = func(scalar(t, dtype=t_dtype, device=device), yv)
+        if first[0]:
+            check_func_output(out, yv)
+            first[0] = False
+        return out
+
+    return f
+
+
+def _finite(x: torch.Tensor) -> bool:
+    return bool(torch.isfinite(x).all())
+
+
+def solve(
+    f: Callable[[float, torch.Tensor], torch.Tensor],
+    y0: torch.Tensor,
+    shape: torch.Size,
+    ts: list[float],
+    tableau: Tableau,
+    rtol: float,
+    atol: float,
+    opts: dict[str, Any],
+    counts: Counts,
+    error_dims: int | None = None,
+) -> list[torch.Tensor]:
+    """Integrate the flat state ``y0`` through the times ``ts``.
+
+    Arguments:
+        f: right-hand side on flat states (see :func:`make_rhs`).
+        y0: flat initial state at ``ts[0]``.
+        shape: the user's state shape.
+        ts: strictly monotone output times (Python floats).
+        tableau, rtol, atol, opts: the method, tolerances and validated options.
+        counts: NFE and step counters, updated in place.
+        error_dims: if given, only the first ``error_dims`` entries enter the error norm (seminorm).
+    Returns:
+        the flat state at every time in ``ts`` (the first is ``y0`` itself).
+    """
+    if len(ts) == 1:
+        return [y0]
+    f0 = f(ts[0], y0)
+    if not _finite(f0):
+        raise SolverError(ts[0], "non-finite derivative", "func(t0, y0) is not finite")
+    # Build a graph only when autograd records this solve (through y0 or through func's parameters).
+    grad = torch.is_grad_enabled() and (y0.requires_grad or f0.requires_grad)
+    stages = (_List if grad else _Buffer)(tableau, y0, shape)
+    stages.set(0, f0)
+    if tableau.adaptive:
+        return _solve_adaptive(f, y0, ts, tableau, rtol, atol, opts, counts, error_dims, stages)
+    return _solve_fixed(f, y0, ts, tableau, opts, counts, stages)
+
+
+def _fixed_grid(ts: list[float], step_size: float | None, max_num_steps: int) -> list[float]:
+    """torchdiffeq's grid: ``t0 + k h`` and the final time (or the output times if no step size)."""
+    if step_size is None:
+        return ts
+    t0, t1 = ts[0], ts[-1]
+    d = 1.0 if t1 > t0 else -1.0
+    span = abs(t1 - t0)
+    n = max(1, math.ceil(span / step_size * (1 - 1e-12)))
+    if n > max_num_steps:
+        raise SolverError(
+            t0, "max_num_steps exceeded", f"the fixed grid needs {n} steps > max_num_steps={max_num_steps}"
+        )
+    return [t0 + d * k * step_size for k in range(n)] + [t1]
+
+
+def _solve_fixed(f, y0, ts, tab: Tableau, opts, counts: Counts, K) -> list[torch.Tensor]:
+    grid = _fixed_grid(ts, opts.get("step_size"), opts["max_num_steps"])
+    s = tab.stages
+    out = [y0]
+    j = 1
+    d = 1.0 if ts[-1] > ts[0] else -1.0
+    y = y0
+    k1 = K.get(0)
+    for t0, t1 in zip(grid[:-1], grid[1:]):
+        h = t1 - t0
+        if k1 is None:
+            k1 = f(t0, y)
+        K.set(0, k1)
+        k1 = None
+        for i in range(1, s):
+            K.set(i, f(t0 + tab.c[i] * h, K.stage_input(y, i, h)))
+        y1 = K.solution(y, h)
+        counts.accepted += 1
+        while j < len(ts) and (ts[j] - t1) * d <= 0:
+            if ts[j] == t1:
+                yj = y1
+            else:
+                if k1 is None:  # Hermite needs f(t1, y1); it is also the next step's first stage.
+                    k1 = f(t1, y1)
+                    K.set(s, k1)
+                yj = K.dense(y, tab.dense_weights((ts[j] - t0) / h), h)
+            if not _finite(yj):
+                raise SolverError(
+                    t0, "non-finite state", f"the state is not finite at output time t={ts[j]:.10g}"
+                )
+            out.append(yj)
+            j += 1
+        y = y1
+    return out
+
+
+def _solve_adaptive(
+    f, y0, ts, tab: Tableau, rtol, atol, opts, counts: Counts, error_dims, K
+) -> list[torch.Tensor]:
+    t_end = ts[-1]
+    d = 1.0 if t_end > ts[0] else -1.0
+    s = tab.stages
+    m = error_dims
+    sqrt_n = math.sqrt(y0.numel() if m is None else m)
+    ctrl = Controller(tab.order, opts["safety"], opts["ifactor"], opts["dfactor"], opts["controller"])
+    max_steps = opts["max_num_steps"]
+
+    t = ts[0]
+    y = y0
+    f0 = K.get(0)
+    if opts.get("first_step") is not None:
+        h_abs = opts["first_step"]
+    else:
+        h_abs = initial_step(
+            lambda t_, y_: f(t_, y_).reshape(-1), t, y.detach(), f0.detach(), tab.order - 1, rtol, atol, d, m
+        )
+    yd = y.detach() if m is None else y.detach()[:m]
+    abs_y = yd.abs()
+
+    out = [y0]
+    j = 1
+    attempts = 0
+    while True:
+        if attempts >= max_steps:
+            raise SolverError(
+                t, "max_num_steps exceeded", f"{attempts} steps attempted, max_num_steps={max_steps}"
+            )
+        attempts += 1
+        h = d * h_abs
+        t1 = t + h
+        if abs(h) <= 4 * _EPS * abs(t) or t1 == t:
+            raise SolverError(
+                t, "step size underflow", f"step {h:.3g} is too small to advance from t={t:.10g}"
+            )
+        for i in range(1, s):
+            yi = K.stage_input(y, i, h)
+            K.set(i, f(t + tab.c[i] * h, yi))
+        # FSAL tableaus evaluate their last stage at y1 itself; otherwise form y1 from b.
+        y1 = yi if tab.fsal else K.solution(y, h)
+        with torch.no_grad():
+            err = K.error()
+            y1d = y1.detach() if m is None else y1.detach()[:m]
+            abs_y1 = y1d.abs()
+            tol = torch.maximum(abs_y, abs_y1).mul_(rtol).add_(atol)
+            if m is not None:
+                err = err[:m]
+            ratio = torch.linalg.vector_norm(err.div_(tol)).item() * abs(h) / sqrt_n
+        h_next = ctrl.next_step(abs(h), ratio)
+        if ratio <= 1.0:
+            counts.accepted += 1
+            while j < len(ts) and (ts[j] - t1) * d <= 0:
+                if ts[j] == t1:
+                    out.append(y1)
+                else:
+                    out.append(K.dense(y, tab.dense_weights((ts[j] - t) / h), h))
+                j += 1
+            if j == len(ts):
+                return out
+            t, y, abs_y = t1, y1, abs_y1
+            if tab.fsal:
+                K.carry_fsal()
+            else:
+                K.set(0, f(t, y))
+        else:
+            counts.rejected += 1
+        h_abs = h_next
