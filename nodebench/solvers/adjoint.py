@@ -1,5 +1,222 @@
-"""placeholder"""
+"""``odeint_adjoint``: Algorithm 1 of Chen et al. (2018), O(1) memory in the number of solver steps.
+
+The forward solve builds no graph and keeps only the outputs. The backward solve integrates the
+augmented state ``[z, a, dL/dθ, dL/dt]`` from the last output time to the first, interval by
+interval: on each interval ``z`` follows ``f``, the adjoint ``a = dL/dz`` follows ``-a ∂f/∂z``, and the
+parameter and time channels accumulate ``-a ∂f/∂θ`` and ``-a ∂f/∂t``. At every output time ``z`` is reset
+to the stored forward value and ``∂L/∂z(t_i)`` is added to ``a``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.autograd.function import once_differentiable
+
+from nodebench.solvers import stats as _stats
+from nodebench.solvers.controller import BlockNorm
+from nodebench.solvers.integrate import Counts, make_rhs, solve
+from nodebench.solvers.odeint import prepare
+from nodebench.solvers.tableaus import Tableau
+from nodebench.solvers.validate import check_method, check_options, check_tol
 
 
-def odeint_adjoint(*a, **k):
-    raise NotImplementedError
+@dataclass
+class _Config:
+    func: Callable
+    ts: list[float]
+    tableau: Tableau
+    rtol: float
+    atol: float
+    opts: dict[str, Any]
+    adj_tableau: Tableau
+    adj_rtol: float
+    adj_atol: float
+    adj_opts: dict[str, Any]
+    adjoint_norm: str
+    t_dtype: torch.dtype
+    collectors: tuple
+
+
+class _Adjoint(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, cfg: _Config, y0: torch.Tensor, t: torch.Tensor, *params: torch.Tensor) -> torch.Tensor:
+        shape = y0.shape
+        counts = Counts()
+        f = make_rhs(cfg.func, shape, cfg.t_dtype, y0.device, counts, check=True)
+        try:
+            with torch.no_grad():
+                ys = solve(
+                    f, y0.reshape(-1), shape, cfg.ts, cfg.tableau, cfg.rtol, cfg.atol, cfg.opts, counts
+                )
+        finally:
+            _stats.report(
+                cfg.collectors, counts.nfe, counts.accepted, counts.rejected, False, cfg.tableau.name
+            )
+        y = torch.stack(ys).view(len(cfg.ts), *shape)
+        ctx.cfg = cfg
+        ctx.save_for_backward(t, y, *params)
+        return y
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_y: torch.Tensor):
+        cfg: _Config = ctx.cfg
+        t, y, *params = ctx.saved_tensors
+        shape = y.shape[1:]
+        n = y[0].numel()
+        t_req = ctx.needs_input_grad[2]
+        want = [p.requires_grad for p in params]
+        pars = [p for p, w in zip(params, want) if w]
+        sizes = [p.numel() for p in pars]
+        counts = Counts()
+        func = cfg.func
+        scalar = torch.scalar_tensor
+
+        def aug(tt: float, s: torch.Tensor) -> torch.Tensor:
+            counts.nfe += 1
+            z = s[:n].view(shape)
+            a = s[n : 2 * n].view(shape)
+            with torch.enable_grad():
+                z_ = z.detach().requires_grad_(True)
+                t_ = scalar(tt, dtype=cfg.t_dtype, device=y.device)
+                if t_req:
+                    t_.requires_grad_(True)
+                fz = func(t_, z_)
+                inputs = (z_, *pars, t_) if t_req else (z_, *pars)
+                vjps = torch.autograd.grad(fz, inputs, -a, allow_unused=True)
+            parts = [fz.detach().reshape(-1)]
+            for v, inp in zip(vjps, inputs):
+                parts.append(
+                    torch.zeros(inp.numel(), dtype=y.dtype, device=y.device) if v is None else v.reshape(-1)
+                )
+            return torch.cat(parts)
+
+        blocks = [n, n] if cfg.adjoint_norm == "seminorm" else [n, n, *sizes] + ([1] if t_req else [])
+        norm = BlockNorm(blocks, y.device) if cfg.adj_tableau.adaptive else None
+        P = sum(sizes)
+        width = 2 * n + P + (1 if t_req else 0)
+        s = torch.zeros(width, dtype=y.dtype, device=y.device)
+        s[:n] = y[-1].reshape(-1)
+        s[n : 2 * n] = grad_y[-1].reshape(-1)
+        time_vjps = torch.zeros(len(cfg.ts), dtype=t.dtype, device=t.device) if t_req else None
+        ts = cfg.ts
+        with torch.no_grad():
+            try:
+                for i in range(len(ts) - 1, 0, -1):
+                    if t_req:
+                        with torch.no_grad():
+                            counts.nfe += 1
+                            fi = func(scalar(ts[i], dtype=cfg.t_dtype, device=y.device), y[i])
+                        dl_dti = (fi.reshape(-1) * grad_y[i].reshape(-1)).sum()
+                        time_vjps[i] = dl_dti
+                        s[-1] -= dl_dti
+                    s = solve(
+                        aug,
+                        s,
+                        s.shape,
+                        [ts[i], ts[i - 1]],
+                        cfg.adj_tableau,
+                        cfg.adj_rtol,
+                        cfg.adj_atol,
+                        cfg.adj_opts,
+                        counts,
+                        norm,
+                    )[-1].clone()
+                    s[:n] = y[i - 1].reshape(-1)
+                    s[n : 2 * n] += grad_y[i - 1].reshape(-1)
+            finally:
+                _stats.report(
+                    cfg.collectors, counts.nfe, counts.accepted, counts.rejected, True, cfg.adj_tableau.name
+                )
+        grad_y0 = s[n : 2 * n].view(shape)
+        grads = []
+        off = 2 * n
+        for p, w in zip(params, want):
+            if w:
+                grads.append(s[off : off + p.numel()].view_as(p).clone())
+                off += p.numel()
+            else:
+                grads.append(None)
+        if t_req:
+            time_vjps[0] = s[-1]
+        return (None, grad_y0.clone(), time_vjps, *grads)
+
+
+def _find_params(func: Any, adjoint_params: Any) -> tuple[torch.Tensor, ...]:
+    if adjoint_params is None:
+        if not isinstance(func, torch.nn.Module):
+            raise TypeError(
+                "adjoint_params: func is not an nn.Module, so its parameters cannot be found; pass "
+                "adjoint_params=(tensors func uses that need gradients,) or adjoint_params=() if there are none"
+            )
+        return tuple(p for p in func.parameters() if p.requires_grad)
+    if isinstance(adjoint_params, torch.Tensor) or not isinstance(adjoint_params, Sequence):
+        raise TypeError("adjoint_params must be a sequence (tuple or list) of tensors")
+    for i, p in enumerate(adjoint_params):
+        if not isinstance(p, torch.Tensor):
+            raise TypeError(f"adjoint_params[{i}] is a {type(p).__name__}, not a torch.Tensor")
+    # The same tensor twice would get its gradient twice.
+    seen: dict[int, torch.Tensor] = {}
+    for p in adjoint_params:
+        seen.setdefault(id(p), p)
+    return tuple(seen.values())
+
+
+def odeint_adjoint(
+    func: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    y0: torch.Tensor,
+    t: torch.Tensor,
+    method: str = "dopri5",
+    rtol: float = 1e-7,
+    atol: float = 1e-9,
+    options: dict[str, Any] | None = None,
+    adjoint_method: str | None = None,
+    adjoint_rtol: float | None = None,
+    adjoint_atol: float | None = None,
+    adjoint_params: Sequence[torch.Tensor] | None = None,
+    adjoint_norm: str = "seminorm",
+    adjoint_options: dict[str, Any] | None = None,
+) -> torch.Tensor:
+    """Solve like :func:`odeint`, but differentiate with the adjoint method in O(1) memory.
+
+    Arguments:
+        func, y0, t, method, rtol, atol, options: as :func:`odeint`.
+        adjoint_method, adjoint_rtol, adjoint_atol, adjoint_options: the backward solve's settings
+            (default: the forward ones; fixed-grid options such as ``step_size`` carry over).
+        adjoint_params: the tensors to differentiate (default: ``func.parameters()``; required when
+            ``func`` is not an ``nn.Module`` — pass ``()`` when it uses none). Tensors ``func`` does not
+            use get a zero gradient; tensors that do not require grad get none.
+        adjoint_norm: ``"seminorm"`` leaves the parameter-gradient channels out of the backward error
+            norm (Kidger, Chen & Lyons 2021); ``"full"`` includes them. Both take the maximum of the
+            blocks' RMS norms, as torchdiffeq does.
+    Returns:
+        tensor of shape ``(len(t), *y0.shape)``; gradients reach ``y0``, the parameters and ``t``.
+    """
+    tableau, ts, rtol, atol, opts, t_dtype = prepare(func, y0, t, method, rtol, atol, options)
+    params = _find_params(func, adjoint_params)
+    if adjoint_norm not in ("seminorm", "full"):
+        raise ValueError(f"adjoint_norm must be 'seminorm' or 'full', got {adjoint_norm!r}")
+    adj_tableau = check_method(method if adjoint_method is None else adjoint_method)
+    if adjoint_options is None:
+        adjoint_options = dict(options or {}) if adj_tableau.adaptive == tableau.adaptive else {}
+    adj_opts = check_options(adjoint_options, adj_tableau)
+    cfg = _Config(
+        func=func,
+        ts=ts,
+        tableau=tableau,
+        rtol=rtol,
+        atol=atol,
+        opts=opts,
+        adj_tableau=adj_tableau,
+        adj_rtol=rtol if adjoint_rtol is None else check_tol("adjoint_rtol", adjoint_rtol),
+        adj_atol=atol if adjoint_atol is None else check_tol("adjoint_atol", adjoint_atol),
+        adj_opts=adj_opts,
+        adjoint_norm=adjoint_norm,
+        t_dtype=t_dtype,
+        collectors=_stats.active_stats(),
+    )
+    return _Adjoint.apply(cfg, y0, t, *params)

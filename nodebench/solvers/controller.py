@@ -16,6 +16,35 @@ def rms_norm(x: torch.Tensor) -> float:
     return torch.linalg.vector_norm(x).item() / math.sqrt(x.numel())
 
 
+class BlockNorm:
+    """Maximum over blocks of each block's RMS, on a leading part of a flat state.
+
+    The adjoint's error norms are of this kind: ``"full"`` has a block for the state, the adjoint and
+    every parameter gradient; ``"seminorm"`` keeps only the state and the adjoint (entries past
+    ``prefix`` are ignored), as in Kidger, Chen & Lyons (2021) and torchdiffeq.
+
+    Arguments:
+        sizes: number of entries of each block, in order from the start of the flat state.
+        device: device of the state.
+    """
+
+    def __init__(self, sizes: list[int], device: torch.device) -> None:
+        self.prefix = sum(sizes)
+        self.single = len(sizes) == 1
+        self.ids = torch.repeat_interleave(
+            torch.arange(len(sizes), device=device), torch.tensor(sizes, device=device)
+        )
+        self.sizes = torch.tensor(sizes, dtype=torch.float64, device=device)
+
+    def __call__(self, x: torch.Tensor) -> float:
+        """The norm of ``x``, the leading ``prefix`` entries of a flat state."""
+        if self.single:
+            return rms_norm(x)
+        sums = torch.zeros(len(self.sizes), dtype=torch.float64, device=x.device)
+        sums.index_add_(0, self.ids, x.double().square())
+        return (sums / self.sizes).max().sqrt().item()
+
+
 def initial_step(
     f: Callable[[float, torch.Tensor], torch.Tensor],
     t0: float,
@@ -25,29 +54,30 @@ def initial_step(
     rtol: float,
     atol: float,
     direction: float,
-    error_dims: int | None = None,
+    norm: Callable[[torch.Tensor], float] = rms_norm,
+    prefix: int | None = None,
 ) -> float:
     """The two-evaluation starting step of Hairer, Nørsett & Wanner (Sec. II.4), as torchdiffeq.
 
     Arguments:
         f: the flat right-hand side ``f(t, y)``; evaluated once here.
-        t0, y0, f0: start time, state and ``f(t0, y0)``.
+        t0, y0, f0: start time, flat state and ``f(t0, y0)``.
         order: the error estimate's order (torchdiffeq passes the method's order minus one).
         direction: +1 or -1.
-        error_dims: if given, only the first ``error_dims`` entries enter the norms (seminorm).
+        norm, prefix: the error norm and the number of leading entries it looks at (None: all).
     Returns:
         the magnitude of the first step (positive).
     """
-    m = error_dims
+    m = prefix
     ys, fs = (y0, f0) if m is None else (y0[:m], f0[:m])
     scale = ys.abs().mul_(rtol).add_(atol)
-    d0 = rms_norm(ys / scale)
-    d1 = rms_norm(fs / scale)
+    d0 = norm(ys / scale)
+    d1 = norm(fs / scale)
     h0 = 1e-6 if (d0 < 1e-5 or d1 < 1e-5) else 0.01 * d0 / d1
     y1 = torch.add(y0, f0, alpha=direction * h0)
     f1 = f(t0 + direction * h0, y1)
     df = f1 - f0 if m is None else f1[:m] - fs
-    d2 = rms_norm(df / scale) / h0
+    d2 = norm(df / scale) / h0
     if max(d1, d2) <= 1e-15:
         h1 = max(1e-6, h0 * 1e-3)
     else:

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from nodebench.solvers.controller import Controller, initial_step
+from nodebench.solvers.controller import BlockNorm, Controller, initial_step
 from nodebench.solvers.errors import SolverError
 from nodebench.solvers.tableaus import Tableau
 from nodebench.solvers.validate import check_func_output
@@ -154,7 +154,7 @@ def solve(
     atol: float,
     opts: dict[str, Any],
     counts: Counts,
-    error_dims: int | None = None,
+    norm: BlockNorm | None = None,
 ) -> list[torch.Tensor]:
     """Integrate the flat state ``y0`` through the times ``ts``.
 
@@ -165,7 +165,7 @@ def solve(
         ts: strictly monotone output times (Python floats).
         tableau, rtol, atol, opts: the method, tolerances and validated options.
         counts: NFE and step counters, updated in place.
-        error_dims: if given, only the first ``error_dims`` entries enter the error norm (seminorm).
+        norm: the error norm (default: RMS over the whole state).
     Returns:
         the flat state at every time in ``ts`` (the first is ``y0`` itself).
     """
@@ -179,7 +179,7 @@ def solve(
     stages = (_List if grad else _Buffer)(tableau, y0, shape)
     stages.set(0, f0)
     if tableau.adaptive:
-        return _solve_adaptive(f, y0, ts, tableau, rtol, atol, opts, counts, error_dims, stages)
+        return _solve_adaptive(f, y0, ts, tableau, rtol, atol, opts, counts, norm, stages)
     return _solve_fixed(f, y0, ts, tableau, opts, counts, stages)
 
 
@@ -234,14 +234,12 @@ def _solve_fixed(f, y0, ts, tab: Tableau, opts, counts: Counts, K) -> list[torch
     return out
 
 
-def _solve_adaptive(
-    f, y0, ts, tab: Tableau, rtol, atol, opts, counts: Counts, error_dims, K
-) -> list[torch.Tensor]:
+def _solve_adaptive(f, y0, ts, tab: Tableau, rtol, atol, opts, counts: Counts, norm, K) -> list[torch.Tensor]:
     t_end = ts[-1]
     d = 1.0 if t_end > ts[0] else -1.0
     s = tab.stages
-    m = error_dims
-    sqrt_n = math.sqrt(y0.numel() if m is None else m)
+    m = None if norm is None else norm.prefix
+    sqrt_n = math.sqrt(y0.numel())
     ctrl = Controller(tab.order, opts["safety"], opts["ifactor"], opts["dfactor"], opts["controller"])
     max_steps = opts["max_num_steps"]
 
@@ -252,7 +250,15 @@ def _solve_adaptive(
         h_abs = opts["first_step"]
     else:
         h_abs = initial_step(
-            lambda t_, y_: f(t_, y_).reshape(-1), t, y.detach(), f0.detach(), tab.order - 1, rtol, atol, d, m
+            lambda t_, y_: f(t_, y_).reshape(-1),
+            t,
+            y.detach(),
+            f0.detach(),
+            tab.order - 1,
+            rtol,
+            atol,
+            d,
+            *(() if norm is None else (norm, m)),
         )
     yd = y.detach() if m is None else y.detach()[:m]
     abs_y = yd.abs()
@@ -282,9 +288,10 @@ def _solve_adaptive(
             y1d = y1.detach() if m is None else y1.detach()[:m]
             abs_y1 = y1d.abs()
             tol = torch.maximum(abs_y, abs_y1).mul_(rtol).add_(atol)
-            if m is not None:
-                err = err[:m]
-            ratio = torch.linalg.vector_norm(err.div_(tol)).item() * abs(h) / sqrt_n
+            if m is None:
+                ratio = torch.linalg.vector_norm(err.div_(tol)).item() * abs(h) / sqrt_n
+            else:
+                ratio = norm(err[:m].div_(tol)) * abs(h)
         h_next = ctrl.next_step(abs(h), ratio)
         if ratio <= 1.0:
             counts.accepted += 1
