@@ -151,7 +151,7 @@ def _find_params(func: Any, adjoint_params: Any) -> tuple[torch.Tensor, ...]:
         if not isinstance(func, torch.nn.Module):
             raise TypeError(
                 "adjoint_params: func is not an nn.Module, so its parameters cannot be found; pass "
-                "adjoint_params=(tensors func uses that need gradients,) or adjoint_params=() if there are none"
+                "adjoint_params=(the tensors func uses that need gradients,), or () if there are none"
             )
         return tuple(p for p in func.parameters() if p.requires_grad)
     if isinstance(adjoint_params, torch.Tensor) or not isinstance(adjoint_params, Sequence):

@@ -82,7 +82,8 @@ def check_options(options: Any, tableau: Tableau) -> dict[str, Any]:
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise ValueError(
-            f"options: unknown option(s) {unknown} for method {tableau.name!r}; valid options are {sorted(allowed)}"
+            f"options: unknown option(s) {unknown} for method {tableau.name!r}; "
+            f"valid options are {sorted(allowed)}"
         )
     out: dict[str, Any] = dict(options)
     mns = out.get("max_num_steps", DEFAULT_MAX_NUM_STEPS)
