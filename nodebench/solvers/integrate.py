@@ -205,12 +205,13 @@ def _solve_fixed(f, y0, ts, tab: Tableau, opts, counts: Counts, K) -> list[torch
     j = 1
     d = 1.0 if ts[-1] > ts[0] else -1.0
     y = y0
-    k1 = K.get(0)
+    first = True  # slot 0 already holds f(t0, y0)
+    k1 = None  # f(t1, y1) when an off-grid output needed it: the next step's first stage
     for t0, t1 in zip(grid[:-1], grid[1:]):
         h = t1 - t0
-        if k1 is None:
-            k1 = f(t0, y)
-        K.set(0, k1)
+        if not first:
+            K.set(0, k1 if k1 is not None else f(t0, y))
+        first = False
         k1 = None
         for i in range(1, s):
             K.set(i, f(t0 + tab.c[i] * h, K.stage_input(y, i, h)))
