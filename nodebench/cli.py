@@ -1,0 +1,316 @@
+"""``nodebench run | reproduce | report | check | data``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shlex
+import sys
+import traceback
+from pathlib import Path
+from types import ModuleType
+
+import torch
+
+from nodebench import store, workloads
+from nodebench.report._tables import final_values, markdown_table
+from nodebench.workloads.base import config_from_dict, config_to_dict
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class _UsageError(Exception):
+    """Bad arguments or state: printed as ``nodebench: error: ...`` with exit status 2."""
+
+
+class _TqdmProgress:
+    """Adapts a tqdm bar to :class:`nodebench.store.ProgressHook`."""
+
+    def __init__(self, description: str) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(desc=description, total=None, unit="tick", dynamic_ncols=True, file=sys.stderr)
+
+    def set_total(self, total: int) -> None:
+        self.bar.total = total
+        self.bar.refresh()
+
+    def update(self, n: int) -> None:
+        self.bar.update(n)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise _UsageError(
+            "--device cuda: CUDA is not available on this machine (torch.cuda.is_available() is False)"
+        )
+    return torch.device(name)
+
+
+def _command(argv: list[str]) -> str:
+    return shlex.join(["nodebench", *argv])
+
+
+def _load_workload(name: str) -> ModuleType:
+    try:
+        return workloads.load(name)
+    except workloads.WorkloadNotAvailable as exc:
+        raise _UsageError(str(exc)) from None
+
+
+def _new_recorder(
+    module: ModuleType, preset: str, seeds: list[int] | None, device: torch.device, out: Path, command: str
+) -> tuple[store.Recorder, object]:
+    config = module.PRESETS[preset]
+    if seeds:
+        config = dataclasses.replace(config, seeds=tuple(seeds))
+    recorder = store.create_run(
+        out, module.NAME, preset, config_to_dict(config), str(device), module.PROTOCOL, command
+    )
+    return recorder, config
+
+
+def _resumed_recorder(
+    module: ModuleType, run_dir: Path, args: argparse.Namespace, command: str
+) -> tuple[store.Recorder, object]:
+    try:
+        meta = store.read_meta(run_dir)
+    except (FileNotFoundError, store.RunStateError) as exc:
+        raise _UsageError(f"--resume {run_dir}: {exc}") from None
+    if meta.get("workload") != module.NAME:
+        raise _UsageError(
+            f"--resume {run_dir}: that run is of workload {meta.get('workload')!r}, not {module.NAME!r}"
+        )
+    for option, given, stored in (
+        ("--preset", args.preset, meta.get("preset")),
+        ("--device", args.device, meta.get("device")),
+    ):
+        if given is not None and given != stored:
+            raise _UsageError(
+                f"{option} {given}: the run being resumed used {stored}; omit {option} to resume it"
+            )
+    if args.seed and list(args.seed) != list(meta.get("seeds") or []):
+        raise _UsageError(f"--seed {args.seed}: the run being resumed used seeds {meta.get('seeds')}")
+    _device(meta.get("device", "cpu"))
+    try:
+        config = config_from_dict(module.Config, meta["config"])
+        recorder = store.resume_run(run_dir, command)
+    except (ValueError, store.RunStateError) as exc:
+        raise _UsageError(f"--resume {run_dir}: {exc}") from None
+    return recorder, config
+
+
+def _execute(module: ModuleType, recorder: store.Recorder, config: object) -> int:
+    """Run the workload into ``recorder`` with a progress bar; print the outcome. Returns the exit status."""
+    progress = _TqdmProgress(f"{module.NAME} ({recorder.meta.get('preset')})")
+    recorder.progress = progress
+    resume_hint = f"nodebench run {module.NAME} --resume {recorder.run_dir}"
+    try:
+        with recorder:
+            module.run(config, recorder, torch.device(recorder.meta.get("device", "cpu")))
+    except KeyboardInterrupt:
+        print(
+            f"\ninterrupted; records kept in {recorder.run_dir}\nresume with: {resume_hint}", file=sys.stderr
+        )
+        return EXIT_INTERRUPTED
+    except Exception:
+        traceback.print_exc()
+        print(f"run failed; records kept in {recorder.run_dir}\nresume with: {resume_hint}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        progress.close()
+    _summary(recorder.run_dir)
+    return 0
+
+
+def _summary(run_dir: Path) -> None:
+    meta = store.read_meta(run_dir)
+    records = store.read_records(run_dir)
+    print(
+        f"\n{meta['workload']} ({meta['preset']}, {meta['device']}): {meta['status']}, {len(records)} records"
+    )
+    if not records.empty:
+        print(markdown_table(final_values(records)))
+    print(f"run directory: {run_dir}")
+
+
+def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
+    module = _load_workload(args.workload)
+    command = _command(argv)
+    if args.resume is not None:
+        recorder, config = _resumed_recorder(module, Path(args.resume), args, command)
+    else:
+        device = _device(args.device or "cpu")
+        recorder, config = _new_recorder(
+            module, args.preset or "smoke", args.seed, device, Path(args.out), command
+        )
+    return _execute(module, recorder, config)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from nodebench.report import build_report
+
+    run_dirs = [Path(p) for p in args.run_dirs] or store.latest_runs(args.runs)
+    if not run_dirs:
+        print(f"nodebench report: no complete runs under {args.runs}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        path = build_report(run_dirs, args.out)
+    except FileNotFoundError as exc:
+        raise _UsageError(str(exc)) from None
+    except store.CorruptRecordsError as exc:
+        print(f"nodebench report: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"report written to {path} ({len(run_dirs)} run(s))")
+    return 0
+
+
+def _cmd_reproduce(args: argparse.Namespace, argv: list[str]) -> int:
+    from nodebench.report import build_report
+
+    device = _device(args.device)
+    runs_root = Path(args.out) / "runs"
+    command = _command(argv)
+    produced: list[Path] = []
+    failed = False
+    for name in workloads.names():
+        try:
+            module = workloads.load(name)
+        except workloads.WorkloadNotAvailable as exc:
+            print(f"skip {name}: {exc}", file=sys.stderr)
+            continue
+        config = module.PRESETS[args.preset]
+        preflight = getattr(module, "preflight", None)
+        try:
+            reason = preflight(config, device) if preflight is not None else None
+        except Exception as exc:
+            reason = f"preflight check failed: {type(exc).__name__}: {exc}"
+        if reason:
+            print(f"skip {name}: {reason}", file=sys.stderr)
+            continue
+        previous = store.find_runs(runs_root, module.NAME, args.preset, str(device))
+        try:
+            if previous and store.read_meta(previous[-1]).get("status") != "complete":
+                print(f"{name}: resuming {previous[-1]}", file=sys.stderr)
+                config = config_from_dict(module.Config, store.read_meta(previous[-1])["config"])
+                recorder = store.resume_run(previous[-1], command)
+            else:
+                recorder = store.create_run(
+                    runs_root,
+                    module.NAME,
+                    args.preset,
+                    config_to_dict(config),
+                    str(device),
+                    module.PROTOCOL,
+                    command,
+                )
+        except (store.RunStateError, ValueError) as exc:
+            print(f"skip {name}: {exc}", file=sys.stderr)
+            failed = True
+            continue
+        status = _execute(module, recorder, config)
+        produced.append(recorder.run_dir)
+        if status == EXIT_INTERRUPTED:
+            return status
+        failed = failed or status != 0
+    if not produced:
+        print("nodebench reproduce: no workload is available to run", file=sys.stderr)
+        return EXIT_FAILED
+    path = build_report(produced, Path(args.out) / "report")
+    print(f"report written to {path}")
+    return EXIT_FAILED if failed else 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from nodebench.reference.check import main as check_main
+
+    _device(args.device)
+    return check_main(args)
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    from nodebench.data.mnist import cli as mnist_cli
+
+    return mnist_cli(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nodebench", description="Benchmark and reproducibility suite for Neural ODEs."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    presets = list(workloads.PRESET_NAMES)
+
+    run = sub.add_parser("run", help="run one workload into a new run directory (or resume one)")
+    run.add_argument("workload", help=f"workload name ({', '.join(workloads.names())})")
+    run.add_argument("--preset", choices=presets, help="config preset (default: smoke)")
+    run.add_argument("--device", choices=["cpu", "cuda"], help="device (default: cpu)")
+    run.add_argument("--seed", type=int, nargs="+", metavar="N", help="seeds, replacing the preset's")
+    run.add_argument("--out", default="results/runs", help="runs folder (default: results/runs)")
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted or failed run")
+
+    report = sub.add_parser("report", help="write REPORT.md and figures from stored runs")
+    report.add_argument(
+        "run_dirs",
+        nargs="*",
+        metavar="RUN_DIR",
+        help="runs to report (default: latest complete run per workload and preset)",
+    )
+    report.add_argument(
+        "--runs", default="results/runs", help="where to look for runs by default (default: results/runs)"
+    )
+    report.add_argument("--out", default="results/report", help="report folder (default: results/report)")
+
+    check = sub.add_parser("check", help="correctness matrix against torchdiffeq and analytic references")
+    check.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    check.add_argument("--quick", action="store_true", help="a reduced matrix")
+
+    data = sub.add_parser("data", help="fetch, import or verify data sets")
+    data_sub = data.add_subparsers(dest="dataset_command", required=True)
+    mnist = data_sub.add_parser("mnist", help="MNIST / Fashion-MNIST into the cache")
+    mnist.add_argument("--dir", help="cache root (default: $NODEBENCH_DATA or ~/.cache/nodebench)")
+    mnist.add_argument("--from", dest="from_dir", metavar="DIR", help="import IDX files from DIR")
+    mnist.add_argument("--dataset", choices=["mnist", "fashion-mnist"], help="default: mnist")
+
+    reproduce = sub.add_parser("reproduce", help="run every available workload at a preset, then the report")
+    reproduce.add_argument("--preset", choices=presets, default="smoke")
+    reproduce.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    reproduce.add_argument(
+        "--out", default="results", help="results folder: runs in OUT/runs, report in OUT/report"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``nodebench`` command.
+
+    Arguments:
+        argv: the arguments after the program name (``None``: ``sys.argv[1:]``).
+
+    Returns:
+        The exit status: 0 success, 1 a run or check failed, 2 bad usage, 130 interrupted.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        if args.command == "run":
+            return _cmd_run(args, argv)
+        if args.command == "report":
+            return _cmd_report(args)
+        if args.command == "check":
+            return _cmd_check(args)
+        if args.command == "data":
+            return _cmd_data(args)
+        return _cmd_reproduce(args, argv)
+    except _UsageError as exc:
+        print(f"nodebench: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE

@@ -1,0 +1,237 @@
+"""Build ``REPORT.md`` and its figures from stored runs only (records and meta; no model code)."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import traceback
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from nodebench.measure.provenance import utc_now
+from nodebench.report._tables import final_values, markdown_table
+from nodebench.store import load_runs, read_meta, resolve_run_dirs
+
+MAX_CURVES = 6
+STATUS_LABELS = {
+    "complete": "complete",
+    "failed": "**FAILED -- partial results**",
+    "interrupted": "**INTERRUPTED -- partial results**",
+    "running": "**UNFINISHED (running or killed) -- partial results**",
+}
+
+Section = Callable[[pd.DataFrame, list[dict[str, Any]], Path], str]
+
+
+def _section_hook(workload: str) -> Section | None:
+    """``section`` of ``nodebench.report.<workload>`` if that module exists, else ``None``."""
+    name = f"{__package__}.{workload}"
+    try:
+        module = importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name == name:
+            return None
+        raise
+    return getattr(module, "section", None)
+
+
+def _demote_headings(markdown: str, levels: int = 3) -> str:
+    """Nest a protocol card's headings ``levels`` deeper so they sit under the run's heading."""
+    lines, fenced = [], False
+    for line in markdown.splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        lines.append("#" * levels + line if line.startswith("#") and not fenced else line)
+    return "\n".join(lines)
+
+
+def _status(meta: dict[str, Any]) -> str:
+    status = meta.get("status", "unknown")
+    label = STATUS_LABELS.get(status, f"**{status}**")
+    return f"{label}: {meta['error']}" if meta.get("error") else label
+
+
+def _provenance(meta: dict[str, Any], n_records: int) -> str:
+    versions = meta.get("versions") or {}
+    commit = meta.get("git_commit")
+    commit_text = (
+        "not a git checkout"
+        if commit is None
+        else commit[:12] + (" (dirty)" if meta.get("git_dirty") else "")
+    )
+    attempts = meta.get("attempts") or []
+    items = [
+        ("status", _status(meta)),
+        ("command", f"`{meta.get('command', '')}`"),
+        ("preset", meta.get("preset")),
+        ("seeds", meta.get("seeds")),
+        ("device", f"{meta.get('device')}" + (f" ({meta['gpu']})" if meta.get("gpu") else "")),
+        ("CPU", f"{meta.get('cpu')}, {meta.get('torch_threads')} torch threads"),
+        ("versions", ", ".join(f"{key} {value}" for key, value in versions.items())),
+        ("git commit", commit_text),
+        ("started / ended", f"{meta.get('started_at')} / {meta.get('ended_at') or '-'}"),
+        ("attempts", f"{len(attempts)} (resumed {len(attempts) - 1} times)" if len(attempts) > 1 else "1"),
+        ("records", n_records),
+        ("run directory", f"`{meta.get('run_dir')}`"),
+    ]
+    return "\n".join(f"- {key}: {value}" for key, value in items)
+
+
+def _curves(records: pd.DataFrame, path: Path) -> tuple[bool, list[str]]:
+    """Plot value against step per metric (hue: variant) for metrics recorded at two steps or more.
+
+    Returns:
+        Whether a figure was written, and the metrics left out beyond :data:`MAX_CURVES`.
+    """
+    stepped = records[records["step"] >= 0]
+    metrics = [m for m, group in stepped.groupby("metric", sort=False) if group["step"].nunique() > 1]
+    if not metrics:
+        return False, []
+    import seaborn as sns
+    from matplotlib.figure import Figure
+
+    shown = metrics[:MAX_CURVES]
+    fig = Figure(figsize=(4.5 * len(shown), 3.5), layout="constrained")
+    axes = fig.subplots(1, len(shown), squeeze=False)[0]
+    for ax, metric in zip(axes, shown):
+        data = stepped[stepped["metric"] == metric]
+        sns.lineplot(data=data, x="step", y="value", hue="variant", errorbar="sd", ax=ax)
+        unit = data["unit"].iloc[0]
+        ax.set_title(metric)
+        ax.set_ylabel(f"{metric} [{unit}]" if unit else metric)
+    fig.savefig(path, dpi=100)
+    return True, metrics[MAX_CURVES:]
+
+
+def _run_section(meta: dict[str, Any], records: pd.DataFrame, out_dir: Path, curves: bool) -> list[str]:
+    lines = [f"### Run `{meta['run_id']}` (preset {meta.get('preset')}, {_status(meta)})", ""]
+    lines += [_provenance(meta, len(records)), ""]
+    lines += [
+        "#### Protocol",
+        "",
+        _demote_headings((meta.get("protocol") or "(no protocol card stored)").strip()),
+        "",
+    ]
+    lines += ["#### Final values", ""]
+    if records.empty:
+        lines += ["No records.", ""]
+    else:
+        lines += [
+            "Last value per seed, then mean and standard deviation over seeds.",
+            "",
+            markdown_table(final_values(records)),
+            "",
+        ]
+    if curves:
+        name = f"{meta['workload']}-{meta['run_id']}-curves.png"
+        written, left_out = _curves(records, out_dir / "figures" / name)
+        if written:
+            lines += [f"![{meta['workload']} curves, run {meta['run_id']}](figures/{name})", ""]
+        if left_out:
+            lines += [f"Not plotted: {', '.join(left_out)}.", ""]
+    return lines
+
+
+def _versions_table(metas: list[dict[str, Any]]) -> pd.DataFrame:
+    rows = []
+    for meta in metas:
+        versions = meta.get("versions") or {}
+        commit = meta.get("git_commit")
+        rows.append(
+            {
+                "run": meta["run_id"],
+                "workload": meta.get("workload"),
+                "host": meta.get("hostname"),
+                "platform": meta.get("platform"),
+                "CPU": meta.get("cpu"),
+                "GPU": meta.get("gpu") or "",
+                "device": meta.get("device"),
+                "threads": meta.get("torch_threads"),
+                **{name: versions.get(name) for name in versions},
+                "git": "" if commit is None else commit[:12] + ("+dirty" if meta.get("git_dirty") else ""),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def build_report(run_dirs: Iterable[str | os.PathLike[str]], out_dir: str | os.PathLike[str]) -> Path:
+    """Write ``REPORT.md`` and PNG figures for a set of runs, from their stored records and meta only.
+
+    Per workload: each run's status, provenance, protocol card and final values, then the workload's
+    own section from ``nodebench.report.<workload>.section(df, meta_list, out_dir)`` if that module
+    exists (else generic curves of stepped metrics). The report ends with versions and machines.
+
+    Arguments:
+        run_dirs: run directories, folders of runs or globs (:func:`nodebench.store.resolve_run_dirs`).
+        out_dir: where ``REPORT.md`` and ``figures/`` go (created if needed).
+
+    Returns:
+        The path of ``REPORT.md``.
+
+    Raises:
+        ValueError: ``run_dirs`` is empty.
+    """
+    run_dirs = list(run_dirs)
+    if not run_dirs:
+        raise ValueError("run_dirs is empty: there are no runs to report")
+    run_dirs = resolve_run_dirs(run_dirs)
+    records = load_runs(run_dirs)
+    metas = [read_meta(path) for path in run_dirs]
+    out_dir = Path(out_dir)
+    (out_dir / "figures").mkdir(parents=True, exist_ok=True)
+
+    lines = [
+        "# nodebench report",
+        "",
+        f"Generated {utc_now()} from {len(metas)} stored run(s); every number below is read from their "
+        "records, measured on the device each run names.",
+        "",
+        "## Runs",
+        "",
+    ]
+    overview = pd.DataFrame(
+        {
+            "workload": [m.get("workload") for m in metas],
+            "preset": [m.get("preset") for m in metas],
+            "run": [m["run_id"] for m in metas],
+            "status": [m.get("status") for m in metas],
+            "device": [m.get("device") for m in metas],
+            "started": [m.get("started_at") for m in metas],
+            "records": [int((records["run_id"] == m["run_id"]).sum()) for m in metas],
+        }
+    )
+    lines += [markdown_table(overview), ""]
+
+    for workload in dict.fromkeys(m.get("workload") for m in metas):
+        workload_metas = [m for m in metas if m.get("workload") == workload]
+        workload_records = records[records["workload"] == workload].reset_index(drop=True)
+        section, failure = None, None
+        try:
+            section = _section_hook(workload)
+            if section is not None:
+                text = section(workload_records, workload_metas, out_dir).strip()
+        except Exception:
+            section, failure = None, traceback.format_exc(limit=3).strip()
+        lines += [f"## {workload}", ""]
+        for meta in workload_metas:
+            run_records = workload_records[workload_records["run_id"] == meta["run_id"]]
+            lines += _run_section(meta, run_records, out_dir, curves=section is None)
+        if section is not None:
+            lines += [f"### {workload}: results", "", text, ""]
+        if failure is not None:
+            lines += [f"**The {workload} section failed to build:**", "", "```", failure, "```", ""]
+
+    lines += [
+        "## Versions and machines",
+        "",
+        "The exact software and hardware that produced the runs above.",
+        "",
+        markdown_table(_versions_table(metas)),
+        "",
+    ]
+    path = out_dir / "REPORT.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path

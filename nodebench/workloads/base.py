@@ -1,0 +1,58 @@
+"""Helpers shared by workloads: config (de)serialisation and seeding."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+
+C = TypeVar("C")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _jsonable(item) for key, item in value.items()}
+    return value
+
+
+def _tuples(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_tuples(item) for item in value)
+    if isinstance(value, dict):
+        return {key: _tuples(item) for key, item in value.items()}
+    return value
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """A workload config (a dataclass instance) as a JSON-serialisable dict (tuples become lists)."""
+    if not dataclasses.is_dataclass(config) or isinstance(config, type):
+        raise TypeError(f"config must be a dataclass instance, got {type(config).__name__}")
+    return _jsonable(dataclasses.asdict(config))
+
+
+def config_from_dict(cls: type[C], data: dict[str, Any]) -> C:
+    """Rebuild a config of dataclass type ``cls`` from :func:`config_to_dict` output (lists become tuples).
+
+    Raises:
+        ValueError: ``data`` names fields ``cls`` lacks or lacks fields without a default.
+    """
+    names = {field.name for field in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"stored config has fields {unknown} that {cls.__qualname__} does not have")
+    try:
+        return cls(**{key: _tuples(value) for key, value in data.items()})
+    except TypeError as exc:
+        raise ValueError(f"stored config does not fit {cls.__qualname__}: {exc}") from exc
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's (CPU and CUDA) random generators with ``seed``."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 - code that uses the global generator is seeded too
+    torch.manual_seed(seed)

@@ -1,0 +1,129 @@
+"""Reports are built from stored records and meta alone."""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from nodebench import store, workloads
+from nodebench.report import build_report, final_values, markdown_table
+
+WORKLOAD = "ghostbench"  # deliberately not a registered workload: the report must not need its code
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def make_run(out: Path, preset: str, seeds: list[int], fail: bool) -> Path:
+    config = {"seeds": seeds, "width": 3}
+    recorder = store.create_run(
+        out, WORKLOAD, preset, config, "cpu", "## Ghost protocol\n\nMade up.", "ghost cmd"
+    )
+    for seed in seeds:
+        for variant, accuracy in (("ode", 90.0 - 10 * seed), ("resnet", 95.0)):
+            with recorder.unit(f"{variant}/{seed}"):
+                for step in range(3):
+                    recorder.record(variant, seed, step, "loss", 1.0 / (step + 1) + seed, "")
+                recorder.record(variant, seed, store.NO_STEP, "accuracy", accuracy, "%")
+    if fail:
+        with pytest.raises(RuntimeError), recorder, recorder.unit("ode/99"):
+            recorder.record("ode", 99, 0, "loss", 5.0, "")
+            raise RuntimeError("boom")
+    else:
+        recorder.finish("complete")
+    return recorder.run_dir
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> list[Path]:
+    return [
+        make_run(tmp_path / "runs", "smoke", [0, 1], fail=False),
+        make_run(tmp_path / "runs", "standard", [0], fail=True),
+    ]
+
+
+def test_report_from_records_only(tmp_path, runs):
+    assert WORKLOAD not in workloads.names()
+    before = set(sys.modules)
+    path = build_report(runs, tmp_path / "report")
+    imported = set(sys.modules) - before
+    assert not [name for name in imported if name.startswith(("nodebench.models", "nodebench.workloads"))]
+
+    text = path.read_text()
+    assert path == tmp_path / "report" / "REPORT.md"
+    complete, failed = (store.read_meta(run)["run_id"] for run in runs)
+    assert f"| {WORKLOAD} | smoke | {complete} | complete | cpu |" in text
+    assert f"| {WORKLOAD} | standard | {failed} | failed | cpu |" in text
+    assert "**FAILED -- partial results**: RuntimeError: boom" in text
+    assert "\n##### Ghost protocol\n" in text and "- command: `ghost cmd`" in text
+    # final values: mean and sample std over seeds of each seed's last value
+    assert "| ode | accuracy | % | 85 | 7.071 | 2 |" in text
+    assert "| resnet | accuracy | % | 95 | 0 | 2 |" in text
+    assert "| ode | loss |  | 0.8333 | 0.7071 | 2 |" in text
+    assert "| ode | loss |  | 2.667 | 3.3 | 2 |" in text  # failed run: the cut-off unit's row is kept
+    versions = text[text.index("## Versions and machines") :]
+    assert "| run | workload | host | platform | CPU |" in versions and failed in versions
+    for run_id in (complete, failed):
+        figure = tmp_path / "report" / "figures" / f"{WORKLOAD}-{run_id}-curves.png"
+        assert figure.read_bytes().startswith(PNG_MAGIC)
+        assert f"](figures/{figure.name})" in text
+
+
+def test_workload_section_hook(tmp_path, runs, monkeypatch):
+    calls = []
+
+    def section(df: pd.DataFrame, metas: list[dict], out_dir: Path) -> str:
+        calls.append((df, metas))
+        (out_dir / "figures" / "ghost.png").write_bytes(PNG_MAGIC)
+        return "Ghost section body ![ghost](figures/ghost.png)"
+
+    hook = types.ModuleType(f"nodebench.report.{WORKLOAD}")
+    hook.section = section
+    monkeypatch.setitem(sys.modules, hook.__name__, hook)
+    text = build_report(runs, tmp_path / "report").read_text()
+    assert f"### {WORKLOAD}: results\n\nGhost section body" in text
+    ((df, metas),) = calls
+    assert len(df) == 2 * 2 * 4 + 2 * 4 + 1 and set(df["preset"]) == {"smoke", "standard"}
+    assert [meta["preset"] for meta in metas] == ["smoke", "standard"]
+    assert not list((tmp_path / "report" / "figures").glob("*-curves.png"))
+
+    def broken(df: pd.DataFrame, metas: list[dict], out_dir: Path) -> str:
+        raise KeyError("missing_metric")
+
+    hook.section = broken
+    text = build_report(runs, tmp_path / "report2").read_text()
+    assert f"**The {WORKLOAD} section failed to build:**" in text and "KeyError: 'missing_metric'" in text
+    assert "| ode | accuracy | % | 85 | 7.071 | 2 |" in text
+
+
+def test_report_rejects_no_runs(tmp_path):
+    with pytest.raises(ValueError, match="run_dirs is empty"):
+        build_report([], tmp_path)
+
+
+def test_tables():
+    records = pd.DataFrame(
+        {
+            "variant": ["a", "a", "a", "b"],
+            "seed": [0, 0, 1, 0],
+            "metric": ["m"] * 4,
+            "unit": ["s"] * 4,
+            "value": [1.0, 2.0, 4.0, float("nan")],
+        }
+    )
+    table = final_values(records)
+    assert table.to_dict("list") == {
+        "variant": ["a", "b"],
+        "metric": ["m", "m"],
+        "unit": ["s", "s"],
+        "value": [3.0, pytest.approx(float("nan"), nan_ok=True)],
+        "std": [pytest.approx(2**0.5), pytest.approx(float("nan"), nan_ok=True)],
+        "seeds": [2, 1],
+    }
+    assert markdown_table(pd.DataFrame({"x|y": ["p|q"], "n": [1.23456]})).splitlines() == [
+        "| x\\|y | n |",
+        "|---|---:|",
+        "| p\\|q | 1.235 |",
+    ]

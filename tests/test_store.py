@@ -1,0 +1,263 @@
+"""The run store: records, units, resume, concurrency, corruption, meta."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from nodebench import store
+from nodebench.workloads.base import config_from_dict, config_to_dict
+from tests import toy_workload
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture
+def crash(monkeypatch: pytest.MonkeyPatch):
+    """Set ``toy_workload.CRASH`` for one test: ``crash(unit_key, step, exception)``."""
+
+    def set_crash(key: str, step: int, exc: BaseException) -> None:
+        monkeypatch.setattr(toy_workload, "CRASH", (key, step, exc))
+
+    yield set_crash
+    monkeypatch.setattr(toy_workload, "CRASH", None)
+
+
+def start(out: Path, config: toy_workload.Config | None = None) -> store.Recorder:
+    config = config or toy_workload.PRESETS["smoke"]
+    return store.create_run(out, "toy", "smoke", config_to_dict(config), "cpu", toy_workload.PROTOCOL, "test")
+
+
+def run_toy(recorder: store.Recorder, config: toy_workload.Config | None = None) -> None:
+    with recorder:
+        toy_workload.run(config or toy_workload.PRESETS["smoke"], recorder, CPU)
+
+
+def comparable(run_dir: Path) -> pd.DataFrame:
+    """Records without timings and run ids, for comparing runs."""
+    records = store.read_records(run_dir)
+    return records[records["unit"] != "s"].drop(columns="run_id").reset_index(drop=True)
+
+
+@pytest.fixture
+def reference(tmp_path: Path) -> pd.DataFrame:
+    recorder = start(tmp_path / "reference")
+    run_toy(recorder)
+    return comparable(recorder.run_dir)
+
+
+@pytest.mark.parametrize(
+    ("exc", "status"), [(RuntimeError("boom"), "failed"), (KeyboardInterrupt(), "interrupted")]
+)
+def test_cut_off_run_resumes_to_the_uninterrupted_records(tmp_path, reference, crash, exc, status):
+    crash("alpha/seed=1", 2, exc)
+    recorder = start(tmp_path / "runs")
+    with pytest.raises(type(exc)):
+        run_toy(recorder)
+    meta = store.read_meta(recorder.run_dir)
+    assert meta["status"] == status
+    assert meta["error"] == ("KeyboardInterrupt" if status == "interrupted" else "RuntimeError: boom")
+    kept = store.read_records(recorder.run_dir)
+    assert len(kept) == 2 * 9 + 2 * 2  # two complete units plus two steps of the cut-off one
+    assert kept.iloc[-1]["variant"] == "alpha" and kept.iloc[-1]["seed"] == 1
+
+    crash("nowhere", 0, RuntimeError())
+    resumed = store.resume_run(recorder.run_dir, "test --resume")
+    assert resumed.completed("alpha/seed=0") and resumed.completed("beta/seed=0")
+    assert not resumed.completed("alpha/seed=1")
+    run_toy(resumed)
+    meta = store.read_meta(recorder.run_dir)
+    assert meta["status"] == "complete" and meta["error"] is None
+    assert [attempt["status"] for attempt in meta["attempts"]] == [status, "complete"]
+    pd.testing.assert_frame_equal(comparable(recorder.run_dir), reference)
+
+
+def test_killed_run_with_torn_row_is_reported_then_resumed(tmp_path, reference):
+    """A real SIGKILL mid-unit, then half a row appended as a crash during a write would leave it."""
+    script = (
+        "import os, signal, sys, torch\n"
+        "from tests import toy_workload\n"
+        "from nodebench import store\n"
+        "from nodebench.workloads.base import config_to_dict\n"
+        "config = config_to_dict(toy_workload.Config())\n"
+        "recorder = store.create_run(sys.argv[1], 'toy', 'smoke', config, 'cpu')\n"
+        "print(recorder.run_dir, flush=True)\n"
+        "original = recorder.record\n"
+        "def record(variant, seed, step, *rest):\n"
+        "    if (variant, seed, step) == ('beta', 1, 1):\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    original(variant, seed, step, *rest)\n"
+        "recorder.record = record\n"
+        "toy_workload.run(toy_workload.Config(), recorder, torch.device('cpu'))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent.parent))
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, env=env
+    )
+    assert proc.returncode == -9, proc.stderr
+    run_dir = Path(proc.stdout.strip())
+    assert store.read_meta(run_dir)["status"] == "running"
+    records_path = run_dir / "records.csv"
+    n_lines = len(records_path.read_text().splitlines())
+    with open(records_path, "a") as handle:
+        handle.write(f"{run_dir.name},toy,beta,1,1,lo")
+    with pytest.raises(store.CorruptRecordsError, match=rf"records\.csv:{n_lines + 1}: incomplete last line"):
+        store.load_runs(run_dir)
+
+    resumed = store.resume_run(run_dir)
+    run_toy(resumed)
+    pd.testing.assert_frame_equal(comparable(run_dir), reference)
+
+
+def test_corrupt_line_is_reported_with_its_line_number(tmp_path):
+    recorder = start(tmp_path)
+    run_toy(recorder)
+    path = recorder.run_dir / "records.csv"
+    lines = path.read_text().splitlines(keepends=True)
+    assert ",loss," in lines[3]
+    lines[3] = lines[3].replace(",loss,", ",loss,not-a-number;")
+    path.write_text("".join(lines))
+    with pytest.raises(store.CorruptRecordsError, match=r"records\.csv:4: corrupt record"):
+        store.load_runs(recorder.run_dir)
+    lines[3] = "just,three,fields\n"
+    path.write_text("".join(lines))
+    with pytest.raises(store.CorruptRecordsError, match=r"records\.csv:4: .*expected 8 fields, got 3"):
+        store.read_records(recorder.run_dir)
+
+
+def test_concurrent_runs_never_collide(tmp_path):
+    recorders: list[store.Recorder] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        try:
+            recorder = start(tmp_path)
+            run_toy(recorder)
+            with lock:
+                recorders.append(recorder)
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert len({r.run_dir for r in recorders}) == 12
+    frame = store.load_runs(tmp_path)
+    assert frame.groupby("run_id").size().tolist() == [36] * 12
+    assert set(frame["status"]) == {"complete"}
+
+
+def test_run_id_collision_retries_instead_of_overwriting(tmp_path, monkeypatch):
+    ids = iter(["20240101T000000Z-aaaaaa", "20240101T000000Z-aaaaaa", "20240101T000000Z-bbbbbb"])
+    monkeypatch.setattr(store, "new_run_id", lambda: next(ids))
+    first, second = start(tmp_path), start(tmp_path)
+    assert (first.run_id, second.run_id) == ("20240101T000000Z-aaaaaa", "20240101T000000Z-bbbbbb")
+
+
+def test_a_run_in_use_cannot_be_resumed_and_a_complete_one_not_at_all(tmp_path):
+    recorder = start(tmp_path)
+    with pytest.raises(store.RunStateError, match="in use by another process"):
+        store.resume_run(recorder.run_dir)
+    run_toy(recorder)
+    with pytest.raises(store.RunStateError, match="already complete"):
+        store.resume_run(recorder.run_dir)
+
+
+def test_unit_rules(tmp_path):
+    recorder = start(tmp_path)
+    with pytest.raises(RuntimeError, match="outside"):
+        recorder.record("a", 0, 0, "loss", 1.0)
+    with recorder.unit("u1"):
+        recorder.record("a", 0, 0, "loss", torch.tensor(0.5), "")
+        with pytest.raises(RuntimeError, match="do not nest"), recorder.unit("u2"):
+            pass
+        with pytest.raises(ValueError, match="seed must be an integer"):
+            recorder.record("a", 0.5, 0, "loss", 1.0)
+        with pytest.raises(ValueError, match="variant must not contain line breaks"):
+            recorder.record("a\nb", 0, 0, "loss", 1.0)
+        with pytest.raises(ValueError, match="value must be a number"):
+            recorder.record("a", 0, 0, "loss", "high")
+    with pytest.raises(RuntimeError, match="already completed"), recorder.unit("u1"):
+        pass
+    with pytest.raises(ZeroDivisionError), recorder.unit("abandoned"):
+        recorder.record("b", 0, 0, "loss", 2.0)
+        raise ZeroDivisionError
+    with recorder.unit("u3"):  # the abandoned unit's row is dropped when the next unit starts
+        recorder.record("c, quoted", store.NO_SEED, store.NO_STEP, "loss", float("nan"), "m/s")
+    recorder.finish("complete")
+    records = store.read_records(recorder.run_dir)
+    assert records["variant"].tolist() == ["a", "c, quoted"]
+    assert records["value"].iloc[0] == 0.5 and pd.isna(records["value"].iloc[1])
+    assert records.dtypes[["seed", "step", "value"]].tolist() == ["int64", "int64", "float64"]
+    assert (records["seed"].iloc[1], records["step"].iloc[1]) == (-1, -1)
+
+
+def test_checkpoints_are_written_atomically(tmp_path):
+    recorder = start(tmp_path)
+    path = recorder.checkpoint_path("state.pt")
+    with store.atomic_write_path(path) as tmp:
+        torch.save({"step": 3}, tmp)
+    assert torch.load(path)["step"] == 3
+    with pytest.raises(RuntimeError), store.atomic_write_path(path) as tmp:
+        torch.save({"step": 4}, tmp)
+        raise RuntimeError("crash while saving")
+    assert torch.load(path)["step"] == 3
+    assert [p.name for p in path.parent.iterdir()] == ["state.pt"]
+    with pytest.raises(ValueError, match="plain file name"):
+        recorder.checkpoint_path("../escape.pt")
+    recorder.finish("complete")
+
+
+def test_meta_holds_provenance(tmp_path):
+    recorder = start(tmp_path)
+    run_toy(recorder)
+    meta = json.loads((recorder.run_dir / "meta.json").read_text())
+    for key in (
+        "workload",
+        "preset",
+        "config",
+        "seeds",
+        "protocol",
+        "status",
+        "git_commit",
+        "git_dirty",
+        "device",
+    ):
+        assert key in meta
+    for key in ("cpu", "torch_threads", "hostname", "platform", "started_at", "ended_at", "command"):
+        assert meta[key] is not None
+    assert set(meta["versions"]) == {"python", "torch", "torchdiffeq", "nodebench", "numpy", "pandas"}
+    assert meta["versions"]["torch"] == torch.__version__
+    assert meta["status"] == "complete" and meta["command"] == "test"
+    assert meta["config"] == {"seeds": [0, 1], "variants": ["alpha", "beta"], "steps": 4}
+    assert config_from_dict(toy_workload.Config, meta["config"]) == toy_workload.PRESETS["smoke"]
+    assert recorder.run_dir.parent == tmp_path / "toy"
+
+
+def test_load_runs_accepts_dirs_folders_and_globs(tmp_path):
+    runs = [start(tmp_path) for _ in range(2)]
+    for recorder in runs:
+        run_toy(recorder)
+    by_dir = store.load_runs([r.run_dir for r in runs])
+    assert list(by_dir.columns) == [*store.COLUMNS, "preset", "device", "status"]
+    assert len(by_dir) == 72 and set(by_dir["preset"]) == {"smoke"} and set(by_dir["device"]) == {"cpu"}
+    assert len(store.load_runs(tmp_path)) == 72
+    assert len(store.load_runs(str(tmp_path / "toy" / "*"))) == 72
+    with pytest.raises(FileNotFoundError, match="no runs found"):
+        store.load_runs(tmp_path / "nothing-here")
+    assert store.find_runs(tmp_path, "toy", "smoke", "cpu", "complete") == sorted(
+        (r.run_dir for r in runs), key=lambda p: (store.read_meta(p)["started_at"], p.name)
+    )
+    assert store.latest_runs(tmp_path) == [store.find_runs(tmp_path)[-1]]

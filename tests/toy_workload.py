@@ -1,0 +1,54 @@
+"""A tiny workload for the run-machinery tests (registered by fixtures, never by the package).
+
+``CRASH`` injects a failure: set it to ``(unit_key, step, exception)`` and the run raises that
+exception just before recording ``step`` of that unit.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+
+from nodebench.store import NO_STEP, Recorder
+from nodebench.workloads.base import seed_everything
+
+NAME = "toy"
+PROTOCOL = "## Toy protocol\n\nRandom numbers per variant and seed; nothing is trained."
+CRASH: tuple[str, int, BaseException] | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    seeds: tuple[int, ...] = (0, 1)
+    variants: tuple[str, ...] = ("alpha", "beta")
+    steps: int = 4
+
+
+PRESETS = {
+    "smoke": Config(),
+    "standard": Config(steps=6),
+    "paper": Config(seeds=(0, 1, 2), steps=8),
+}
+
+
+def run(config: Config, recorder: Recorder, device: torch.device) -> None:
+    units = [(variant, seed) for seed in config.seeds for variant in config.variants]
+    recorder.set_total(len(units))
+    for variant, seed in units:
+        key = f"{variant}/seed={seed}"
+        if not recorder.completed(key):
+            with recorder.unit(key):
+                seed_everything(seed)
+                total = 0.0
+                for step in range(config.steps):
+                    if CRASH is not None and CRASH[:2] == (key, step):
+                        raise CRASH[2]
+                    start = time.perf_counter()
+                    value = float(torch.randn((), device=device))
+                    total += value
+                    recorder.record(variant, seed, step, "loss", value, "")
+                    recorder.record(variant, seed, step, "time", time.perf_counter() - start, "s")
+                recorder.record(variant, seed, NO_STEP, "total", total, "")
+        recorder.tick()
