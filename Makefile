@@ -17,7 +17,7 @@ $(VENV)/.nodebench-installed: pyproject.toml
 	touch $@
 
 run: setup
-	$(VENV)/bin/nodebench reproduce --preset $(PRESET)
+	$(VENV)/bin/nodebench reproduce --preset $(PRESET) --out results/$(PRESET)-local
 
 test: setup
 	$(PY) -m pytest -q
