@@ -1,0 +1,1 @@
+"""Data sets: MNIST fetch/verify/load (`nodebench.data.mnist`) and spiral generators."""
