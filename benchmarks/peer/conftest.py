@@ -16,7 +16,9 @@ import torch
 RATIOS: list[str] = []
 
 
-def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int = 15, warmup: int = 3) -> dict[str, float]:
+def interleaved_medians(
+    fns: dict[str, Callable[[], object]], repeats: int = 15, warmup: int = 3
+) -> dict[str, float]:
     """Median wall time of each callable, run alternately so that machine drift hits all alike."""
     for _ in range(warmup):
         for fn in fns.values():

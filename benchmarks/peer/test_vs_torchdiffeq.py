@@ -51,18 +51,26 @@ def test_solve_spiral_demo_no_grad(benchmark, report_ratio):
         with solver_stats() as s:
             ours()
         nfe_td = _count_td(theirs, func)
-        med = interleaved_medians({"ours": ours, "theirs": theirs, "eval": lambda: func(t[0], y0)}, repeats=30)
+        med = interleaved_medians(
+            {"ours": ours, "theirs": theirs, "eval": lambda: func(t[0], y0)}, repeats=30
+        )
         benchmark(ours)
     ratio = med["ours"] / med["theirs"]
     per_nfe_ours, per_nfe_td = med["ours"] / s.nfe_forward, med["theirs"] / nfe_td
     overhead = 1 - med["eval"] / per_nfe_ours
     benchmark.extra_info.update(
-        ratio=ratio, nfe=s.nfe_forward, nfe_torchdiffeq=nfe_td, us_per_nfe=per_nfe_ours * 1e6,
-        us_per_nfe_torchdiffeq=per_nfe_td * 1e6, eval_us=med["eval"] * 1e6, overhead_fraction=overhead,
+        ratio=ratio,
+        nfe=s.nfe_forward,
+        nfe_torchdiffeq=nfe_td,
+        us_per_nfe=per_nfe_ours * 1e6,
+        us_per_nfe_torchdiffeq=per_nfe_td * 1e6,
+        eval_us=med["eval"] * 1e6,
+        overhead_fraction=overhead,
     )
     report_ratio(
         f"spiral solve (no grad): ratio {ratio:.3f}  NFE {s.nfe_forward} vs {nfe_td}  "
-        f"per NFE {per_nfe_ours * 1e6:.0f} us vs {per_nfe_td * 1e6:.0f} us  (func alone {med['eval'] * 1e6:.0f} us; "
+        f"per NFE {per_nfe_ours * 1e6:.0f} us vs {per_nfe_td * 1e6:.0f} us  "
+        f"(func alone {med['eval'] * 1e6:.0f} us; "
         f"nodebench overhead {overhead:.0%}, torchdiffeq overhead {1 - med['eval'] / per_nfe_td:.0%})"
     )
     assert s.nfe_forward == nfe_td
@@ -88,9 +96,12 @@ def test_spiral_training_iteration_adjoint(benchmark, report_ratio):
     med = interleaved_medians({"ours": ours, "theirs": theirs}, repeats=10)
     benchmark.pedantic(ours, rounds=5, warmup_rounds=1)
     ratio = med["ours"] / med["theirs"]
-    benchmark.extra_info.update(ratio=ratio, grad_rel_err=err, nfe_forward=s.nfe_forward, nfe_backward=s.nfe_backward)
+    benchmark.extra_info.update(
+        ratio=ratio, grad_rel_err=err, nfe_forward=s.nfe_forward, nfe_backward=s.nfe_backward
+    )
     report_ratio(
-        f"spiral adjoint iteration: ratio {ratio:.3f}  ({med['ours'] * 1e3:.1f} ms vs {med['theirs'] * 1e3:.1f} ms)  "
+        f"spiral adjoint iteration: ratio {ratio:.3f}  "
+        f"({med['ours'] * 1e3:.1f} ms vs {med['theirs'] * 1e3:.1f} ms)  "
         f"NFE fwd/bwd {s.nfe_forward}/{s.nfe_backward}  grad rel. diff {err:.1e}"
     )
     assert err < 1e-3
