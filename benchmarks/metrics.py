@@ -1,0 +1,124 @@
+"""Deterministic figures of merit shared by the CI gate (``benchmarks/gate.py``) and asv's ``track_*``.
+
+Each function returns plain numbers that depend only on the code (and the floating-point library),
+never on the machine's speed: NFE, step counts, saved-for-backward bytes, numerical errors.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+import torchdiffeq
+from torch import nn
+
+from nodebench import odeint, odeint_adjoint, solver_stats
+from nodebench.measure import SavedTensorsMeter
+
+ADAPTIVE = ("bosh3", "dopri5", "tsit5")
+
+
+class SpiralDemo(nn.Module):
+    """torchdiffeq's spiral demo network on y**3 (seeded initialisation)."""
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.l1 = nn.Linear(2, 50)
+        self.l2 = nn.Linear(50, 2)
+        with torch.no_grad():
+            for lin in (self.l1, self.l2):
+                lin.weight.copy_(torch.randn(lin.weight.shape, generator=g) * 0.1)
+                lin.bias.zero_()
+
+    def forward(self, t, y):
+        return self.l2(torch.tanh(self.l1(y**3)))
+
+
+def spiral_setup(dtype: torch.dtype = torch.float64):
+    g = torch.Generator().manual_seed(1)
+    func = SpiralDemo().to(dtype)
+    y0 = torch.randn(20, 2, generator=g, dtype=dtype) * 1.5
+    t = torch.linspace(0.0, 1.0, 10, dtype=dtype)
+    return func, y0, t
+
+
+def linear_problem():
+    A = torch.tensor([[-0.1, -1.0, 0.3], [1.0, -0.1, 0.0], [0.2, 0.5, -0.4]], dtype=torch.float64)
+    y0 = torch.tensor([[1.0, 0.5, -0.3], [0.2, -1.0, 0.8]], dtype=torch.float64)
+    t = torch.tensor([0.0, 0.5, 1.3, 2.0, 3.7], dtype=torch.float64)
+    exact = torch.stack([y0 @ torch.linalg.matrix_exp(A * ti).T for ti in t])
+    return (lambda t, y: y @ A.T), y0, t, exact
+
+
+def solve_stats(method: str, problem: str = "linear", rtol: float = 1e-6) -> dict[str, float]:
+    """NFE, steps and max relative error against the truth for one forward solve."""
+    if problem == "linear":
+        func, y0, t, exact = linear_problem()
+    else:
+        func, y0, t = spiral_setup()
+        with torch.no_grad():
+            exact = odeint(func, y0, t, rtol=1e-12, atol=1e-14)
+    with torch.no_grad(), solver_stats() as s:
+        y = odeint(func, y0, t, method=method, rtol=rtol, atol=rtol * 1e-2)
+    err = ((y - exact).abs().max() / exact.abs().max()).item()
+    return {"nfe": s.nfe_forward, "accepted": s.steps_accepted, "rejected": s.steps_rejected, "error": err}
+
+
+def adjoint_stats(norm: str, rtol: float = 1e-6) -> dict[str, float]:
+    """Forward/backward NFE of an adjoint solve on the spiral demo, and its gradient error vs torchdiffeq."""
+    func, y0, t = spiral_setup()
+    with solver_stats() as s:
+        y = odeint_adjoint(func, y0, t, rtol=rtol, atol=rtol * 1e-2, adjoint_norm=norm)
+        y.sin().sum().backward()
+    ours = torch.cat([p.grad.flatten() for p in func.parameters()])
+    func.zero_grad()
+    opts = {"norm": "seminorm"} if norm == "seminorm" else None
+    y = torchdiffeq.odeint_adjoint(func, y0, t, rtol=rtol, atol=rtol * 1e-2, adjoint_options=opts)
+    y.sin().sum().backward()
+    theirs = torch.cat([p.grad.flatten() for p in func.parameters()])
+    err = ((ours - theirs).abs().max() / theirs.abs().max()).item()
+    return {"nfe_forward": s.nfe_forward, "nfe_backward": s.nfe_backward, "grad_error_vs_torchdiffeq": err}
+
+
+def saved_bytes(mode: str, steps: int) -> int:
+    """Bytes autograd saves for backward: a small MLP block on a fixed rk4 grid of ``steps`` steps."""
+    torch.manual_seed(0)
+    func = nn.Sequential(nn.Linear(4, 32), nn.Tanh(), nn.Linear(32, 4)).double()
+    y0 = torch.randn(16, 4, dtype=torch.float64, requires_grad=True)
+    t = torch.tensor([0.0, 1.0], dtype=torch.float64)
+    solve = odeint if mode == "direct" else odeint_adjoint
+    f = _Autonomous(func)
+    with SavedTensorsMeter() as meter:
+        y = solve(f, y0, t, method="rk4", options={"step_size": 1.0 / steps})
+    y[-1].sum().backward()
+    return meter.bytes
+
+
+class _Autonomous(nn.Module):
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, t, y):
+        return self.net(y)
+
+
+def time_ratio_vs_torchdiffeq(repeats: int = 21) -> dict[str, float]:
+    """nodebench / torchdiffeq wall time for the spiral solve (no grad), interleaved medians."""
+    torch.set_num_threads(1)
+    func, y0, t = spiral_setup(torch.float32)
+    runs = {"ours": lambda: odeint(func, y0, t), "theirs": lambda: torchdiffeq.odeint(func, y0, t)}
+    times: dict[str, list[float]] = {k: [] for k in runs}
+    with torch.no_grad():
+        for _ in range(3):
+            for fn in runs.values():
+                fn()
+        for _ in range(repeats):
+            for k, fn in runs.items():
+                t0 = time.perf_counter()
+                fn()
+                times[k].append(time.perf_counter() - t0)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {"ratio": med["ours"] / med["theirs"], "ours_s": med["ours"], "torchdiffeq_s": med["theirs"]}
