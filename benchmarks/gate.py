@@ -44,7 +44,7 @@ def _collectors() -> dict[str, Callable[[], dict[str, float]]]:
         out[f"memory.{mode}"] = lambda m=mode: {
             f"saved_bytes_L{L}": metrics.saved_bytes(m, L) for L in (5, 10, 20)
         }
-    out["speed.spiral"] = lambda: {"ratio": metrics.time_ratio_vs_torchdiffeq()["ratio"]}
+    out["speed.spiral"] = lambda: {"ratio": metrics.speed_ratio_vs_torchdiffeq()["ratio"]}
     return out
 
 

@@ -105,7 +105,7 @@ class _Autonomous(nn.Module):
         return self.net(y)
 
 
-def time_ratio_vs_torchdiffeq(repeats: int = 21) -> dict[str, float]:
+def speed_ratio_vs_torchdiffeq(repeats: int = 21) -> dict[str, float]:
     """nodebench / torchdiffeq wall time for the spiral solve (no grad), interleaved medians."""
     torch.set_num_threads(1)
     func, y0, t = spiral_setup(torch.float32)

@@ -1,0 +1,45 @@
+"""asv: the adjoint's backward pass, its NFE and its gradient error against torchdiffeq."""
+
+from __future__ import annotations
+
+import torch
+
+from benchmarks import metrics
+from nodebench import odeint_adjoint
+
+
+class AdjointBackward:
+    params = [["seminorm", "full"]]
+    param_names = ["norm"]
+
+    def setup(self, norm):
+        torch.set_num_threads(1)
+        self.func, y0, t = metrics.spiral_setup(torch.float32)
+        self.loss = odeint_adjoint(self.func, y0, t, adjoint_norm=norm).sin().sum()
+        self.params_ = tuple(self.func.parameters())
+
+    def time_backward(self, norm):
+        torch.autograd.grad(self.loss, self.params_, retain_graph=True)
+
+
+class AdjointCounts:
+    params = [["seminorm", "full"]]
+    param_names = ["norm"]
+
+    def setup(self, norm):
+        self.stats = metrics.adjoint_stats(norm)
+
+    def track_nfe_forward(self, norm):
+        return self.stats["nfe_forward"]
+
+    track_nfe_forward.unit = "evaluations"
+
+    def track_nfe_backward(self, norm):
+        return self.stats["nfe_backward"]
+
+    track_nfe_backward.unit = "evaluations"
+
+    def track_grad_error_vs_torchdiffeq(self, norm):
+        return self.stats["grad_error_vs_torchdiffeq"]
+
+    track_grad_error_vs_torchdiffeq.unit = "relative error"
