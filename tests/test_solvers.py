@@ -319,3 +319,12 @@ def test_pi_controller_is_accurate():
     p = PROBLEMS["linear"]()
     y = odeint(p.func, p.y0, p.t, rtol=1e-9, atol=1e-11, options={"controller": "PI"})
     assert _rel(y, p.exact(p.t)) < 1e-7
+
+
+def test_float32_times_leave_no_sliver_step():
+    """1.1 in float32 is 1.1000000238...: still 11 steps of 0.1, as torchdiffeq takes."""
+    with solver_stats() as s:
+        odeint(
+            _f, Y0.float(), torch.tensor([0.0, 1.1], dtype=torch.float32), "euler", options={"step_size": 0.1}
+        )
+    assert s.steps_accepted == 11

@@ -204,6 +204,7 @@ def odeint_adjoint(
     if adjoint_options is None:
         adjoint_options = dict(options or {}) if adj_tableau.adaptive == tableau.adaptive else {}
     adj_opts = check_options(adjoint_options, adj_tableau)
+    adj_opts["t_eps"] = opts["t_eps"]
     cfg = _Config(
         func=func,
         ts=ts,

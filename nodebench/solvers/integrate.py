@@ -183,14 +183,18 @@ def solve(
     return _solve_fixed(f, y0, ts, tableau, opts, counts, stages)
 
 
-def _fixed_grid(ts: list[float], step_size: float | None, max_num_steps: int) -> list[float]:
-    """torchdiffeq's grid: ``t0 + k h`` and the final time (or the output times if no step size)."""
+def _fixed_grid(ts: list[float], step_size: float | None, max_num_steps: int, t_eps: float) -> list[float]:
+    """torchdiffeq's grid: ``t0 + k h`` and the final time (or the output times if no step size).
+
+    A span within a few rounding errors of the time dtype (``t_eps``) of a whole number of steps gets
+    that number, so float32 times do not leave a sliver step at the end.
+    """
     if step_size is None:
         return ts
     t0, t1 = ts[0], ts[-1]
     d = 1.0 if t1 > t0 else -1.0
-    span = abs(t1 - t0)
-    n = max(1, math.ceil(span / step_size * (1 - 1e-12)))
+    q = abs(t1 - t0) / step_size
+    n = max(1, math.ceil(q - 8 * t_eps * max(1.0, q)))
     if n > max_num_steps:
         raise SolverError(
             t0, "max_num_steps exceeded", f"the fixed grid needs {n} steps > max_num_steps={max_num_steps}"
@@ -199,7 +203,7 @@ def _fixed_grid(ts: list[float], step_size: float | None, max_num_steps: int) ->
 
 
 def _solve_fixed(f, y0, ts, tab: Tableau, opts, counts: Counts, K) -> list[torch.Tensor]:
-    grid = _fixed_grid(ts, opts.get("step_size"), opts["max_num_steps"])
+    grid = _fixed_grid(ts, opts.get("step_size"), opts["max_num_steps"], opts.get("t_eps", 1e-16))
     s = tab.stages
     out = [y0]
     j = 1

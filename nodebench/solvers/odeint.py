@@ -22,6 +22,7 @@ def prepare(func, y0, t, method, rtol, atol, options):
     rtol = check_tol("rtol", rtol)
     atol = check_tol("atol", atol)
     opts = check_options(options, tableau)
+    opts["t_eps"] = torch.finfo(t.dtype).eps  # the resolution the caller's times were given in
     t_dtype = opts.get("dtype") or t.dtype
     return tableau, ts, rtol, atol, opts, t_dtype
 

@@ -1,0 +1,201 @@
+"""Reference problems for the correctness matrix: dynamics, initial states, output times and truth.
+
+Every problem's ``func`` is an ``nn.Module`` whose coefficients are ``nn.Parameter``s, so both libraries'
+adjoints find them. Where a closed form exists, ``Problem.exact(func, y0, t)`` returns the solution as
+a differentiable function of ``func``'s parameters, ``y0`` and ``t``: autograd through it gives the
+analytic gradients. Nonlinear problems have ``exact=None`` and are checked against torchdiffeq and
+a tight float64 reference solve.
+
+Output times are dyadic and multiples of ``step_size``, so fixed-grid solutions at the output times
+are grid values in both libraries (no interpolation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+class LinearODE(nn.Module):
+    """``y' = A y`` for a batch of row states ``y`` of shape ``(batch, d)``."""
+
+    def __init__(self, A: torch.Tensor) -> None:
+        super().__init__()
+        self.A = nn.Parameter(A)
+
+    def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return y @ self.A.T
+
+    def exact(self, y0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """``y(t_i) = exp(A (t_i - t_0)) y0`` by ``torch.linalg.matrix_exp``."""
+        E = torch.linalg.matrix_exp(self.A * (t - t[0])[:, None, None])
+        return torch.einsum("bj,tij->tbi", y0, E)
+
+
+class CosineODE(nn.Module):
+    """``y' = k cos(t) y``: ``y(t) = y0 exp(k (sin t - sin t0))``."""
+
+    def __init__(self, k: float) -> None:
+        super().__init__()
+        self.k = nn.Parameter(torch.tensor(k))
+
+    def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.k * torch.cos(t) * y
+
+    def exact(self, y0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        g = torch.exp(self.k * (torch.sin(t) - torch.sin(t[0])))
+        return g.view(-1, *([1] * y0.ndim)) * y0
+
+
+class ExponentialODE(nn.Module):
+    """``y' = r * y`` with a learnable rate per component (decay where ``r < 0``, growth where ``r > 0``)."""
+
+    def __init__(self, rate: torch.Tensor) -> None:
+        super().__init__()
+        self.rate = nn.Parameter(rate)
+
+    def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.rate * y
+
+    def exact(self, y0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        dt = (t - t[0]).view(-1, *([1] * y0.ndim))
+        return y0 * torch.exp(self.rate * dt)
+
+
+class CubicSpiral(nn.Module):
+    """torchdiffeq's spiral demo dynamics ``y' = (y**3) @ A`` (row states), ``A`` a parameter."""
+
+    def __init__(self, A: torch.Tensor) -> None:
+        super().__init__()
+        self.A = nn.Parameter(A)
+
+    def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return (y**3) @ self.A
+
+
+class GatedSpiral(nn.Module):
+    """The slides' Example 2: ``x' = s(x.x0) A (x - x0) + s(-x.x0) B (x + x0)``, ``s`` the sigmoid.
+
+    The gate is kept as a column (``keepdim``) so that it multiplies each state of a batch; the slides'
+    code broadcasts a ``(batch,)`` gate against ``(batch, 2)``, which is only right for one state.
+    """
+
+    def __init__(self, A: torch.Tensor, B: torch.Tensor, x0: torch.Tensor) -> None:
+        super().__init__()
+        self.A = nn.Parameter(A)
+        self.B = nn.Parameter(B)
+        self.x0 = nn.Parameter(x0)
+
+    def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        s = (x * self.x0).sum(-1, keepdim=True)
+        return torch.sigmoid(s) * ((x - self.x0) @ self.A.T) + torch.sigmoid(-s) * ((x + self.x0) @ self.B.T)
+
+
+class TimeMLP(nn.Module):
+    """A small time-dependent MLP ``f(t, y) = W2 tanh(W1 [y, t] + b1) + b2`` (``t`` concatenated)."""
+
+    def __init__(self, dim: int, hidden: int, generator: torch.Generator) -> None:
+        super().__init__()
+        self.l1 = nn.Linear(dim + 1, hidden)
+        self.l2 = nn.Linear(hidden, dim)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=generator) * 0.8)
+
+    def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        tt = t.to(y.dtype).expand(*y.shape[:-1], 1)
+        return self.l2(torch.tanh(self.l1(torch.cat([y, tt], -1))))
+
+
+Factory = Callable[[torch.dtype, torch.device], tuple[nn.Module, torch.Tensor, torch.Tensor]]
+Exact = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A reference problem.
+
+    Arguments:
+        name: registry name.
+        description: one line for tables.
+        make: ``make(dtype, device) -> (func, y0, t)``, deterministic (fixed seeds).
+        exact: ``exact(func, y0, t) -> y`` of shape ``(len(t), *y0.shape)``, differentiable in ``func``'s
+            parameters, ``y0`` and ``t``; ``None`` where there is no closed form.
+        step_size: the fixed-grid step ``h`` (a power of two dividing every output time).
+        fixed_c: ``C`` in the fixed-grid error bound ``C * h**order`` (relative errors of solutions and
+            gradients, every fixed-grid method): three times the largest measured ``error / h**order``.
+    """
+
+    name: str
+    description: str
+    make: Factory
+    exact: Exact | None
+    step_size: float
+    fixed_c: float
+
+
+def _t(values: list[float], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    return torch.tensor(values, dtype=dtype, device=device)
+
+
+def _linear(dtype: torch.dtype, device: torch.device) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    # Non-normal: a damped rotation coupled one way into a third, faster-decaying mode.
+    A = torch.tensor([[-0.2, 1.5, 2.0], [-1.0, -0.3, 0.5], [0.0, 0.0, -0.5]])
+    y0 = torch.randn(4, 3, generator=torch.Generator().manual_seed(1))
+    func = LinearODE(A).to(dtype=dtype, device=device)
+    return func, y0.to(dtype=dtype, device=device), _t([0.0, 0.25, 0.5, 1.0, 2.0], dtype, device)
+
+
+def _cosine(dtype: torch.dtype, device: torch.device) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    y0 = torch.tensor([1.0, -2.0, 0.5], dtype=dtype, device=device)
+    return CosineODE(0.8).to(dtype=dtype, device=device), y0, _t([0.5, 1.0, 2.0, 3.0], dtype, device)
+
+
+def _exponential(dtype: torch.dtype, device: torch.device) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    y0 = torch.tensor([[2.0, 1.0], [-0.5, 0.3], [1.0, -1.5]], dtype=dtype, device=device)
+    func = ExponentialODE(torch.tensor([-0.7, 0.5])).to(dtype=dtype, device=device)
+    return func, y0, _t([0.0, 0.5, 1.0, 2.0], dtype, device)
+
+
+def _cubic_spiral(dtype: torch.dtype, device: torch.device) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    # The demo starts at [2, 0], where |y|**3 makes it fast; states of norm 0.8 keep C small on [0, 2].
+    func = CubicSpiral(torch.tensor([[-0.1, 2.0], [-2.0, -0.1]])).to(dtype=dtype, device=device)
+    y0 = torch.tensor([[0.8, 0.0], [0.4, -0.64]], dtype=dtype, device=device)
+    return func, y0, _t([0.0, 0.5, 1.0, 2.0], dtype, device)
+
+
+def _gated_spiral(dtype: torch.dtype, device: torch.device) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    func = GatedSpiral(
+        torch.tensor([[-0.1, -0.5], [0.5, -0.1]]),
+        torch.tensor([[0.2, 1.0], [-1.0, 0.2]]),
+        torch.tensor([-1.0, 0.0]),
+    ).to(dtype=dtype, device=device)
+    y0 = torch.tensor([[0.6, 0.3], [-0.5, 1.0]], dtype=dtype, device=device)
+    return func, y0, _t([0.0, 1.0, 2.0, 4.0], dtype, device)
+
+
+def _time_mlp(dtype: torch.dtype, device: torch.device) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(2)
+    func = TimeMLP(2, 8, gen).to(dtype=dtype, device=device)
+    y0 = torch.randn(3, 2, generator=gen).to(dtype=dtype, device=device)
+    return func, y0, _t([0.0, 0.5, 1.0, 1.5], dtype, device)
+
+
+def _exact(func: nn.Module, y0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    return func.exact(y0, t)
+
+
+PROBLEMS: dict[str, Problem] = {
+    p.name: p
+    for p in (
+        Problem("linear", "y' = A y, non-normal 3x3 A, batch of 4", _linear, _exact, 2**-4, 4.0),
+        Problem("cosine", "y' = k cos(t) y", _cosine, _exact, 2**-4, 20.0),
+        Problem("exponential", "y' = r * y, learnable decay/growth rates", _exponential, _exact, 2**-4, 2.0),
+        Problem("cubic_spiral", "torchdiffeq demo y' = (y**3) @ A", _cubic_spiral, None, 2**-5, 10.0),
+        Problem("gated_spiral", "slides' Example 2, sigmoid-gated", _gated_spiral, None, 2**-3, 6.0),
+        Problem("time_mlp", "MLP 3-8-2 on [y, t]", _time_mlp, None, 2**-4, 3.0),
+    )
+}
