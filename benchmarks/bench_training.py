@@ -13,7 +13,7 @@ class MnistOdeNetStep:
     timeout = 300
 
     def setup(self):
-        torch.set_num_threads(2)
+        torch.set_num_threads(1)
         torch.manual_seed(0)
         self.model = build_model("odenet")
         self.opt = torch.optim.SGD(self.model.parameters(), lr=0.1, momentum=0.9)
