@@ -40,6 +40,7 @@ from types import TracebackType
 from typing import Any, Protocol
 
 import pandas as pd
+import torch
 
 from nodebench.measure.provenance import capture, utc_now
 
@@ -480,7 +481,8 @@ class Recorder:
             raise RuntimeError(f"run {self.run_id} is already finished")
         ended = utc_now()
         self.meta.update(status=status, error=error, ended_at=ended)
-        self.meta["attempts"][-1].update(status=status, ended_at=ended)
+        # Workloads may set their own thread count after the run was created: keep what actually ran.
+        self.meta["attempts"][-1].update(status=status, ended_at=ended, torch_threads=torch.get_num_threads())
         write_json_atomic(self.run_dir / META_FILE, self.meta)
         for fd in (self._units_fd, self._records_fd):
             os.close(fd)
