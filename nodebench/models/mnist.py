@@ -111,6 +111,8 @@ class ODEBlock(nn.Module):
         method: solver name, e.g. ``"dopri5"`` or ``"rk4"``.
         rtol, atol: tolerances (the paper's classification tolerance is 1e-3).
         options: solver options, e.g. ``{"step_size": 0.1}`` for fixed-grid methods.
+        adjoint_norm: the adjoint's backward error norm, ``"seminorm"`` or ``"full"`` (torchdiffeq's
+            and the paper's default).
     """
 
     def __init__(
@@ -121,6 +123,7 @@ class ODEBlock(nn.Module):
         rtol: float = 1e-3,
         atol: float = 1e-3,
         options: dict[str, Any] | None = None,
+        adjoint_norm: str = "seminorm",
     ):
         super().__init__()
         if mode not in ("adjoint", "direct"):
@@ -131,6 +134,7 @@ class ODEBlock(nn.Module):
         self.rtol = rtol
         self.atol = atol
         self.options = options
+        self.adjoint_norm = adjoint_norm
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Returns: the state at t = 1, same shape as ``x``."""
@@ -139,13 +143,16 @@ class ODEBlock(nn.Module):
         t = torch.tensor([0.0, 1.0], dtype=x.dtype, device=x.device)
         kwargs = {"method": self.method, "rtol": self.rtol, "atol": self.atol, "options": self.options}
         if self.mode == "adjoint":
-            return odeint_adjoint(self.func, x, t, adjoint_params=tuple(self.func.parameters()), **kwargs)[-1]
+            params = tuple(self.func.parameters())
+            return odeint_adjoint(
+                self.func, x, t, adjoint_params=params, adjoint_norm=self.adjoint_norm, **kwargs
+            )[-1]
         return odeint(self.func, x, t, **kwargs)[-1]
 
     def extra_repr(self) -> str:
         return (
             f"mode={self.mode!r}, method={self.method!r}, rtol={self.rtol}, atol={self.atol}, "
-            f"options={self.options}"
+            f"options={self.options}, adjoint_norm={self.adjoint_norm!r}"
         )
 
 
