@@ -1,0 +1,304 @@
+"""Report section of the ``spiral`` workload, built only from its stored records.
+
+Per run: a table with one row per variant (trajectory MSEs, Example 1's W error, NFE and time per
+training iteration), Example 1's learned W, training curves, and per problem the phase portraits and
+x(t), y(t) of the truth, the observations and the learned model at the stored snapshots (first seed).
+The record encoding is documented in the workload's protocol card (``nodebench.workloads.spiral``).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from nodebench.models.spiral import PROBLEMS, W_TRUE
+from nodebench.report._tables import markdown_table
+
+SNAPSHOT = re.compile(r"traj_([xy])@(\d+)")
+W_METRICS = ("W_11", "W_12", "W_21", "W_22")
+
+
+def _variants(run: pd.DataFrame) -> list[str]:
+    """Training variants (``problem/mode/solver``) in order of appearance."""
+    return [v for v in run["variant"].drop_duplicates() if v.count("/") == 2]
+
+
+def _series(run: pd.DataFrame, variant: str, seed: int, metric: str) -> pd.Series:
+    """Values of ``metric`` indexed by step, for one variant and seed."""
+    rows = run[(run["variant"] == variant) & (run["seed"] == seed) & (run["metric"] == metric)]
+    return rows.set_index("step")["value"].sort_index()
+
+
+def _trained_steps(run: pd.DataFrame, variant: str, seed: int) -> int:
+    """Training iterations completed: the last checkpoint's step."""
+    mse = _series(run, variant, seed, "traj_mse")
+    return int(mse.index.max()) if len(mse) else 0
+
+
+def _per_iteration(run: pd.DataFrame, variant: str, seed: int, metric: str) -> tuple[float, float]:
+    """Mean per iteration and total over training of a windowed metric (NaN if not recorded)."""
+    values = _series(run, variant, seed, metric)
+    end = _trained_steps(run, variant, seed)
+    if values.empty or end <= values.index.max():
+        return float("nan"), float("nan")
+    weights = np.diff(np.append(values.index.to_numpy(), end)).astype(float)  # iterations per window
+    total = float((values.to_numpy() * weights).sum())
+    return total / weights.sum(), total
+
+
+def _final(run: pd.DataFrame, variant: str, seed: int, metric: str) -> float:
+    values = _series(run, variant, seed, metric)
+    return float(values.iloc[-1]) if len(values) else float("nan")
+
+
+def _mean_sd(values: list[float]) -> str:
+    finite = [v for v in values if not np.isnan(v)]
+    if not finite:
+        return ""
+    if len(finite) == 1:
+        return f"{finite[0]:.3g}"
+    return f"{np.mean(finite):.3g} ± {np.std(finite, ddof=1):.2g}"
+
+
+TAIL = 5
+SUMMARY = (  # column, metric, what: last checkpoint, median of the last TAIL, mean / total over iterations
+    ("final traj MSE", "traj_mse", "final"),
+    (f"traj MSE, median last {TAIL}", "traj_mse", "tail"),
+    ("traj MSE, own solver", "traj_mse_solver", "final"),
+    ("max abs(W - W_true)", "W_err_max", "final"),
+    ("NFE fwd / iter", "nfe_forward", "mean"),
+    ("NFE bwd / iter", "nfe_backward", "mean"),
+    ("time / iter [ms]", "time_step", "ms"),
+    ("train time [s]", "time_step", "total"),
+)
+
+
+def _value(run: pd.DataFrame, variant: str, seed: int, metric: str, what: str) -> float:
+    if what == "final":
+        return _final(run, variant, seed, metric)
+    if what == "tail":
+        values = _series(run, variant, seed, metric)
+        return float(values.iloc[-TAIL:].median()) if len(values) else float("nan")
+    mean, total = _per_iteration(run, variant, seed, metric)
+    return {"mean": mean, "ms": 1e3 * mean, "total": total}[what]
+
+
+def summary_table(run: pd.DataFrame) -> pd.DataFrame:
+    """One row per variant: final trajectory MSEs, W error, NFE and time per iteration (over seeds)."""
+    rows = []
+    seeds = sorted(run["seed"].unique())
+    for variant in _variants(run):
+        problem, mode, solver = variant.split("/")
+        row: dict[str, Any] = {"problem": problem, "mode": mode, "solver": solver}
+        row["iterations"] = _trained_steps(run, variant, seeds[0])
+        row["seeds"] = len(seeds)
+        per_seed = {
+            column: [_value(run, variant, seed, metric, what) for seed in seeds]
+            for column, metric, what in SUMMARY
+        }
+        backward, forward = per_seed["NFE bwd / iter"], per_seed["NFE fwd / iter"]
+        per_seed["NFE bwd / fwd"] = [b / f for b, f in zip(backward, forward)]
+        row |= {column: _mean_sd(values) for column, values in per_seed.items()}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def w_table(run: pd.DataFrame) -> pd.DataFrame:
+    """Example 1's final learned W per variant and seed, beside the true W."""
+    rows = [{"variant": "truth", "seed": "", **dict(zip(W_METRICS, np.ravel(W_TRUE)))}]
+    seeds = sorted(run["seed"].unique())
+    for variant in _variants(run):
+        if variant.startswith("example1/"):
+            for seed in seeds:
+                entries = {m: _final(run, variant, seed, m) for m in W_METRICS}
+                rows.append({"variant": variant, "seed": str(seed), **entries})
+    return pd.DataFrame(rows)
+
+
+def _snapshots(run: pd.DataFrame, variant: str, seed: int) -> dict[int, pd.DataFrame]:
+    """Stored trajectories of a variant: ``{updates: frame indexed by time index with columns x, y}``."""
+    rows = run[(run["variant"] == variant) & (run["seed"] == seed)]
+    found: dict[int, dict[str, pd.Series]] = {}
+    for metric, group in rows.groupby("metric", sort=False):
+        match = SNAPSHOT.fullmatch(metric)
+        if match:
+            axis, updates = match.group(1), int(match.group(2))
+            found.setdefault(updates, {})[axis] = group.set_index("step")["value"]
+    return {k: pd.DataFrame(found[k]).sort_index() for k in sorted(found)}
+
+
+def _data(run: pd.DataFrame, problem: str, seed: int) -> pd.DataFrame:
+    """The data unit's rows of ``problem``: columns t, truth_x, truth_y (and obs_x, obs_y), by index."""
+    rows = run[(run["variant"] == problem) & (run["seed"] == seed)]
+    return rows.pivot_table(index="step", columns="metric", values="value", sort=True)
+
+
+def _grid(n_rows: int, n_cols: int, width: float, height: float) -> tuple[Any, Any]:
+    """A figure with a fixed-spacing grid of axes (no layout engine: it would redraw many times)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width * n_cols + 0.8, height * n_rows + 0.6))
+    fig.subplots_adjust(
+        left=0.8 / (width * n_cols + 0.8),
+        right=0.98,
+        bottom=0.4 / (height * n_rows + 0.6),
+        top=1 - 0.35 / (height * n_rows + 0.6),
+        wspace=0.25,
+        hspace=0.3,
+    )
+    return fig, fig.subplots(n_rows, n_cols, squeeze=False)
+
+
+def _phase_and_time_figures(
+    run: pd.DataFrame, problem: str, seed: int, out_dir: Path, stem: str
+) -> list[str]:
+    """Write the phase-portrait and x(t), y(t) grids of ``problem``; return their markdown links.
+
+    Rows are the problem's variants, columns the stored snapshots (updates made).
+    """
+    data = _data(run, problem, seed)
+    variants = [v for v in _variants(run) if v.startswith(f"{problem}/")]
+    snaps = {v: _snapshots(run, v, seed) for v in variants}
+    columns = sorted({k for s in snaps.values() for k in s})
+    if data.empty or not variants or not columns:
+        return []
+    links = []
+    for kind in ("phase", "xt"):
+        fig, axes = _grid(len(variants), len(columns), 2.6, 2.2)
+        for row, variant in enumerate(variants):
+            for col, updates in enumerate(columns):
+                ax = axes[row][col]
+                _draw(ax, kind, data, snaps[variant].get(updates))
+                ax.tick_params(labelsize=7)
+                if row == 0:
+                    ax.set_title(f"after {updates} updates", fontsize=9)
+                if col == 0:
+                    ax.set_ylabel(variant.split("/", 1)[1], fontsize=9)
+        axes[0][0].legend(fontsize=6, loc="lower left")
+        name = f"{stem}-{problem}-{kind}.png"
+        fig.savefig(out_dir / "figures" / name, dpi=80)
+        what = "phase portraits (y against x)" if kind == "phase" else "x(t) and y(t)"
+        links.append(f"![{problem}: {what}, seed {seed}](figures/{name})")
+    return links
+
+
+def _draw(ax: Any, kind: str, data: pd.DataFrame, pred: pd.DataFrame | None) -> None:
+    """One panel: truth, observations (if any) and the learned trajectory (if stored)."""
+    has_obs = "obs_x" in data
+    if kind == "phase":
+        ax.plot(data["truth_x"], data["truth_y"], color="0.6", lw=1.5, label="truth")
+        if has_obs:
+            ax.plot(data["obs_x"], data["obs_y"], "k.", ms=2, label="observations")
+        if pred is not None:
+            ax.plot(pred["x"], pred["y"], color="C3", lw=1, label="learned")
+    else:
+        t = data["t"]
+        for axis, color in (("x", "C0"), ("y", "C1")):
+            ax.plot(t, data[f"truth_{axis}"], color=color, lw=2.5, alpha=0.35, label=f"truth {axis}")
+            if has_obs:
+                ax.plot(t, data[f"obs_{axis}"], ".", color=color, ms=1.5)
+            if pred is not None:
+                ax.plot(t.loc[pred.index], pred[axis], color=color, lw=1, label=f"learned {axis}")
+    span = 1.5 * float(data[["truth_x", "truth_y"]].abs().to_numpy().max())
+    ax.set_ylim(-span, span)
+    if kind == "phase":
+        ax.set_xlim(-span, span)
+
+
+def _curves_figure(run: pd.DataFrame, out_dir: Path, name: str) -> str | None:
+    """Training loss, trajectory MSE and NFE-forward over training, one column per problem.
+
+    Lines are means over seeds, bands one standard deviation where there are several seeds.
+    """
+    variants = _variants(run)
+    problems = [p for p in PROBLEMS if any(v.startswith(f"{p}/") for v in variants)]
+    if not problems:
+        return None
+    metrics = (
+        ("loss", "training loss (window mean)", True),
+        ("traj_mse", "trajectory MSE (tight dopri5)", True),
+        ("nfe_forward", "NFE forward / iteration", False),
+    )
+    fig, axes = _grid(len(metrics), len(problems), 4.2, 2.8)
+    for col, problem in enumerate(problems):
+        for row, (metric, label, log) in enumerate(metrics):
+            ax = axes[row][col]
+            for i, variant in enumerate(v for v in variants if v.startswith(f"{problem}/")):
+                rows = run[(run["variant"] == variant) & (run["metric"] == metric)]
+                rows = rows[np.isfinite(rows["value"])]
+                if rows.empty:
+                    continue
+                stats = rows.groupby("step")["value"].agg(["mean", "std"])
+                ax.plot(stats.index, stats["mean"], lw=1, color=f"C{i}", label=variant.split("/", 1)[1])
+                if stats["std"].notna().any():
+                    low, high = stats["mean"] - stats["std"], stats["mean"] + stats["std"]
+                    ax.fill_between(stats.index, low, high, color=f"C{i}", alpha=0.2, lw=0)
+            if log:
+                ax.set_yscale("log")
+            ax.tick_params(labelsize=7)
+            ax.set_title(f"{problem}: {label}", fontsize=9)
+            if row == len(metrics) - 1:
+                ax.set_xlabel("training iteration (updates made)", fontsize=8)
+        axes[0][col].legend(fontsize=7)
+    fig.savefig(out_dir / "figures" / name, dpi=80)
+    return f"![spiral training curves](figures/{name})"
+
+
+def _run_section(run: pd.DataFrame, meta: dict[str, Any], out_dir: Path) -> list[str]:
+    stem = f"spiral-{meta['run_id']}"
+    seeds = sorted(run["seed"].unique())
+    lines = [f"#### Run `{meta['run_id']}` (preset {meta.get('preset')}, device {meta.get('device')})", ""]
+    table = summary_table(run)
+    if table.empty:
+        return [*lines, "No training records.", ""]
+    config = meta.get("config") or {}
+    tolerance = f"rtol {config.get('eval_rtol')}, atol {config.get('eval_atol')}"
+    lines += [
+        "Final traj MSE: the learned model after the last update, integrated in float64 from the true "
+        f"initial state over the whole time grid with dopri5 at {tolerance}, against the noise-free "
+        f"truth; *median last {TAIL}*: median of that MSE over the last {TAIL} checkpoints (it "
+        "fluctuates from checkpoint to checkpoint); *own solver*: the final MSE with the variant's "
+        "training solver instead. NFE and time are means per training iteration (batch, forward, "
+        "backward, optimizer step); `direct` has no backward solve (it backpropagates through the "
+        "forward graph), so its NFE bwd is empty. Mean ± sd over seeds where there are several.",
+        "",
+        markdown_table(table),
+        "",
+    ]
+    if any(v.startswith("example1/") for v in _variants(run)):
+        lines += ["Example 1, final learned W (row-major) against the true W:", ""]
+        lines += [markdown_table(w_table(run), floatfmt=".4f"), ""]
+    curves = _curves_figure(run, out_dir, f"{stem}-curves.png")
+    if curves:
+        lines += [curves, ""]
+    lines += [
+        f"Truth (grey / faint), observations (dots) and the learned model (evaluation solve) at the "
+        f"stored snapshots, seed {seeds[0]}; rows are `mode/solver`:",
+        "",
+    ]
+    for problem in PROBLEMS:
+        lines += [link + "\n" for link in _phase_and_time_figures(run, problem, seeds[0], out_dir, stem)]
+    return lines
+
+
+def section(df: pd.DataFrame, meta_list: list[dict[str, Any]], out_dir: Path) -> str:
+    """The spiral section of ``REPORT.md``: tables and figures per run, from records only.
+
+    Arguments:
+        df: records of the spiral runs (with ``preset``, ``device``, ``status`` columns).
+        meta_list: the runs' meta dicts.
+        out_dir: the report folder; figures go to ``out_dir/figures``.
+
+    Returns:
+        Markdown text.
+    """
+    out_dir = Path(out_dir)
+    (out_dir / "figures").mkdir(parents=True, exist_ok=True)
+    lines: list[str] = []
+    for meta in meta_list:
+        lines += _run_section(df[df["run_id"] == meta["run_id"]], meta, out_dir)
+    return "\n".join(lines)
