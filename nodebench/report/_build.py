@@ -48,6 +48,13 @@ def _demote_headings(markdown: str, levels: int = 3) -> str:
     return "\n".join(lines)
 
 
+def _threads(meta: dict) -> object:
+    """The thread count the run finished with (workloads may set their own), else the one at start."""
+    attempts = meta.get("attempts") or []
+    last = attempts[-1].get("torch_threads") if attempts else None
+    return last if last is not None else meta.get("torch_threads")
+
+
 def _status(meta: dict[str, Any]) -> str:
     status = meta.get("status", "unknown")
     label = STATUS_LABELS.get(status, f"**{status}**")
@@ -69,7 +76,7 @@ def _provenance(meta: dict[str, Any], n_records: int) -> str:
         ("preset", meta.get("preset")),
         ("seeds", meta.get("seeds")),
         ("device", f"{meta.get('device')}" + (f" ({meta['gpu']})" if meta.get("gpu") else "")),
-        ("CPU", f"{meta.get('cpu')}, {meta.get('torch_threads')} torch threads"),
+        ("CPU", f"{meta.get('cpu')}, {_threads(meta)} torch threads"),
         ("versions", ", ".join(f"{key} {value}" for key, value in versions.items())),
         ("git commit", commit_text),
         ("started / ended", f"{meta.get('started_at')} / {meta.get('ended_at') or '-'}"),
@@ -149,7 +156,7 @@ def _versions_table(metas: list[dict[str, Any]]) -> pd.DataFrame:
                 "CPU": meta.get("cpu"),
                 "GPU": meta.get("gpu") or "",
                 "device": meta.get("device"),
-                "threads": meta.get("torch_threads"),
+                "threads": _threads(meta),
                 **{name: versions.get(name) for name in versions},
                 "git": "" if commit is None else commit[:12] + ("+dirty" if meta.get("git_dirty") else ""),
             }
