@@ -1,0 +1,327 @@
+"""Work-precision diagrams of adaptive solvers, nodebench against its peers. See :data:`PROTOCOL`."""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import math
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from nodebench.measure import Timer, run_in_fresh_process
+from nodebench.store import NO_STEP, Recorder
+from nodebench.workloads._common import CountingFunc, run_unit, solve
+
+NAME = "solvers"
+#: Adaptive Runge-Kutta methods per library.
+METHODS = {
+    "nodebench": ("bosh3", "dopri5", "tsit5"),
+    "torchdiffeq": ("bosh3", "dopri5", "dopri8", "fehlberg2", "adaptive_heun"),
+    "torchode": ("dopri5", "tsit5"),
+}
+REFERENCE_RTOL, REFERENCE_ATOL = 1e-13, 1e-15
+VDP_MU, VDP_PERIOD = 2.0, 7.6297
+
+PROTOCOL = """\
+## Work-precision diagrams (as in SciMLBenchmarks)
+
+- Problems, all in float64, solved from t = 0 to T with the output at T only:
+  - `linear`: y' = A y, A = [[-0.2, 1.5, 2.0], [-1.0, -0.3, 0.5], [0, 0, -0.5]] (non-normal),
+    a batch of 16 N(0, 1) states from the seed, T = 10; truth exp(A T) y0 (`torch.linalg.matrix_exp`).
+  - `vdp`: Van der Pol x'' = mu (1 - x^2) x' - x, mu = 2, over one cycle (T = 7.6297), a batch of 256
+    states uniform on [-2, 2]^2 from the seed.
+  - `spiral`: torchdiffeq's spiral demo dynamics y' = (y**3) A, A = [[-0.1, 2], [-2, -0.1]], y0 = [2, 0],
+    T = 25.
+  - Reference for `vdp` and `spiral`: scipy's DOP853 at rtol 1e-13, atol 1e-15 on the flattened batch
+    (independent of every library measured); `reference_gap` is its difference from the same solve at
+    100 times looser tolerances, an upper estimate of the reference's own error.
+- Methods: every adaptive Runge-Kutta method of each library: nodebench bosh3, dopri5, tsit5;
+  torchdiffeq 0.2.5 bosh3, dopri5, dopri8, fehlberg2, adaptive_heun; torchode (if installed) Dopri5,
+  Tsit5 with its integral controller, eager mode, no compilation. torchode controls the step of every
+  batch member separately; its NFE counts calls of the batched function, as for the others.
+- Tolerances: rtol from `rtols`, atol = rtol * `atol_factor`; methods listed in `tightest_rtol` stop
+  at that rtol (low orders would take minutes per solve at the tightest).
+- Error: RMS over the batch and components of y(T) minus the truth (`error`).
+- NFE: evaluations in one solve (counted by wrapping the function, alike for every library).
+- Time: per (problem, library) one fresh process; per (method, rtol) one untimed warm-up solve (which
+  also gives NFE and error), then up to `repeats` timed solves, stopping early (after at least one)
+  once `time_budget_s` seconds of timed solving have passed; the median is recorded (`time`).
+- Records: variant `<problem>/<library>/<method>`, step = index into `rtols`; metrics `rtol`, `atol`,
+  `nfe`, `error`, `time` (s). Reference: variant `<problem>/reference`, metric `reference_gap`.
+"""
+
+
+@dataclass(frozen=True)
+class Config:
+    """Work-precision settings.
+
+    Attributes:
+        seeds: seeds of the problems' initial states.
+        problems: subset of ``("linear", "vdp", "spiral")``.
+        libraries: subset of ``("nodebench", "torchdiffeq", "torchode")``; torchode is skipped where it
+            is not installed.
+        rtols: relative tolerances, loosest first.
+        atol_factor: atol = rtol * atol_factor.
+        tightest_rtol: ``(method, rtol)`` pairs: the tightest rtol run for that method.
+        repeats: at most this many timed solves per point (median recorded).
+        time_budget_s: stop timing a point once this many seconds have been spent on it.
+        timeout_s: seconds allowed for one fresh process.
+    """
+
+    seeds: tuple[int, ...] = (0,)
+    problems: tuple[str, ...] = ("linear", "vdp", "spiral")
+    libraries: tuple[str, ...] = ("nodebench", "torchdiffeq", "torchode")
+    rtols: tuple[float, ...] = (1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10)
+    atol_factor: float = 1e-3
+    tightest_rtol: tuple[tuple[str, float], ...] = (
+        ("bosh3", 1e-7),
+        ("fehlberg2", 1e-4),
+        ("adaptive_heun", 1e-4),
+    )
+    repeats: int = 5
+    time_budget_s: float = 1.0
+    timeout_s: float = 3600.0
+
+
+PRESETS = {
+    "smoke": Config(
+        problems=("linear",),
+        libraries=("nodebench", "torchdiffeq"),
+        rtols=(1e-2, 1e-3),
+        repeats=1,
+        time_budget_s=0.5,
+    ),
+    "standard": Config(),
+    "paper": Config(seeds=(0, 1, 2), repeats=7, time_budget_s=10.0),
+}
+
+
+class LinearODE(nn.Module):
+    """``y' = A y`` for row states of shape ``(batch, d)``."""
+
+    def __init__(self, A: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("A", A)
+
+    def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return y @ self.A.T
+
+
+class VanDerPol(nn.Module):
+    """``x' = v, v' = mu (1 - x^2) v - x`` for states ``(..., 2)`` = ``(x, v)``."""
+
+    def __init__(self, mu: float) -> None:
+        super().__init__()
+        self.mu = mu
+
+    def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        x, v = y[..., 0], y[..., 1]
+        return torch.stack([v, self.mu * (1 - x**2) * v - x], dim=-1)
+
+
+class CubicSpiral(nn.Module):
+    """torchdiffeq's spiral demo dynamics ``y' = (y**3) @ A``."""
+
+    def __init__(self, A: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("A", A)
+
+    def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return (y**3) @ self.A
+
+
+def make_problem(
+    name: str, seed: int, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, torch.Tensor, float]:
+    """``(func, y0, T)`` of problem ``name`` in float64 on ``device``; ``y0`` has shape ``(batch, d)``."""
+    generator = torch.Generator().manual_seed(seed)
+    f64 = torch.float64
+    if name == "linear":
+        A = torch.tensor([[-0.2, 1.5, 2.0], [-1.0, -0.3, 0.5], [0.0, 0.0, -0.5]], dtype=f64)
+        func, y0, T = LinearODE(A), torch.randn(16, 3, generator=generator, dtype=f64), 10.0
+    elif name == "vdp":
+        func, y0, T = (
+            VanDerPol(VDP_MU),
+            torch.rand(256, 2, generator=generator, dtype=f64) * 4 - 2,
+            VDP_PERIOD,
+        )
+    elif name == "spiral":
+        A = torch.tensor([[-0.1, 2.0], [-2.0, -0.1]], dtype=f64)
+        func, y0, T = CubicSpiral(A), torch.tensor([[2.0, 0.0]], dtype=f64), 25.0
+    else:
+        raise ValueError(f"unknown problem {name!r}; known: linear, vdp, spiral")
+    return func.to(device), y0.to(device), T
+
+
+@functools.lru_cache(maxsize=16)
+def reference(name: str, seed: int) -> tuple[tuple[float, ...], float]:
+    """The final state of problem ``name`` (flattened) and an upper estimate of its error.
+
+    ``linear``: the matrix exponential (error 0 by convention). Others: scipy's DOP853 at rtol 1e-13,
+    atol 1e-15; the error estimate is the difference from the same solve at 100 times looser tolerances.
+    """
+    func, y0, T = make_problem(name, seed)
+    if name == "linear":
+        exact = y0 @ torch.linalg.matrix_exp(func.A * T).T
+        return tuple(exact.reshape(-1).tolist()), 0.0
+    from scipy.integrate import solve_ivp
+
+    shape = y0.shape
+
+    def rhs(t: float, y: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            state = torch.as_tensor(y, dtype=torch.float64).reshape(shape)
+            return func(torch.tensor(t), state).reshape(-1).numpy()
+
+    def final(scale: float) -> torch.Tensor:
+        sol = solve_ivp(
+            rhs,
+            (0.0, T),
+            y0.reshape(-1).numpy(),
+            "DOP853",
+            rtol=REFERENCE_RTOL * scale,
+            atol=REFERENCE_ATOL * scale,
+        )
+        if not sol.success:
+            raise RuntimeError(f"reference solve of {name} failed: {sol.message}")
+        return torch.as_tensor(sol.y[:, -1])
+
+    tight = final(1.0)
+    return tuple(tight.tolist()), float((tight - final(100.0)).abs().max())
+
+
+def _torchode_solver(func: nn.Module, method: str, rtol: float, atol: float) -> Callable[..., torch.Tensor]:
+    """A function ``(y0, T) -> y(T)`` solving with torchode's ``method`` (eager, integral controller)."""
+    import torchode
+
+    term = torchode.ODETerm(func)
+    step = {"dopri5": torchode.Dopri5, "tsit5": torchode.Tsit5}[method](term=term)
+    controller = torchode.IntegralController(atol=atol, rtol=rtol, term=term)
+    solver = torchode.AutoDiffAdjoint(step, controller)
+
+    def run(y0: torch.Tensor, T: float) -> torch.Tensor:
+        batch = y0.shape[0]
+        problem = torchode.InitialValueProblem(
+            y0=y0,
+            t_start=torch.zeros(batch, dtype=y0.dtype, device=y0.device),
+            t_end=torch.full((batch,), T, dtype=y0.dtype, device=y0.device),
+        )
+        return solver.solve(problem).ys[:, -1]
+
+    return run
+
+
+def _solver(
+    library: str, func: nn.Module, method: str, rtol: float, atol: float
+) -> Callable[..., torch.Tensor]:
+    """A function ``(y0, T) -> y(T)`` solving with ``library``'s ``method``."""
+    if library == "torchode":
+        return _torchode_solver(func, method, rtol, atol)
+
+    def run(y0: torch.Tensor, T: float) -> torch.Tensor:
+        t = torch.tensor([0.0, T], dtype=y0.dtype, device=y0.device)
+        return solve(library, func, y0, t, method, rtol, atol)[-1]
+
+    return run
+
+
+def measure(
+    library: str,
+    problem: str,
+    seed: int,
+    device: str,
+    points: list[list],
+    truth: list[float],
+    repeats: int,
+    time_budget_s: float,
+) -> dict[str, list[dict[str, float]]]:
+    """Solve ``problem`` with ``library`` at each ``[method, rtol, atol]`` of ``points`` (in a fresh process).
+
+    Returns:
+        ``{"points": [{"nfe", "error", "time"}, ...]}`` in the order of ``points``.
+    """
+    dev = torch.device(device)
+    func, y0, T = make_problem(problem, seed, dev)
+    exact = torch.tensor(truth, dtype=torch.float64, device=dev).view_as(y0)
+    counted = CountingFunc(func)
+    out = []
+    with torch.no_grad():
+        for method, rtol, atol in points:
+            counted.counts["nfe_forward"] = 0
+            y = _solver(library, counted, method, rtol, atol)(y0, T)  # the warm-up
+            nfe = counted.counts["nfe_forward"]
+            timed = _solver(library, func, method, rtol, atol)
+            times: list[float] = []
+            while len(times) < repeats and (not times or sum(times) < time_budget_s):
+                with Timer(dev) as timer:
+                    timed(y0, T)
+                times.append(timer.seconds)
+            error = (y - exact).pow(2).mean().sqrt().item()
+            out.append({"nfe": nfe, "error": error, "time": statistics.median(times)})
+    return {"points": out}
+
+
+def _points(config: Config, library: str) -> list[tuple[int, str, float, float]]:
+    """``(step, method, rtol, atol)`` for every method of ``library`` and every rtol it runs at."""
+    tightest = dict(config.tightest_rtol)
+    return [
+        (step, method, rtol, rtol * config.atol_factor)
+        for method in METHODS[library]
+        for step, rtol in enumerate(config.rtols)
+        if rtol >= tightest.get(method, 0.0) * (1 - 1e-9)
+    ]
+
+
+def _reference_unit(recorder: Recorder, problem: str, seed: int) -> None:
+    recorder.record(f"{problem}/reference", seed, NO_STEP, "reference_gap", reference(problem, seed)[1])
+
+
+def _library_unit(
+    config: Config, recorder: Recorder, problem: str, library: str, seed: int, device: torch.device
+) -> None:
+    points = _points(config, library)
+    kwargs = {
+        "library": library,
+        "problem": problem,
+        "seed": seed,
+        "device": str(device),
+        "points": [[method, rtol, atol] for _, method, rtol, atol in points],
+        "truth": list(reference(problem, seed)[0]),
+        "repeats": config.repeats,
+        "time_budget_s": config.time_budget_s,
+    }
+    fresh = run_in_fresh_process(f"{__name__}:measure", kwargs, timeout=config.timeout_s)
+    for (step, method, rtol, atol), result in zip(points, fresh.result["points"], strict=True):
+        variant = f"{problem}/{library}/{method}"
+        recorder.record(variant, seed, step, "rtol", rtol)
+        recorder.record(variant, seed, step, "atol", atol)
+        recorder.record(variant, seed, step, "nfe", result["nfe"])
+        recorder.record(variant, seed, step, "error", result["error"])
+        recorder.record(variant, seed, step, "time", result["time"], "s")
+
+
+def available_libraries(config: Config) -> list[str]:
+    """The configured libraries that can run here (torchode only where it is installed)."""
+    return [lib for lib in config.libraries if lib != "torchode" or importlib.util.find_spec("torchode")]
+
+
+def run(config: Config, recorder: Recorder, device: torch.device) -> None:
+    """Per seed and problem: the reference, then one fresh process per library."""
+    unknown = sorted(set(config.libraries) - set(METHODS))
+    if unknown:
+        raise ValueError(f"unknown libraries {unknown}; known: {sorted(METHODS)}")
+    if not all(math.isfinite(r) and r > 0 for r in config.rtols):
+        raise ValueError(f"rtols must be positive, got {config.rtols}")
+    libraries = available_libraries(config)
+    recorder.set_total(len(config.seeds) * len(config.problems) * (1 + len(libraries)))
+    for seed in config.seeds:
+        for problem in config.problems:
+            run_unit(recorder, f"{problem}/reference/seed={seed}", _reference_unit, recorder, problem, seed)
+            for library in libraries:
+                key = f"{problem}/{library}/seed={seed}"
+                run_unit(recorder, key, _library_unit, config, recorder, problem, library, seed, device)

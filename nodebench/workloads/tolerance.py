@@ -1,0 +1,147 @@
+"""Tolerance against cost and accuracy of a trained model (paper Fig. 3a and 3b). See :data:`PROTOCOL`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from nodebench.measure import median_time
+from nodebench.store import NO_STEP, Recorder, atomic_write_path
+from nodebench.workloads import _spiral_demo as demo
+from nodebench.workloads._common import LIBRARIES, CountingFunc, dtype_of, run_unit, solve
+from nodebench.workloads.base import seed_everything
+
+NAME = "tolerance"
+REFERENCE_TOL = 1e-12
+
+PROTOCOL = """\
+## Tolerance against NFE, numerical error, task error and time (paper Fig. 3a, 3b)
+
+- Model (**ours**, the paper used MNIST): torchdiffeq's spiral demo network (Linear(2,50)-Tanh-
+  Linear(50,2) on y**3, weights N(0, 0.1)), trained from the seed for `train_iterations` RMSprop steps
+  (lr 1e-3, batches of 20 x 10 points, L1 loss, `nodebench.odeint` dopri5 at rtol 1e-7, atol 1e-9) on the
+  demo's noise-free truth (y0 = [2, 0], t = linspace(0, 25, 1000)), in float32.
+- Evaluation in `eval_dtype` (float64 by default, so that the error is the solver's, not float32's):
+  the trained model solved from y0 over the whole trajectory (1000 output times) by each library and
+  method at rtol = atol = tol for every tol in `tolerances`.
+- Numerical error: RMS and max-abs difference from a float64 reference solve of the same model by
+  nodebench dopri5 at rtol = atol = 1e-12; torchdiffeq's dopri5 at the same tolerance checks the
+  reference (`reference_gap`, max-abs difference of the two independent implementations).
+- Task metric: MSE of the solution against the data (the truth). NFE: evaluations of the model in
+  one forward solve. Time: median of `repeats` forward solves without gradients after one warm-up,
+  both libraries in the same process.
+- Records: variant `<library>/<method>`, step = index into `tolerances`; metrics `tol`,
+  `nfe_forward`, `error_rms`, `error_max`, `task_mse`, `time_forward` (s). Training: variant `train`,
+  step = iteration, metric `loss_l1`. Reference: variant `reference`, metrics `nfe_forward`,
+  `reference_gap`.
+"""
+
+
+@dataclass(frozen=True)
+class Config:
+    """Tolerance-sweep settings.
+
+    Attributes:
+        seeds: one trained model per seed.
+        tolerances: rtol = atol values, loosest first.
+        libraries: subset of ``("nodebench", "torchdiffeq")``.
+        methods: adaptive methods both libraries have (``bosh3``, ``dopri5``).
+        train_iterations: RMSprop steps of the demo's training.
+        log_every: record the training loss every this many iterations.
+        repeats: timed solves per setting (median recorded), after one warm-up.
+        eval_dtype: ``"float64"`` or ``"float32"``.
+    """
+
+    seeds: tuple[int, ...] = (0,)
+    tolerances: tuple[float, ...] = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8)
+    libraries: tuple[str, ...] = LIBRARIES
+    methods: tuple[str, ...] = ("dopri5",)
+    train_iterations: int = 500
+    log_every: int = 10
+    repeats: int = 5
+    eval_dtype: str = "float64"
+
+
+PRESETS = {
+    "smoke": Config(tolerances=(1e-2, 1e-4, 1e-6), train_iterations=20, repeats=1),
+    "standard": Config(),
+    "paper": Config(seeds=(0, 1, 2), train_iterations=2000, methods=("bosh3", "dopri5"), repeats=7),
+}
+
+
+def _model_path(recorder: Recorder, seed: int) -> str:
+    return str(recorder.checkpoint_path(f"spiral-seed{seed}.pt"))
+
+
+def _train_and_reference(config: Config, recorder: Recorder, seed: int, data: demo.DemoData) -> None:
+    """Train the model, solve the reference, record both, and save them for the evaluation units."""
+    seed_everything(seed)
+    model = demo.DemoModel().to(data.y.device, data.y.dtype)
+    generator = torch.Generator().manual_seed(seed)
+
+    def log(i: int, loss: float) -> None:
+        if i % config.log_every == 0 or i == config.train_iterations:
+            recorder.record("train", seed, i, "loss_l1", loss)
+
+    demo.train(model, data, config.train_iterations, generator, on_iteration=log)
+    state = {name: value.clone() for name, value in model.state_dict().items()}
+    reference = model.double()
+    y0, t = data.y[0].double(), data.t.double()
+    with torch.no_grad():
+        counted = CountingFunc(reference)
+        ref = solve("nodebench", counted, y0, t, "dopri5", REFERENCE_TOL, REFERENCE_TOL)
+        check = solve("torchdiffeq", reference, y0, t, "dopri5", REFERENCE_TOL, REFERENCE_TOL)
+    recorder.record("reference", seed, NO_STEP, "nfe_forward", counted.counts["nfe_forward"])
+    recorder.record("reference", seed, NO_STEP, "reference_gap", (ref - check).abs().max())
+    with atomic_write_path(_model_path(recorder, seed)) as tmp:
+        torch.save({"model": state, "reference": ref}, tmp)
+
+
+def _evaluate(
+    config: Config, recorder: Recorder, seed: int, library: str, method: str, data: demo.DemoData
+) -> None:
+    """Sweep the tolerances for one library and method and record every metric."""
+    seed_everything(seed)
+    saved = torch.load(_model_path(recorder, seed), map_location=data.y.device, weights_only=True)
+    dtype = dtype_of(config.eval_dtype)
+    device = data.y.device
+    model = demo.DemoModel()
+    model.load_state_dict(saved["model"])
+    counted = CountingFunc(model.to(dtype=dtype, device=device))
+    reference = saved["reference"].to(dtype=torch.float64, device=device)
+    y0, t, truth = data.y[0].to(dtype), data.t.to(dtype), data.y.to(dtype)
+    variant = f"{library}/{method}"
+    for step, tol in enumerate(config.tolerances):
+        with torch.no_grad():
+            counted.counts["nfe_forward"] = 0
+            y = solve(library, counted, y0, t, method, tol, tol)
+            nfe = counted.counts["nfe_forward"]
+            seconds = median_time(
+                lambda tol=tol: solve(library, counted, y0, t, method, tol, tol),
+                repeats=config.repeats,
+                warmup=0,  # the counted solve above was the warm-up
+                device=device,
+            )
+        error = y.double() - reference
+        recorder.record(variant, seed, step, "tol", tol)
+        recorder.record(variant, seed, step, "nfe_forward", nfe)
+        recorder.record(variant, seed, step, "error_rms", error.pow(2).mean().sqrt())
+        recorder.record(variant, seed, step, "error_max", error.abs().max())
+        recorder.record(variant, seed, step, "task_mse", (y - truth).pow(2).mean())
+        recorder.record(variant, seed, step, "time_forward", seconds, "s")
+
+
+def run(config: Config, recorder: Recorder, device: torch.device) -> None:
+    """Train one model per seed, then sweep the tolerances with every library and method."""
+    unknown = sorted(set(config.libraries) - set(LIBRARIES))
+    if unknown:
+        raise ValueError(f"libraries {unknown} are not among {LIBRARIES}")
+    data = demo.make_data(device=device)
+    evals = [(library, method) for library in config.libraries for method in config.methods]
+    recorder.set_total(len(config.seeds) * (1 + len(evals)))
+    for seed in config.seeds:
+        run_unit(recorder, f"train/seed={seed}", _train_and_reference, config, recorder, seed, data)
+        for library, method in evals:
+            key = f"{library}/{method}/seed={seed}"
+            run_unit(recorder, key, _evaluate, config, recorder, seed, library, method, data)
