@@ -74,6 +74,14 @@ def test_noise_is_gaussian_with_given_std():
     assert torch.equal(clean.noisy, clean.truth)
 
 
+def test_start_max_bounds_the_starting_phase():
+    cfg = SpiralConfig(n_spirals=200, start_max=150, seed=1)
+    data = make_spirals(cfg)
+    assert cfg.start_max_index == 150 and SpiralConfig().start_max_index == 300
+    assert data.phase0.min() >= 100 * cfg.dt and data.phase0.max() <= 150 * cfg.dt
+    assert data.phase0.max() > 145 * cfg.dt  # the whole range is used
+
+
 def test_subsampling_without_replacement(small):
     for m, idx in small.obs_idx.items():
         assert idx.shape[1] == m
@@ -100,6 +108,8 @@ def test_train_test_split(small):
         ({"noise_std": -0.1}, "noise_std"),
         ({"train_frac": 1.0}, "train_frac"),
         ({"extrap_points": 400}, "start_min_index"),
+        ({"start_max": 301}, "start_max"),
+        ({"start_max": 50}, "start_min_index"),
     ],
 )
 def test_config_rejects_bad_values(kwargs, name):
@@ -161,6 +171,22 @@ def test_latent_ode_forward(small):
     assert model.predict(batch, small.t).shape == (4, 200, 2)
     with pytest.raises(ValueError, match="batch.values"):
         model.loss(ObsBatch(times=batch.times, values=batch.values[..., :1], gaps=batch.gaps))
+
+
+@needs_odeint
+def test_kl_weight_scales_only_the_kl_term(small):
+    model = LatentODE()
+    batch = observation_batch(small, 30, small.train_idx[:4])
+    losses = {}
+    for weight in (0.0, 0.5, 1.0):
+        loss, parts = model.elbo(batch, generator=torch.Generator().manual_seed(0), kl_weight=weight)
+        losses[weight] = loss.item()
+        assert parts["elbo"] == pytest.approx(parts["log_lik"] - parts["kl"])
+    assert losses[1.0] == pytest.approx(-parts["elbo"])
+    assert losses[0.0] == pytest.approx(-parts["log_lik"])
+    assert losses[0.5] == pytest.approx(-(parts["log_lik"] - 0.5 * parts["kl"]))
+    with pytest.raises(ValueError, match="kl_weight"):
+        model.elbo(batch, kl_weight=-1.0)
 
 
 @needs_odeint
@@ -227,3 +253,31 @@ def test_a_few_adam_steps_reduce_the_loss(small, name):
     model = LatentODE() if name == "latent_ode" else RNNBaseline()
     first, last = _train(model, observation_batch(small, 30, small.train_idx[:8]))
     assert last < 0.5 * first
+
+
+def test_rnn_predict_within_is_causal(small):
+    """At any time: the prediction from the observations before it, as `predict` on the truncated series."""
+    model = RNNBaseline()
+    batch = observation_batch(small, 30, small.train_idx[:3])
+    pred = model.predict_within(batch, small.t_obs)
+    assert pred.shape == (3, 100, 2)
+    first = small.obs_idx[30][small.train_idx[:3], 0]
+    for b in range(3):
+        assert torch.isnan(pred[b, : first[b] + 1]).all() and torch.isfinite(pred[b, first[b] + 1 :]).all()
+        for j in (0, 7, 29):
+            t_next = small.t_obs[small.t_obs > batch.times[b, j]][:1]
+            if t_next.numel() == 0:
+                continue
+            sub = ObsBatch(
+                times=batch.times[b : b + 1, : j + 1],
+                values=batch.values[b : b + 1, : j + 1],
+                gaps=batch.gaps[b : b + 1, : j + 1],
+            )
+            k = int((small.t_obs < t_next).sum())
+            torch.testing.assert_close(pred[b, k], model.predict(sub, t_next)[0, 0])
+    # one-step-ahead at observation times: the means the NLL is trained on
+    mean, _, _ = model._run(batch.values[:, :-1], batch.gaps[:, 1:])
+    at_obs = model.predict_within(batch, batch.times[0])[0, 1:]
+    torch.testing.assert_close(at_obs, mean[0])
+    later = model.predict_within(batch, small.t_extrap[:1])
+    torch.testing.assert_close(later[:, 0], model.predict(batch, small.t_extrap[:1])[:, 0])

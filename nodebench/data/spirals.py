@@ -60,6 +60,9 @@ class SpiralConfig:
         t_max: end of the spiral phase range (torchdiffeq: 6 pi).
         n_grid: points of torchdiffeq's phase grid on ``[0, t_max]``; fixes the spacing.
         start_min_index: earliest start, in grid steps (torchdiffeq: 100).
+        start_max: latest start, in grid steps; None for the latest that keeps the whole spiral on the
+            grid (``n_grid - total_points``). Lowering it keeps the clockwise arm away from its
+            ``1 / angle`` growth near the end of the grid.
         a: radius offset.
         b: radius scale.
         centre: x-offset of the spiral centres (+centre counter-clockwise, -centre clockwise).
@@ -75,6 +78,7 @@ class SpiralConfig:
     t_max: float = 6 * math.pi
     n_grid: int = 500
     start_min_index: int = 100
+    start_max: int | None = None
     a: float = 0.0
     b: float = 0.3
     centre: float = 5.0
@@ -101,10 +105,16 @@ class SpiralConfig:
             )
         if self.t_max <= 0 or self.n_grid < 2:
             raise ValueError(f"t_max must be > 0 and n_grid >= 2, got {self.t_max}, {self.n_grid}")
+        last = self.n_grid - self.total_points
+        if self.start_max is not None and not 0 <= self.start_max <= last:
+            raise ValueError(
+                f"start_max must be in [0, {last}] so that {self.total_points} points fit on the grid "
+                f"of n_grid={self.n_grid}, got {self.start_max}"
+            )
         if not 0 <= self.start_min_index <= self.start_max_index:
             raise ValueError(
                 f"start_min_index must be in [0, {self.start_max_index}] so that "
-                f"{self.total_points} points fit on the grid of n_grid={self.n_grid}, "
+                f"{self.total_points} points fit on the grid of n_grid={self.n_grid} (and start_max), "
                 f"got {self.start_min_index}"
             )
 
@@ -120,8 +130,8 @@ class SpiralConfig:
 
     @property
     def start_max_index(self) -> int:
-        """Latest start, in grid steps, that keeps the whole spiral on the phase grid."""
-        return self.n_grid - self.total_points
+        """Latest start, in grid steps: ``start_max``, or the latest that keeps the spiral on the grid."""
+        return self.n_grid - self.total_points if self.start_max is None else self.start_max
 
 
 @dataclass(frozen=True, eq=False)

@@ -229,7 +229,11 @@ class LatentODE(nn.Module):
         return self.decoder(torch.gather(zs, 2, index))
 
     def elbo(
-        self, batch: ObservationBatch, n_samples: int = 1, generator: torch.Generator | None = None
+        self,
+        batch: ObservationBatch,
+        n_samples: int = 1,
+        generator: torch.Generator | None = None,
+        kl_weight: float = 1.0,
     ) -> tuple[Tensor, dict[str, float]]:
         """Negative ELBO with reparameterised samples of z0.
 
@@ -237,27 +241,30 @@ class LatentODE(nn.Module):
             batch: observation batch.
             n_samples: samples of z0 per series; the log-likelihood is averaged over them.
             generator: generator for the samples; the global one if None.
+            kl_weight: weight of the KL term in ``loss`` (KL annealing); 1 gives the ELBO.
 
         Returns:
-            ``loss`` (scalar, -ELBO averaged over series) and floats ``elbo``, ``log_lik``, ``kl``
-            (per series) and ``mse`` (per coordinate of the reconstruction).
+            ``loss`` (scalar, ``-(log_lik - kl_weight * kl)`` averaged over series) and floats ``elbo``,
+            ``log_lik``, ``kl`` (per series; ``elbo`` always with weight 1) and ``mse`` (per coordinate
+            of the reconstruction).
         """
         if n_samples < 1:
             raise ValueError(f"n_samples must be >= 1, got {n_samples}")
+        if kl_weight < 0:
+            raise ValueError(f"kl_weight must be >= 0, got {kl_weight}")
         mu, logvar = self.encode(batch)
         eps = torch.randn((n_samples, *mu.shape), generator=generator, dtype=mu.dtype, device=mu.device)
         z0 = mu + torch.exp(0.5 * logvar) * eps
         pred = self.decode_at(z0, batch.times)
         log_lik = gaussian_log_prob(batch.values, pred, math.log(self.obs_std)).sum(dim=(-1, -2)).mean(0)
         kl = kl_normal_std_normal(mu, logvar)
-        elbo = (log_lik - kl).mean()
         parts = {
-            "elbo": elbo.item(),
+            "elbo": (log_lik - kl).mean().item(),
             "log_lik": log_lik.mean().item(),
             "kl": kl.mean().item(),
             "mse": (pred - batch.values).square().mean().item(),
         }
-        return -elbo, parts
+        return -(log_lik - kl_weight * kl).mean(), parts
 
     def reconstruct_and_extrapolate(self, obs_batch: ObservationBatch, t_query: Tensor) -> Tensor:
         """Decoded trajectory from the posterior mean of z0.
@@ -350,3 +357,39 @@ class RNNBaseline(nn.Module):
             x, _, h = self._run(x, dt.expand(x.shape[0], 1), h)
             preds.append(x)
         return torch.cat(preds, dim=1)
+
+    def predict_within(self, obs_batch: ObservationBatch, t_query: Tensor) -> Tensor:
+        """Causal predictions at any times: each from the observations strictly before it.
+
+        The prediction at ``t`` feeds the observations before ``t`` (each with the gap to the next one,
+        as in training) and then the last of them with the gap to ``t``; it is the one-step-ahead
+        prediction where ``t`` is an observation time, and the first extrapolated point of `predict`
+        on the truncated series otherwise.
+
+        Arguments:
+            obs_batch: observation batch.
+            t_query: ``(Q,)`` increasing query times.
+
+        Returns:
+            ``(B, Q, obs_dim)`` predicted means; NaN where no observation precedes the query time.
+        """
+        _check_batch(obs_batch, self.obs_dim)
+        _check_query(t_query)
+        times, values = obs_batch.times, obs_batch.values
+        (b, n), q = times.shape, t_query.shape[0]
+        h0 = values.new_zeros(b, 1, self.rnn.hidden_size)
+        if n > 1:
+            out, _ = self.rnn(torch.cat((values[:, :-1], times.diff(dim=1).unsqueeze(-1)), dim=-1))
+            states = torch.cat((h0, out), dim=1)  # states[:, i]: the state before observation i
+        else:
+            states = h0
+        query = t_query.to(times.dtype).expand(b, q).contiguous()
+        last = torch.searchsorted(times.contiguous(), query) - 1  # last observation strictly before
+        idx = last.clamp(min=0)
+        h = torch.gather(states, 1, idx.unsqueeze(-1).expand(-1, -1, states.shape[-1]))
+        x = torch.gather(values, 1, idx.unsqueeze(-1).expand(-1, -1, self.obs_dim))
+        gap = query - torch.gather(times, 1, idx)
+        mean, _, _ = self._run(
+            x.reshape(b * q, 1, self.obs_dim), gap.reshape(b * q, 1), h.reshape(1, b * q, -1).contiguous()
+        )
+        return mean.reshape(b, q, self.obs_dim).masked_fill((last < 0).unsqueeze(-1), float("nan"))

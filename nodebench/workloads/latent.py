@@ -1,0 +1,504 @@
+"""Workload ``latent``: latent ODE against an RNN on irregularly observed spirals (paper Table 2, Fig. 8).
+
+For every seed, observation count n and model: generate the spirals, train on the n observed points
+of the training spirals, then record the predictive RMSE of the test spirals on the 100 extrapolation
+points and on the observation window, against the noise-free truth and the noisy observations, with
+NFE and times. A few test spirals' predicted trajectories are recorded too, for Figure-8-like plots.
+
+Records (variant ``"<model>/n=<n>"``, ``model`` in :data:`MODELS`):
+
+- per evaluation step (``step`` = training iteration): ``train_loss`` (mean over the interval),
+  ``val_rmse_extrap`` (validation spirals, against the truth), ``nfe_train`` (latent ODE: mean forward
+  NFE per iteration over the interval);
+- final (``step = -1``): ``rmse_extrap_truth``, ``rmse_extrap_noisy``, ``rmse_interp_truth``,
+  ``rmse_interp_noisy``, ``rmse_extrap_truth_ccw`` and ``_cw`` (test spirals of one orientation),
+  ``selected_iteration``, ``train_time`` [s], ``time_per_iteration`` [s],
+  ``eval_time`` [s], and for the latent ODE ``nfe_eval`` (forward NFE of the test prediction);
+- trajectories (first seed only): ``pred_x``, ``pred_y`` at ``step = slot * TRAJ_STRIDE + i``, ``i``
+  the index on the 200-point time grid (0-99 observation window, 100-199 extrapolation) and ``slot``
+  the position of the spiral among the recorded ones; rows where a model makes no finite prediction
+  (the RNN before its first observation) are absent.
+
+Variant ``"data"`` (one unit per seed): ``extrap_scale`` (RMS distance of the test truth from its spiral
+centre over the extrapolation window, per coordinate), ``noise_rmse_extrap`` (RMSE of the noisy
+observations against the truth there: what a perfect predictor scores against the noisy points);
+first seed only: ``traj_spiral`` and ``traj_orient`` (``step = slot``), ``truth_x``/``truth_y`` on the
+same step encoding; variant ``"data/n=<n>"``: ``obs_x``/``obs_y`` at the observed points.
+
+Exploratory configurations are real runs too: ``python -m nodebench.workloads.latent --base study
+--set noise_std=0.3 --out results/runs`` applies ``--set`` overrides to a preset and records them in
+the run's preset label, config and protocol card; ``nodebench run latent --resume RUN_DIR`` resumes
+such a run like any other. Two presets exist for this (the CLI's ``--preset`` offers only the three
+standard ones): ``explore``, where the exploration started (torchdiffeq's spacing, GRU cells, 1000
+iterations; seed 0, n = 30), and ``study``, protocol "ours" at seed 0 and n = 30.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import copy
+import dataclasses
+import math
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from nodebench import solver_stats, store
+from nodebench.data.spirals import ObsBatch, SpiralConfig, SpiralData, make_spirals, observation_batch
+from nodebench.models.latent import LatentODE, RNNBaseline
+from nodebench.store import NO_STEP, Recorder
+from nodebench.workloads.base import config_to_dict, seed_everything
+
+NAME = "latent"
+MODELS = ("latent_ode", "rnn")
+TRAJ_STRIDE = 1000
+DTYPE = torch.float32
+
+PROTOCOL = """\
+## Latent ODE on spirals (paper Section 5.1, Table 2) -- protocol "ours"
+
+**Paper**: 1000 two-dimensional spirals from different starting points, 100 equally spaced times, half
+clockwise and half counter-clockwise, Gaussian noise; n = 30, 50, 100 points subsampled without
+replacement; predictive RMSE on the 100 time points after the observed ones. Recognition RNN with 25
+hidden units run backwards, latent dimension 4, dynamics and decoder one hidden layer of 20 units,
+prior N(0, I), ELBO; baseline RNN with 25 hidden units, Gaussian NLL, the time gap as an input. Table 2:
+RNN 0.3937 / 0.3202 / 0.1813, latent ODE 0.1642 / 0.1502 / 0.1346 (n = 30 / 50 / 100).
+
+**Ours** (every value the paper leaves open; defaults of `Config`, overridden values in the run's
+config):
+
+- *Spirals*: torchdiffeq's `latent_ode.py` equations on the phase range [0, 6 pi]: counter-clockwise
+  r = 0.3 tau centred at (+5, 0); clockwise r = 0.3 * 50 / (6 pi + 1 - tau) at angle 6 pi + 1 - tau,
+  centred at (-5, 0). Half of each orientation.
+- *Time grid and windows*: `n_grid = 1000` points on [0, 6 pi] (dt = 6 pi / 999 = 0.0189); a spiral
+  is 200 consecutive points, the first 100 the observation window (t = 0 .. 1.87), the next 100 the
+  extrapolation window. Start phase uniform on [200 dt, 800 dt] (continuous). Why: torchdiffeq's
+  spirals are 100 points of a 500-point grid starting in [100, 400) -- arcs of 3.78 rad (0.6 turn) from
+  the same phase range. Ours are exactly those arcs, their first half observed and their second half
+  extrapolated. Observing a whole torchdiffeq arc and extrapolating another at its spacing
+  (`n_grid = 500`) is the other reading; the study runs show what it does to the RMSE.
+- *Noise*: i.i.d. Gaussian, std 0.1 per coordinate, on all 200 points; the latent ODE's likelihood
+  std is the same 0.1. RMSE is reported against the noise-free truth and against the noisy points
+  (whose floor is the noise, 0.1).
+- *Split*: 1000 spirals per seed; 800 train and 200 test, stratified by orientation; 100 of the 800
+  held out at random as validation, so 700 train. The test spirals are used once, after training.
+- *Observations*: per spiral one random permutation of the 100 window indices; its first n entries,
+  sorted (nested: the 30 lie inside the 50, inside the 100). Irregular times differ between spirals.
+- *Models* (paper sizes): latent ODE with a vanilla tanh RNN encoder (25 units, backwards over
+  (x, gap to the previous observation)), latent 4, dynamics 4-20-4 (ELU), decoder 4-20-2 (ReLU),
+  z0 at the start of the window; RNN baseline: vanilla tanh RNN (25 units), input (x_i, t_{i+1} - t_i),
+  output mean and log-std of x_{i+1}, extrapolation autoregressive on its own means.
+- *Training*: Adam, learning rate 0.01 decaying exponentially to 0.001 over 2000 iterations,
+  minibatches of 100 spirals (shuffled epochs), one posterior sample per spiral, KL weight 1. Latent
+  ODE: `nodebench.odeint` (direct backprop through dopri5, not the adjoint), rtol 1e-3, atol 1e-4,
+  the same at evaluation (the paper's 1.5e-8 is the `paper` preset's). float32, one thread.
+- *Selection*: every 100 iterations the extrapolation RMSE of the validation spirals (against the
+  truth) is recorded; the parameters with the lowest are evaluated on the test spirals.
+- *Metrics*: RMSE = root of the mean squared error over test spirals, time points and both
+  coordinates. Extrapolation: the 100 points after the window, from the n observations (latent ODE:
+  posterior mean z0). Interpolation: the 100 times of the window (latent ODE: decoded from z0, all
+  observations used; RNN: causal, each time predicted from the observations before it, none before
+  the first observation). Also NFE of the test prediction and training times.
+- *Seeds*: each seed draws its own data set (spirals, noise, observations, split) and initialisation;
+  seeds 0, 1, 2.
+"""
+
+
+@dataclass(frozen=True)
+class Config:
+    """One configuration of the workload (the protocol card explains the defaults).
+
+    Arguments:
+        seeds: seeds; each gives its own data set (spirals, noise, subsampling, split) and model init.
+        obs_counts: observation counts n.
+        models: models to train, from :data:`MODELS`.
+        n_spirals: spirals per data set (train, validation and test together).
+        noise_std: std of the Gaussian observation noise.
+        amplitude: radius scale ``b`` of the spirals (torchdiffeq: 0.3).
+        n_grid: points of the phase grid on ``[0, 6 pi]``; sets the time step (torchdiffeq: 500).
+        start_min: earliest start on the grid, in steps (torchdiffeq: 100 of 500).
+        start_max: latest start, in steps; None: the latest that keeps 200 points on the grid.
+        val_spirals: training spirals held out for validation (model selection, never the test set).
+        obs_std: std of the latent ODE's Gaussian likelihood, in data units.
+        standardise: feed the models standardised coordinates (minus the mean of the training
+            observations, divided by their RMS deviation), predictions mapped back to data units.
+        cell: recurrent cell of the recognition network and of the baseline, ``"gru"`` or ``"rnn"``.
+        iterations: Adam iterations.
+        batch_size: spirals per minibatch (epochs of a fixed random order); 0 for the full batch.
+        lr: initial learning rate.
+        lr_final: learning rate at the last iteration (exponential decay from ``lr``).
+        kl_warmup: iterations over which the KL weight of the latent ODE grows linearly to 1.
+        method: ODE solver of the latent ODE (training and evaluation; direct backprop, ``odeint``).
+        rtol: relative tolerance.
+        atol: absolute tolerance.
+        eval_every: iterations between validation evaluations (and training records).
+        select: evaluate the parameters with the lowest validation RMSE instead of the last ones.
+        trajectory_spirals: test spirals whose trajectories are recorded (first seed only).
+    """
+
+    seeds: tuple[int, ...] = (0, 1, 2)
+    obs_counts: tuple[int, ...] = (30, 50, 100)
+    models: tuple[str, ...] = MODELS
+    n_spirals: int = 1000
+    noise_std: float = 0.1
+    amplitude: float = 0.3
+    n_grid: int = 1000
+    start_min: int = 200
+    start_max: int | None = None
+    val_spirals: int = 100
+    obs_std: float = 0.1
+    standardise: bool = False
+    cell: str = "rnn"
+    iterations: int = 2000
+    batch_size: int = 100
+    lr: float = 0.01
+    lr_final: float = 0.001
+    kl_warmup: int = 0
+    method: str = "dopri5"
+    rtol: float = 1e-3
+    atol: float = 1e-4
+    eval_every: int = 100
+    select: bool = True
+    trajectory_spirals: int = 4
+
+    def __post_init__(self) -> None:
+        if not self.seeds:
+            raise ValueError("seeds must not be empty")
+        unknown = sorted(set(self.models) - set(MODELS))
+        if not self.models or unknown:
+            raise ValueError(f"models must be a non-empty subset of {MODELS}, got {self.models}")
+        if self.iterations < 1 or self.eval_every < 1 or self.batch_size < 0 or self.kl_warmup < 0:
+            raise ValueError(
+                "iterations and eval_every must be >= 1, batch_size and kl_warmup >= 0, got "
+                f"{self.iterations}, {self.eval_every}, {self.batch_size}, {self.kl_warmup}"
+            )
+        if not 0 < self.lr_final <= self.lr:
+            raise ValueError(f"need 0 < lr_final <= lr, got lr={self.lr}, lr_final={self.lr_final}")
+        if self.val_spirals < 1 or self.trajectory_spirals < 0:
+            raise ValueError(
+                f"val_spirals must be >= 1 and trajectory_spirals >= 0, got {self.val_spirals}, "
+                f"{self.trajectory_spirals}"
+            )
+        data = spiral_config(self, self.seeds[0])  # validates the data fields
+        n_train = 2 * round(data.train_frac * self.n_spirals / 2)
+        if self.val_spirals >= n_train:
+            raise ValueError(f"val_spirals must be < {n_train} (the training split), got {self.val_spirals}")
+
+
+def spiral_config(config: Config, seed: int) -> SpiralConfig:
+    """The spiral data configuration of ``config`` for ``seed``."""
+    return SpiralConfig(
+        n_spirals=config.n_spirals,
+        obs_counts=config.obs_counts,
+        noise_std=config.noise_std,
+        seed=seed,
+        n_grid=config.n_grid,
+        start_min_index=config.start_min,
+        start_max=config.start_max,
+        b=config.amplitude,
+    )
+
+
+PRESETS: dict[str, Config] = {
+    "smoke": Config(
+        seeds=(0,),
+        n_spirals=100,
+        val_spirals=10,
+        iterations=20,
+        batch_size=40,
+        eval_every=10,
+        trajectory_spirals=2,
+    ),
+    "standard": Config(),
+    "paper": Config(seeds=(0, 1, 2, 3, 4), iterations=10000, rtol=1.5e-8, atol=1.5e-8),
+    "explore": Config(
+        seeds=(0,),
+        obs_counts=(30,),
+        n_grid=500,
+        start_min=100,
+        cell="gru",
+        iterations=1000,
+        trajectory_spirals=0,
+    ),
+    "study": Config(seeds=(0,), obs_counts=(30,), trajectory_spirals=0),
+}
+
+
+def _split(train_idx: Tensor, n_val: int, seed: int) -> tuple[Tensor, Tensor]:
+    """Carve ``n_val`` validation spirals out of the training split; returns sorted (train, val)."""
+    perm = torch.randperm(len(train_idx), generator=torch.Generator().manual_seed(seed))
+    shuffled = train_idx[perm]
+    return shuffled[n_val:].sort().values, shuffled[:n_val].sort().values
+
+
+def _rows(batch: ObsBatch, rows: Tensor) -> ObsBatch:
+    """The sub-batch of ``rows``."""
+    return ObsBatch(times=batch.times[rows], values=batch.values[rows], gaps=batch.gaps[rows])
+
+
+def _rmse(pred: Tensor, target: Tensor) -> float:
+    """Root of the mean squared error over spirals, times and both coordinates, ignoring NaN predictions."""
+    return math.sqrt((pred - target).square().nanmean().item())
+
+
+@dataclass(frozen=True, eq=False)
+class _Affine:
+    """Coordinates the models see: ``(x - shift) / scale``, and back."""
+
+    shift: Tensor
+    scale: float
+
+    @classmethod
+    def fit(cls, values: Tensor, standardise: bool) -> _Affine:
+        """Standardising map of observed ``values`` ``(B, n, 2)``, or the identity."""
+        if not standardise:
+            return cls(values.new_zeros(values.shape[-1]), 1.0)
+        shift = values.mean(dim=(0, 1))
+        return cls(shift, (values - shift).square().mean().sqrt().item())
+
+    def batch(self, batch: ObsBatch) -> ObsBatch:
+        """``batch`` in model coordinates."""
+        return ObsBatch(times=batch.times, values=(batch.values - self.shift) / self.scale, gaps=batch.gaps)
+
+    def inverse(self, points: Tensor) -> Tensor:
+        """Model coordinates back to data units."""
+        return points * self.scale + self.shift
+
+
+def _build(name: str, config: Config, scale: float) -> nn.Module:
+    """A fresh model (paper sizes: latent 4, recognition RNN 25, dynamics and decoder 20).
+
+    ``scale``: data units per model unit; the likelihood std is ``config.obs_std / scale``.
+    """
+    if name == "latent_ode":
+        model = LatentODE(
+            obs_std=config.obs_std / scale,
+            cell=config.cell,
+            solver="odeint",
+            method=config.method,
+            rtol=config.rtol,
+            atol=config.atol,
+        )
+    else:
+        model = RNNBaseline(hidden=25, cell=config.cell)
+    return model.to(DTYPE)
+
+
+def _predict(model: nn.Module, obs: ObsBatch, data: SpiralData, affine: _Affine) -> tuple[Tensor, Tensor]:
+    """Predictions on the observation and extrapolation windows, ``(B, 100, 2)`` each, in data units."""
+    obs = affine.batch(obs)
+    if isinstance(model, LatentODE):
+        pred = model.predict(obs, data.t)
+        interp, extrap = pred[:, : data.config.obs_points], pred[:, data.config.obs_points :]
+    else:
+        interp, extrap = model.predict_within(obs, data.t_obs), model.predict(obs, data.t_extrap)
+    return affine.inverse(interp), affine.inverse(extrap)
+
+
+def _encode(slot: int, index: int) -> int:
+    """The step of trajectory point ``index`` of recorded spiral ``slot``."""
+    return slot * TRAJ_STRIDE + index
+
+
+def _trajectory_spirals(data: SpiralData, test_idx: Tensor, count: int) -> list[int]:
+    """Positions in ``test_idx`` of ``count`` test spirals, alternating counter-clockwise and clockwise."""
+    orient = data.orient[test_idx].tolist()
+    ccw = [i for i, o in enumerate(orient) if o > 0]
+    cw = [i for i, o in enumerate(orient) if o < 0]
+    return [(ccw if slot % 2 == 0 else cw)[slot // 2] for slot in range(count)]
+
+
+def _record_points(
+    recorder: Recorder, variant: str, seed: int, prefix: str, points: Tensor, slots: list[int]
+) -> None:
+    """Record ``points`` ``(B, T, 2)`` of the spirals at ``slots`` as ``<prefix>_x``/``<prefix>_y``."""
+    for slot, row in enumerate(slots):
+        for index, (x, y) in enumerate(points[row].tolist()):
+            if math.isfinite(x) and math.isfinite(y):
+                recorder.record(variant, seed, _encode(slot, index), f"{prefix}_x", x)
+                recorder.record(variant, seed, _encode(slot, index), f"{prefix}_y", y)
+
+
+def _record_data(
+    recorder: Recorder, config: Config, seed: int, data: SpiralData, test_idx: Tensor, slots: list[int]
+) -> None:
+    """The data set's scale and noise floor, and the recorded spirals' truth and observations."""
+    split = data.config.obs_points
+    truth = data.truth[test_idx, split:]
+    centre = data.config.centre * data.orient[test_idx].to(DTYPE)
+    offset = truth - torch.stack((centre, torch.zeros_like(centre)), dim=-1).unsqueeze(1)
+    recorder.record("data", seed, NO_STEP, "extrap_scale", offset.square().mean().sqrt())
+    recorder.record("data", seed, NO_STEP, "noise_rmse_extrap", _rmse(data.noisy[test_idx, split:], truth))
+    if not slots:
+        return
+    for slot, row in enumerate(slots):
+        recorder.record("data", seed, slot, "traj_spiral", test_idx[row])
+        recorder.record("data", seed, slot, "traj_orient", data.orient[test_idx[row]])
+    _record_points(recorder, "data", seed, "truth", data.truth[test_idx], slots)
+    for n in config.obs_counts:
+        obs = data.obs_idx[n][test_idx]
+        points = torch.full_like(data.noisy[test_idx, :split], math.nan)
+        points.scatter_(1, obs.unsqueeze(-1).expand(-1, -1, 2), observation_batch(data, n, test_idx).values)
+        _record_points(recorder, f"data/n={n}", seed, "obs", points, slots)
+
+
+def _fit_and_evaluate(
+    recorder: Recorder,
+    config: Config,
+    name: str,
+    n: int,
+    seed: int,
+    data: SpiralData,
+    split: tuple[Tensor, Tensor, Tensor],
+    slots: list[int],
+) -> None:
+    """Train model ``name`` on n observations per training spiral, select on validation, test, record."""
+    variant = f"{name}/n={n}"
+    train_idx, val_idx, test_idx = split
+    train_obs, val_obs = observation_batch(data, n, train_idx), observation_batch(data, n, val_idx)
+    affine = _Affine.fit(train_obs.values, config.standardise)
+    model = _build(name, config, affine.scale)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    gamma = (config.lr_final / config.lr) ** (1.0 / config.iterations)
+    schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma)
+    order = torch.Generator().manual_seed(seed)
+    train_in = affine.batch(train_obs)
+    val_truth = data.truth[val_idx, data.config.obs_points :]
+    batch_size = config.batch_size or len(train_idx)
+    perm, cursor = torch.randperm(len(train_idx), generator=order), 0
+    best = (math.inf, 0, copy.deepcopy(model.state_dict()))
+    train_time, loss_sum, nfe_sum, since = 0.0, 0.0, 0, 0
+    for it in range(1, config.iterations + 1):
+        if cursor + batch_size > len(train_idx):
+            perm, cursor = torch.randperm(len(train_idx), generator=order), 0
+        batch = _rows(train_in, perm[cursor : cursor + batch_size])
+        cursor += batch_size
+        start = time.perf_counter()
+        with solver_stats() as stats:
+            if isinstance(model, LatentODE):
+                kl_weight = min(1.0, it / config.kl_warmup) if config.kl_warmup else 1.0
+                loss, _ = model.elbo(batch, kl_weight=kl_weight)
+            else:
+                loss = model.loss(batch)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+        train_time += time.perf_counter() - start
+        loss_sum, nfe_sum, since = loss_sum + loss.item(), nfe_sum + stats.nfe_forward, since + 1
+        if it % config.eval_every and it != config.iterations:
+            continue
+        with torch.no_grad():
+            val_rmse = _rmse(_predict(model, val_obs, data, affine)[1], val_truth)
+        recorder.record(variant, seed, it, "train_loss", loss_sum / since, "nats")
+        recorder.record(variant, seed, it, "val_rmse_extrap", val_rmse)
+        if isinstance(model, LatentODE):
+            recorder.record(variant, seed, it, "nfe_train", nfe_sum / since)
+        loss_sum, nfe_sum, since = 0.0, 0, 0
+        if val_rmse < best[0]:
+            best = (val_rmse, it, copy.deepcopy(model.state_dict()))
+    if config.select:
+        model.load_state_dict(best[2])
+    test_obs = observation_batch(data, n, test_idx)
+    start = time.perf_counter()
+    with torch.no_grad(), solver_stats() as stats:
+        interp, extrap = _predict(model, test_obs, data, affine)
+    eval_time = time.perf_counter() - start
+    split_at = data.config.obs_points
+    for window, pred in (("interp", interp), ("extrap", extrap)):
+        part = slice(None, split_at) if window == "interp" else slice(split_at, None)
+        for source, target in (("truth", data.truth), ("noisy", data.noisy)):
+            rmse = _rmse(pred, target[test_idx, part])
+            recorder.record(variant, seed, NO_STEP, f"rmse_{window}_{source}", rmse)
+    for turn, sign in (("ccw", 1), ("cw", -1)):
+        rows = data.orient[test_idx] == sign
+        rmse = _rmse(extrap[rows], data.truth[test_idx[rows], split_at:])
+        recorder.record(variant, seed, NO_STEP, f"rmse_extrap_truth_{turn}", rmse)
+    selected = best[1] if config.select else config.iterations
+    recorder.record(variant, seed, NO_STEP, "selected_iteration", selected)
+    recorder.record(variant, seed, NO_STEP, "train_time", train_time, "s")
+    recorder.record(variant, seed, NO_STEP, "time_per_iteration", train_time / config.iterations, "s")
+    recorder.record(variant, seed, NO_STEP, "eval_time", eval_time, "s")
+    if isinstance(model, LatentODE):
+        recorder.record(variant, seed, NO_STEP, "nfe_eval", stats.nfe_forward)
+    _record_points(recorder, variant, seed, "pred", torch.cat((interp, extrap), dim=1), slots)
+
+
+def run(config: Config, recorder: Recorder, device: torch.device) -> None:
+    """Train and evaluate every (seed, n, model) of ``config`` as one resumable unit each."""
+    recorder.set_total(len(config.seeds) * (1 + len(config.obs_counts) * len(config.models)))
+    for seed in config.seeds:
+        data = make_spirals(spiral_config(config, seed), dtype=DTYPE, device=device)
+        train_idx, val_idx = _split(data.train_idx, config.val_spirals, seed)
+        split = (train_idx, val_idx, data.test_idx)
+        count = config.trajectory_spirals if seed == config.seeds[0] else 0
+        slots = _trajectory_spirals(data, data.test_idx, count)
+        key = f"data/seed={seed}"
+        if not recorder.completed(key):
+            with recorder.unit(key):
+                _record_data(recorder, config, seed, data, data.test_idx, slots)
+        recorder.tick()
+        for n in config.obs_counts:
+            for name in config.models:
+                key = f"{name}/n={n}/seed={seed}"
+                if not recorder.completed(key):
+                    with recorder.unit(key):
+                        seed_everything(seed)
+                        _fit_and_evaluate(recorder, config, name, n, seed, data, split, slots)
+                recorder.tick()
+
+
+# --------------------------------------------------------------------------------------------------
+# Exploratory runs: a preset with overrides
+
+
+def _override(config: Config, assignment: str) -> tuple[str, object]:
+    """Parse ``KEY=VALUE`` (a Python literal) into a field name and value of ``config``."""
+    key, sep, text = assignment.partition("=")
+    names = {field.name for field in dataclasses.fields(config)}
+    if not sep or key not in names:
+        raise ValueError(f"--set expects KEY=VALUE with KEY one of {sorted(names)}, got {assignment!r}")
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        value = text
+    return key, tuple(value) if isinstance(value, list) else value
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m nodebench.workloads.latent --base PRESET --set KEY=VALUE ... --out DIR``.
+
+    Runs the workload with the preset's config changed by the overrides into a new run directory whose
+    preset label is ``PRESET+KEY=VALUE,...``; prints the run directory. Returns the exit status.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = argparse.ArgumentParser(prog="python -m nodebench.workloads.latent", description=main.__doc__)
+    parser.add_argument("--base", choices=sorted(PRESETS), default="study", help="preset to start from")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    parser.add_argument("--out", default="results/runs", help="runs folder (default: results/runs)")
+    args = parser.parse_args(argv)
+    config = PRESETS[args.base]
+    try:
+        overrides = dict(_override(config, item) for item in args.set)
+        config = dataclasses.replace(config, **overrides)
+    except (ValueError, TypeError) as exc:
+        parser.error(str(exc))
+    label = args.base + ("+" + ",".join(f"{k}={v}" for k, v in overrides.items()) if overrides else "")
+    note = "\n".join(f"- **Override**: `{k} = {v!r}`" for k, v in overrides.items())
+    command = shlex.join(["python", "-m", "nodebench.workloads.latent", *argv])
+    protocol = PROTOCOL + (f"\nThis run changes preset `{args.base}`:\n\n{note}\n" if note else "")
+    recorder = store.create_run(Path(args.out), NAME, label, config_to_dict(config), "cpu", protocol, command)
+    with recorder:
+        run(config, recorder, torch.device("cpu"))
+    print(recorder.run_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

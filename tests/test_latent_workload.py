@@ -1,0 +1,146 @@
+"""Workload ``latent``: smoke run through the CLI, determinism, overrides, and the report section."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from nodebench import cli, store
+from nodebench.data.spirals import ObsBatch
+from nodebench.report import build_report
+from nodebench.workloads import latent
+
+FINAL_METRICS = {
+    "rmse_extrap_truth",
+    "rmse_extrap_noisy",
+    "rmse_interp_truth",
+    "rmse_interp_noisy",
+    "rmse_extrap_truth_ccw",
+    "rmse_extrap_truth_cw",
+    "selected_iteration",
+    "train_time",
+    "time_per_iteration",
+    "eval_time",
+}
+TINY = ["--base", "smoke", "--set", "obs_counts=(30,)", "--set", "iterations=4", "--set", "eval_every=2"]
+
+
+def _only_run(out: Path) -> Path:
+    (run_dir,) = (out / "latent").iterdir()
+    return run_dir
+
+
+def _without_timings(run_dir: Path) -> pd.DataFrame:
+    records = store.read_records(run_dir)
+    timed = records["metric"].isin(["train_time", "time_per_iteration", "eval_time"])
+    return records[~timed].drop(columns="run_id").reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("runs")
+    assert cli.main(["run", "latent", "--preset", "smoke", "--out", str(out)]) == 0
+    return _only_run(out)
+
+
+def test_smoke_records_every_model_and_n(smoke_run: Path) -> None:
+    meta = store.read_meta(smoke_run)
+    assert (meta["status"], meta["preset"]) == ("complete", "smoke")
+    assert "Latent ODE on spirals" in meta["protocol"]
+    records = store.read_records(smoke_run)
+    config = latent.PRESETS["smoke"]
+    finals = records[records["step"] == -1]
+    for model in latent.MODELS:
+        for n in config.obs_counts:
+            variant = f"{model}/n={n}"
+            metrics = set(finals[finals["variant"] == variant]["metric"])
+            expected = FINAL_METRICS | ({"nfe_eval"} if model == "latent_ode" else set())
+            assert metrics == expected, variant
+            values = finals[finals["variant"] == variant].set_index("metric")["value"]
+            assert all(
+                math.isfinite(values[m]) and values[m] > 0 for m in expected if m != "selected_iteration"
+            )
+            assert 1 <= values["selected_iteration"] <= config.iterations
+            curve = records[(records["variant"] == variant) & (records["metric"] == "val_rmse_extrap")]
+            assert list(curve["step"]) == list(
+                range(config.eval_every, config.iterations + 1, config.eval_every)
+            )
+    data = records[records["variant"] == "data"].set_index("metric")
+    assert data.loc["noise_rmse_extrap", "value"] == pytest.approx(config.noise_std, rel=0.2)
+
+
+def test_trajectory_encoding(smoke_run: Path) -> None:
+    records = store.read_records(smoke_run)
+    slots = latent.PRESETS["smoke"].trajectory_spirals
+    truth = records[(records["variant"] == "data") & (records["metric"] == "truth_x")]
+    assert sorted(truth["step"]) == [s * latent.TRAJ_STRIDE + i for s in range(slots) for i in range(200)]
+    orient = records[(records["variant"] == "data") & (records["metric"] == "traj_orient")]
+    assert list(orient["value"]) == [1.0, -1.0][:slots]
+    for n in latent.PRESETS["smoke"].obs_counts:
+        obs = records[(records["variant"] == f"data/n={n}") & (records["metric"] == "obs_x")]
+        assert len(obs) == slots * n and (obs["step"] % latent.TRAJ_STRIDE < 100).all()
+        ode = records[(records["variant"] == f"latent_ode/n={n}") & (records["metric"] == "pred_x")]
+        assert len(ode) == slots * 200  # reconstruction and extrapolation everywhere
+        rnn = records[(records["variant"] == f"rnn/n={n}") & (records["metric"] == "pred_y")]
+        assert slots * 100 < len(rnn) <= slots * 200  # nothing before the first observation
+
+
+def test_same_seed_same_records_and_overrides(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    runs = []
+    for name in ("a", "b"):
+        assert latent.main([*TINY, "--out", str(tmp_path / name)]) == 0
+        runs.append(_only_run(tmp_path / name))
+    assert str(runs[1]) in capsys.readouterr().out
+    pd.testing.assert_frame_equal(_without_timings(runs[0]), _without_timings(runs[1]))
+    meta = store.read_meta(runs[0])
+    assert meta["preset"] == "smoke+obs_counts=(30,),iterations=4,eval_every=2"
+    assert meta["config"]["iterations"] == 4 and meta["config"]["obs_counts"] == [30]
+    assert "`iterations = 4`" in meta["protocol"]
+    assert meta["command"].startswith("python -m nodebench.workloads.latent --base smoke")
+
+
+def test_bad_override_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        latent.main(["--set", "no_such_field=1", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        latent.main(["--set", "models=('gru',)", "--out", str(tmp_path)])
+    assert not (tmp_path / "latent").exists()
+
+
+def test_config_rejects_bad_values() -> None:
+    with pytest.raises(ValueError, match="lr_final"):
+        latent.Config(lr=0.01, lr_final=0.1)
+    with pytest.raises(ValueError, match="val_spirals"):
+        latent.Config(n_spirals=100, val_spirals=80)
+    with pytest.raises(ValueError, match="start_max"):
+        latent.Config(start_max=900)
+
+
+def test_report_renders(smoke_run: Path, tmp_path: Path) -> None:
+    path = build_report([smoke_run], tmp_path / "report")
+    text = path.read_text()
+    assert "The latent section failed" not in text
+    assert "#### Table 2" in text and "paper (Chen et al. 2018)" in text and "0.1642" in text
+    assert "ours, vs noise-free truth" in text and "ours, vs noisy observations" in text
+    for n in latent.PRESETS["smoke"].obs_counts:
+        figure = f"figures/latent-{smoke_run.name}-fig8-n{n}.png"
+        assert figure in text and (tmp_path / "report" / figure).stat().st_size > 0
+    assert "protocol studies" in text
+
+
+def test_standardising_map_round_trips() -> None:
+    values = torch.randn(5, 7, 2) * 3.0 + torch.tensor([4.0, -1.0])
+    affine = latent._Affine.fit(values, standardise=True)
+    batch = ObsBatch(times=torch.rand(5, 7).cumsum(1), values=values, gaps=torch.rand(5, 7))
+    inside = affine.batch(batch)
+    assert inside.values.mean(dim=(0, 1)).abs().max() < 1e-6
+    assert inside.values.square().mean().item() == pytest.approx(1.0)
+    torch.testing.assert_close(affine.inverse(inside.values), values)
+    assert inside.times is batch.times and inside.gaps is batch.gaps
+    identity = latent._Affine.fit(values, standardise=False)
+    torch.testing.assert_close(identity.batch(batch).values, values)
+    assert identity.scale == 1.0
