@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import traceback
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -26,16 +27,33 @@ STATUS_LABELS = {
 Section = Callable[[pd.DataFrame, list[dict[str, Any]], Path], str]
 
 
-def _section_hook(workload: str) -> Section | None:
-    """``section`` of ``nodebench.report.<workload>`` if that module exists, else ``None``."""
+def _report_module(workload: str) -> Any:
+    """``nodebench.report.<workload>`` if that module exists, else ``None``."""
     name = f"{__package__}.{workload}"
     try:
-        module = importlib.import_module(name)
+        return importlib.import_module(name)
     except ModuleNotFoundError as exc:
         if exc.name == name:
             return None
         raise
-    return getattr(module, "section", None)
+
+
+def _section_hook(workload: str) -> Section | None:
+    """``section`` of ``nodebench.report.<workload>`` if that module exists, else ``None``."""
+    return getattr(_report_module(workload), "section", None)
+
+
+def _figure_metrics(workload: str) -> re.Pattern[str] | None:
+    """The workload's figure-data metrics (per-point series such as trajectories), as one pattern.
+
+    A report module lists them in ``FIGURE_METRICS`` (regular expressions matched against the whole
+    metric name); they are plotted by its section and left out of the per-run final-values table.
+    """
+    try:
+        patterns = getattr(_report_module(workload), "FIGURE_METRICS", ())
+    except Exception:  # a broken section module is reported by the section itself
+        return None
+    return re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
 
 
 def _demote_headings(markdown: str, levels: int = 3) -> str:
@@ -113,7 +131,13 @@ def _curves(records: pd.DataFrame, path: Path) -> tuple[bool, list[str]]:
     return True, metrics[MAX_CURVES:]
 
 
-def _run_section(meta: dict[str, Any], records: pd.DataFrame, out_dir: Path, curves: bool) -> list[str]:
+def _run_section(
+    meta: dict[str, Any],
+    records: pd.DataFrame,
+    out_dir: Path,
+    curves: bool,
+    figure_metrics: re.Pattern[str] | None = None,
+) -> list[str]:
     lines = [f"### Run `{meta['run_id']}` (preset {meta.get('preset')}, {_status(meta)})", ""]
     lines += [_provenance(meta, len(records)), ""]
     lines += [
@@ -123,13 +147,26 @@ def _run_section(meta: dict[str, Any], records: pd.DataFrame, out_dir: Path, cur
         "",
     ]
     lines += ["#### Final values", ""]
-    if records.empty:
-        lines += ["No records.", ""]
+    figure_rows = (
+        records["metric"].str.fullmatch(figure_metrics)
+        if figure_metrics is not None and not records.empty
+        else pd.Series(False, index=records.index)
+    )
+    values = records[~figure_rows]
+    if values.empty:
+        lines += ["No records.", ""] if records.empty else ["Only figure data (below).", ""]
     else:
         lines += [
             "Last value per seed, then mean and standard deviation over seeds.",
             "",
-            markdown_table(final_values(records)),
+            markdown_table(final_values(values)),
+            "",
+        ]
+    if figure_rows.any():
+        names = ", ".join(f"`{name}`" for name in dict.fromkeys(records.loc[figure_rows, "metric"]))
+        lines += [
+            f"Figure data ({int(figure_rows.sum())} rows: {names}) is left out of this table and "
+            "plotted in the workload's section.",
             "",
         ]
     if curves:
@@ -225,7 +262,9 @@ def build_report(run_dirs: Iterable[str | os.PathLike[str]], out_dir: str | os.P
         lines += [f"## {workload}", ""]
         for meta in workload_metas:
             run_records = workload_records[workload_records["run_id"] == meta["run_id"]]
-            lines += _run_section(meta, run_records, out_dir, curves=section is None)
+            lines += _run_section(
+                meta, run_records, out_dir, curves=section is None, figure_metrics=_figure_metrics(workload)
+            )
         if section is not None:
             lines += [f"### {workload}: results", "", text, ""]
         if failure is not None:

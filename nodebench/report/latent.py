@@ -23,6 +23,8 @@ LABELS = {"rnn": "RNN", "latent_ode": "Latent ODE"}
 MAIN_PRESETS = ("smoke", "standard", "paper")
 COLOURS = {"rnn": "tab:orange", "latent_ode": "tab:blue"}
 OBS_POINTS = 100  # points in the observation window (the workload's); the rest are extrapolated
+# figure data (Figure 8 trajectories and which test spirals they are): plotted, not tabulated
+FIGURE_METRICS = (r"pred_[xy]", r"truth_[xy]", r"obs_[xy]", r"traj_spiral", r"traj_orient")
 BOOKKEEPING = ("seeds", "obs_counts", "trajectory_spirals", "eval_every")
 
 

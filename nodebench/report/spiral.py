@@ -19,6 +19,8 @@ from nodebench.models.spiral import PROBLEMS, W_TRUE
 from nodebench.report._tables import markdown_table
 
 SNAPSHOT = re.compile(r"traj_([xy])@(\d+)")
+# figure data (the time grid, truth, observations, trajectory snapshots): plotted, not tabulated
+FIGURE_METRICS = (SNAPSHOT.pattern, r"t", r"truth_[xy]", r"obs_[xy]")
 W_METRICS = ("W_11", "W_12", "W_21", "W_22")
 
 
