@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import shlex
+import signal
 import sys
+import threading
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -105,13 +109,35 @@ def _resumed_recorder(
     return recorder, config
 
 
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM (``kill``, a scheduler's stop) ends a run as Ctrl-C does.
+
+    The run is then recorded as ``interrupted`` (its records kept, resumable) instead of being left
+    ``running`` by a process that died mid-write. Background jobs ignore SIGINT, so this is how they
+    are stopped. Only the main thread can install handlers; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _execute(module: ModuleType, recorder: store.Recorder, config: object) -> int:
     """Run the workload into ``recorder`` with a progress bar; print the outcome. Returns the exit status."""
     progress = _TqdmProgress(f"{module.NAME} ({recorder.meta.get('preset')})")
     recorder.progress = progress
     resume_hint = f"nodebench run {module.NAME} --resume {recorder.run_dir}"
     try:
-        with recorder:
+        with _terminate_as_interrupt(), recorder:
             module.run(config, recorder, torch.device(recorder.meta.get("device", "cpu")))
     except KeyboardInterrupt:
         print(

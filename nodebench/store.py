@@ -497,7 +497,7 @@ class Recorder:
         if exc is None:
             self.finish("complete")
         elif isinstance(exc, KeyboardInterrupt):
-            self.finish("interrupted", "KeyboardInterrupt")
+            self.finish("interrupted", f"KeyboardInterrupt {exc}".strip())
         else:
             text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
             self.finish("failed", text)

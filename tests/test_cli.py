@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 from pathlib import Path
 
 import pandas as pd
@@ -76,6 +77,21 @@ def test_keyboard_interrupt_marks_the_run_interrupted(tmp_path, toy):
     toy.CRASH = ("alpha/seed=1", 0, KeyboardInterrupt())
     assert cli.main(["run", "toy", "--out", str(tmp_path)]) == cli.EXIT_INTERRUPTED
     assert store.read_meta(only_run(tmp_path))["status"] == "interrupted"
+
+
+def test_sigterm_marks_the_run_interrupted_and_it_resumes(tmp_path, toy, capsys):
+    previous = signal.getsignal(signal.SIGTERM)
+    toy.CRASH = ("alpha/seed=1", 2, int(signal.SIGTERM))
+    assert cli.main(["run", "toy", "--out", str(tmp_path)]) == cli.EXIT_INTERRUPTED
+    assert signal.getsignal(signal.SIGTERM) is previous  # the handler is the run's only
+    run_dir = only_run(tmp_path)
+    meta = store.read_meta(run_dir)
+    assert (meta["status"], meta["error"]) == ("interrupted", "KeyboardInterrupt SIGTERM")
+    assert "resume with: nodebench run toy --resume" in capsys.readouterr().err
+    toy.CRASH = None
+    assert cli.main(["run", "toy", "--resume", str(run_dir)]) == 0
+    assert store.read_meta(run_dir)["status"] == "complete"
+    assert len(store.read_records(run_dir)) == 2 * 2 * (4 * 2 + 1)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")

@@ -118,6 +118,8 @@ def test_config_rejects_bad_values() -> None:
         latent.Config(n_spirals=100, val_spirals=80)
     with pytest.raises(ValueError, match="start_max"):
         latent.Config(start_max=900)
+    with pytest.raises(ValueError, match="threads"):
+        latent.Config(threads=0)
 
 
 def test_report_renders(smoke_run: Path, tmp_path: Path) -> None:

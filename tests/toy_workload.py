@@ -1,11 +1,13 @@
 """A tiny workload for the run-machinery tests (registered by fixtures, never by the package).
 
 ``CRASH`` injects a failure: set it to ``(unit_key, step, exception)`` and the run raises that
-exception just before recording ``step`` of that unit.
+exception just before recording ``step`` of that unit; an ``int`` instead of an exception sends
+that signal to the process (as ``kill`` would).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 
@@ -16,7 +18,7 @@ from nodebench.workloads.base import seed_everything
 
 NAME = "toy"
 PROTOCOL = "## Toy protocol\n\nRandom numbers per variant and seed; nothing is trained."
-CRASH: tuple[str, int, BaseException] | None = None
+CRASH: tuple[str, int, BaseException | int] | None = None
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,10 @@ def run(config: Config, recorder: Recorder, device: torch.device) -> None:
                 total = 0.0
                 for step in range(config.steps):
                     if CRASH is not None and CRASH[:2] == (key, step):
-                        raise CRASH[2]
+                        if isinstance(CRASH[2], int):
+                            os.kill(os.getpid(), CRASH[2])
+                        else:
+                            raise CRASH[2]
                     start = time.perf_counter()
                     value = float(torch.randn((), device=device))
                     total += value

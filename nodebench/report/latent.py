@@ -25,7 +25,7 @@ COLOURS = {"rnn": "tab:orange", "latent_ode": "tab:blue"}
 OBS_POINTS = 100  # points in the observation window (the workload's); the rest are extrapolated
 # figure data (Figure 8 trajectories and which test spirals they are): plotted, not tabulated
 FIGURE_METRICS = (r"pred_[xy]", r"truth_[xy]", r"obs_[xy]", r"traj_spiral", r"traj_orient")
-BOOKKEEPING = ("seeds", "obs_counts", "trajectory_spirals", "eval_every")
+BOOKKEEPING = ("seeds", "obs_counts", "trajectory_spirals", "eval_every", "threads")
 
 
 def _tagged(df: pd.DataFrame) -> pd.DataFrame:
@@ -205,7 +205,7 @@ def _by_config(metas: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     """Runs grouped by config apart from the seeds (e.g. one run per seed), in order of first start."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for meta in sorted(metas, key=lambda m: m.get("started_at") or ""):
-        config = {k: v for k, v in (meta.get("config") or {}).items() if k != "seeds"}
+        config = {k: v for k, v in (meta.get("config") or {}).items() if k not in ("seeds", "threads")}
         groups.setdefault(json.dumps(config, sort_keys=True), []).append(meta)
     return list(groups.values())
 
