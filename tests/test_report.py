@@ -113,6 +113,17 @@ def test_figure_metrics_leave_the_final_values(tmp_path, runs, monkeypatch):
     assert "| ode | loss |  | 0.8333 | 0.7071 | 2 |" in text and "Figure data" not in text
 
 
+def test_threads_are_the_configured_ones(tmp_path):
+    recorder = store.create_run(
+        tmp_path / "runs", WORKLOAD, "smoke", {"seeds": [0], "threads": 3}, "cpu", "", "c"
+    )
+    with recorder.unit("ode/0"):
+        recorder.record("ode", 0, 0, "loss", 1.0, "")
+    recorder.finish("complete")  # records the caller's thread count, which the workload restored
+    text = build_report([recorder.run_dir], tmp_path / "report").read_text()
+    assert ", 3 torch threads" in text and "| cpu | 3 |" in text
+
+
 def test_report_rejects_no_runs(tmp_path):
     with pytest.raises(ValueError, match="run_dirs is empty"):
         build_report([], tmp_path)

@@ -67,7 +67,14 @@ def _demote_headings(markdown: str, levels: int = 3) -> str:
 
 
 def _threads(meta: dict) -> object:
-    """The thread count the run finished with (workloads may set their own), else the one at start."""
+    """Torch threads of the run: its config's ``threads`` if it sets them, else those it finished with.
+
+    Workloads that pin threads restore the caller's count when they end, so the count at the end of an
+    attempt is the caller's, not the one that trained.
+    """
+    configured = (meta.get("config") or {}).get("threads")
+    if configured is not None:
+        return configured
     attempts = meta.get("attempts") or []
     last = attempts[-1].get("torch_threads") if attempts else None
     return last if last is not None else meta.get("torch_threads")
