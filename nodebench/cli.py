@@ -186,6 +186,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         print(f"nodebench report: no complete runs under {args.runs}", file=sys.stderr)
         return EXIT_FAILED
     try:
+        run_dirs = store.resolve_run_dirs(run_dirs)
         path = build_report(run_dirs, args.out)
     except FileNotFoundError as exc:
         raise _UsageError(str(exc)) from None

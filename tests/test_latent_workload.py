@@ -125,7 +125,19 @@ def test_config_rejects_bad_values() -> None:
 def test_report_renders(smoke_run: Path, tmp_path: Path) -> None:
     assert latent.main([*TINY, "--out", str(tmp_path / "runs")]) == 0
     study = _only_run(tmp_path / "runs")
-    path = build_report([smoke_run, study], tmp_path / "report")
+    whole = [
+        "--base",
+        "smoke",
+        "--set",
+        "iterations=4",
+        "--set",
+        "eval_every=2",
+        "--set",
+        "trajectory_spirals=0",
+    ]
+    assert latent.main([*whole, "--out", str(tmp_path / "variant")]) == 0  # every n: a Table 2 of its own
+    variant = _only_run(tmp_path / "variant")
+    path = build_report([smoke_run, study, variant], tmp_path / "report")
     text = path.read_text()
     assert "The latent section failed" not in text
     assert "#### Table 2" in text and "paper (Chen et al. 2018)" in text and "0.1642" in text
@@ -134,6 +146,8 @@ def test_report_renders(smoke_run: Path, tmp_path: Path) -> None:
         figure = f"figures/latent-{smoke_run.name}-fig8-n{n}.png"
         assert figure in text and (tmp_path / "report" / figure).stat().st_size > 0
     assert "protocol studies" in text
+    assert f"#### Table 2, protocol variant (iterations=4) (seeds [0]; runs {variant.name}; complete)" in text
+    assert "#### Table 2, protocol variant (obs_counts" not in text  # TINY covers n = 30 only
     studies = text[text.index("protocol studies") :]
     assert f"reference, run `{smoke_run.name}` (preset smoke)" in studies
     assert "| smoke+obs_counts=(30,),iterations=4,eval_every=2 | iterations=4 | 30 |" in studies
