@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from nodebench import store
-from nodebench.workloads.base import config_from_dict, config_to_dict
+from nodebench.workloads.base import config_from_dict, config_to_dict, torch_threads
 from tests import toy_workload
 
 CPU = torch.device("cpu")
@@ -261,3 +261,14 @@ def test_load_runs_accepts_dirs_folders_and_globs(tmp_path):
         (r.run_dir for r in runs), key=lambda p: (store.read_meta(p)["started_at"], p.name)
     )
     assert store.latest_runs(tmp_path) == [store.find_runs(tmp_path)[-1]]
+
+
+def test_torch_threads_pins_and_restores() -> None:
+    before = torch.get_num_threads()
+    pinned = 1 if before != 1 else 2
+    with torch_threads(pinned):
+        assert torch.get_num_threads() == pinned
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError, match="boom"), torch_threads(pinned):
+        raise RuntimeError("boom")
+    assert torch.get_num_threads() == before

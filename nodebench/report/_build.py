@@ -38,21 +38,13 @@ def _report_module(workload: str) -> Any:
         raise
 
 
-def _section_hook(workload: str) -> Section | None:
-    """``section`` of ``nodebench.report.<workload>`` if that module exists, else ``None``."""
-    return getattr(_report_module(workload), "section", None)
-
-
-def _figure_metrics(workload: str) -> re.Pattern[str] | None:
-    """The workload's figure-data metrics (per-point series such as trajectories), as one pattern.
+def _figure_pattern(module: Any) -> re.Pattern[str] | None:
+    """A report module's figure-data metrics (per-point series such as trajectories), as one pattern.
 
     A report module lists them in ``FIGURE_METRICS`` (regular expressions matched against the whole
     metric name); they are plotted by its section and left out of the per-run final-values table.
     """
-    try:
-        patterns = getattr(_report_module(workload), "FIGURE_METRICS", ())
-    except Exception:  # a broken section module is reported by the section itself
-        return None
+    patterns = getattr(module, "FIGURE_METRICS", ())
     return re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
 
 
@@ -259,9 +251,10 @@ def build_report(run_dirs: Iterable[str | os.PathLike[str]], out_dir: str | os.P
     for workload in dict.fromkeys(m.get("workload") for m in metas):
         workload_metas = [m for m in metas if m.get("workload") == workload]
         workload_records = records[records["workload"] == workload].reset_index(drop=True)
-        section, failure = None, None
+        section, figures, failure = None, None, None
         try:
-            section = _section_hook(workload)
+            module = _report_module(workload)
+            section, figures = getattr(module, "section", None), _figure_pattern(module)
             if section is not None:
                 text = section(workload_records, workload_metas, out_dir).strip()
         except Exception:
@@ -269,9 +262,7 @@ def build_report(run_dirs: Iterable[str | os.PathLike[str]], out_dir: str | os.P
         lines += [f"## {workload}", ""]
         for meta in workload_metas:
             run_records = workload_records[workload_records["run_id"] == meta["run_id"]]
-            lines += _run_section(
-                meta, run_records, out_dir, curves=section is None, figure_metrics=_figure_metrics(workload)
-            )
+            lines += _run_section(meta, run_records, out_dir, curves=section is None, figure_metrics=figures)
         if section is not None:
             lines += [f"### {workload}: results", "", text, ""]
         if failure is not None:

@@ -19,7 +19,7 @@ PAPER = {
     "rnn": {30: 0.3937, 50: 0.3202, 100: 0.1813},
     "latent_ode": {30: 0.1642, 50: 0.1502, 100: 0.1346},
 }
-PAPER_COUNTS = (30, 50, 100)  # the observation counts of Table 2
+PAPER_COUNTS = tuple(PAPER["latent_ode"])  # the observation counts of Table 2
 LABELS = {"rnn": "RNN", "latent_ode": "Latent ODE"}
 MAIN_PRESETS = ("smoke", "standard", "paper")
 COLOURS = {"rnn": "tab:orange", "latent_ode": "tab:blue"}

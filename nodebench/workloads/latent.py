@@ -54,7 +54,7 @@ from nodebench import solver_stats, store
 from nodebench.data.spirals import ObsBatch, SpiralConfig, SpiralData, make_spirals, observation_batch
 from nodebench.models.latent import LatentODE, RNNBaseline
 from nodebench.store import NO_STEP, Recorder
-from nodebench.workloads.base import config_to_dict, seed_everything
+from nodebench.workloads.base import config_to_dict, seed_everything, torch_threads
 
 NAME = "latent"
 MODELS = ("latent_ode", "rnn")
@@ -441,34 +441,26 @@ def _fit_and_evaluate(
 def run(config: Config, recorder: Recorder, device: torch.device) -> None:
     """Train and evaluate every (seed, n, model) of ``config`` as one resumable unit each."""
     recorder.set_total(len(config.seeds) * (1 + len(config.obs_counts) * len(config.models)))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(config.threads)
-    try:
-        _run_units(config, recorder, device)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _run_units(config: Config, recorder: Recorder, device: torch.device) -> None:
-    for seed in config.seeds:
-        data = make_spirals(spiral_config(config, seed), dtype=DTYPE, device=device)
-        train_idx, val_idx = _split(data.train_idx, config.val_spirals, seed)
-        split = (train_idx, val_idx, data.test_idx)
-        count = config.trajectory_spirals if seed == config.seeds[0] else 0
-        slots = _trajectory_spirals(data, data.test_idx, count)
-        key = f"data/seed={seed}"
-        if not recorder.completed(key):
-            with recorder.unit(key):
-                _record_data(recorder, config, seed, data, data.test_idx, slots)
-        recorder.tick()
-        for n in config.obs_counts:
-            for name in config.models:
-                key = f"{name}/n={n}/seed={seed}"
-                if not recorder.completed(key):
-                    with recorder.unit(key):
-                        seed_everything(seed)
-                        _fit_and_evaluate(recorder, config, name, n, seed, data, split, slots)
-                recorder.tick()
+    with torch_threads(config.threads):
+        for seed in config.seeds:
+            data = make_spirals(spiral_config(config, seed), dtype=DTYPE, device=device)
+            train_idx, val_idx = _split(data.train_idx, config.val_spirals, seed)
+            split = (train_idx, val_idx, data.test_idx)
+            count = config.trajectory_spirals if seed == config.seeds[0] else 0
+            slots = _trajectory_spirals(data, data.test_idx, count)
+            key = f"data/seed={seed}"
+            if not recorder.completed(key):
+                with recorder.unit(key):
+                    _record_data(recorder, config, seed, data, data.test_idx, slots)
+            recorder.tick()
+            for n in config.obs_counts:
+                for name in config.models:
+                    key = f"{name}/n={n}/seed={seed}"
+                    if not recorder.completed(key):
+                        with recorder.unit(key):
+                            seed_everything(seed)
+                            _fit_and_evaluate(recorder, config, name, n, seed, data, split, slots)
+                    recorder.tick()
 
 
 # --------------------------------------------------------------------------------------------------

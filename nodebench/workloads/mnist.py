@@ -28,7 +28,7 @@ from nodebench.data.mnist import load_mnist, verify_mnist
 from nodebench.measure import Timer, cuda_peak_bytes, peak_rss_bytes, reset_cuda_peak, reset_peak_rss
 from nodebench.models.mnist import build_model, count_parameters
 from nodebench.store import NO_STEP, Recorder, atomic_write_path
-from nodebench.workloads.base import seed_everything
+from nodebench.workloads.base import seed_everything, torch_threads
 
 NAME = "mnist"
 MODEL_NAMES: tuple[str, ...] = ("mlp", "resnet", "rknet", "odenet")
@@ -347,14 +347,10 @@ def run(config: Config, recorder: Recorder, device: torch.device) -> None:
             f"batch_size {config.batch_size} exceeds the {len(data['train'][0])} training images"
         )
     recorder.set_total(len(config.models) * len(config.seeds) * config.epochs * batches)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(config.threads)
-    try:
+    with torch_threads(config.threads):
         for name in config.models:
             for seed in config.seeds:
                 _run_model(name, seed, data, config, recorder, device, batches)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run_model(

@@ -30,7 +30,7 @@ from nodebench.measure.timing import Timer
 from nodebench.models.spiral import PROBLEMS, W_TRUE, make_model
 from nodebench.solvers import SolverError, odeint, odeint_adjoint, solver_stats
 from nodebench.store import Recorder
-from nodebench.workloads.base import seed_everything
+from nodebench.workloads.base import seed_everything, torch_threads
 
 NAME = "spiral"
 MODES = ("direct", "adjoint")
@@ -345,9 +345,7 @@ def run(config: Config, recorder: Recorder, device: torch.device) -> None:
     _check(config)
     variants = [(p, m, s) for p in config.problems for m in config.modes for s in config.solvers]
     recorder.set_total(len(config.seeds) * sum(config.steps(p) for p, _, _ in variants))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(config.threads)
-    try:
+    with torch_threads(config.threads):
         for seed in config.seeds:
             data: dict[str, Trajectory] = {}
             for problem in config.problems:
@@ -365,5 +363,3 @@ def run(config: Config, recorder: Recorder, device: torch.device) -> None:
                     data[problem] = make_trajectory(problem, seed)
                 with recorder.unit(key):
                     _train_variant(recorder, config, problem, mode, solver, seed, data[problem], device)
-    finally:
-        torch.set_num_threads(threads)
