@@ -281,3 +281,72 @@ def test_rnn_predict_within_is_causal(small):
     torch.testing.assert_close(at_obs, mean[0])
     later = model.predict_within(batch, small.t_extrap[:1])
     torch.testing.assert_close(later[:, 0], model.predict(batch, small.t_extrap[:1])[:, 0])
+
+
+def _tanh_rnn_by_hand(model: RNNBaseline, inputs: torch.Tensor) -> torch.Tensor:
+    """The one-step-ahead means of a vanilla tanh RNN, written out: h = tanh(W x + b + U h + c)."""
+    rnn = model.rnn
+    h = inputs.new_zeros(inputs.shape[0], rnn.hidden_size)
+    means = []
+    for i in range(inputs.shape[1]):
+        pre = inputs[:, i] @ rnn.weight_ih_l0.T + rnn.bias_ih_l0 + h @ rnn.weight_hh_l0.T + rnn.bias_hh_l0
+        h = torch.tanh(pre)
+        means.append(model.head(h)[:, : model.obs_dim])
+    return torch.stack(means, dim=1)
+
+
+@pytest.mark.parametrize("time_input", [True, False])
+def test_vanilla_rnn_forward_with_and_without_time_gap(small, time_input):
+    """The paper's RNN: 25 tanh units over (x_i, t_{i+1} - t_i), or over x_i alone."""
+    torch.manual_seed(0)
+    model = RNNBaseline(hidden=25, cell="rnn", time_input=time_input).double()
+    assert isinstance(model.rnn, torch.nn.RNN) and model.rnn.nonlinearity == "tanh"
+    assert model.rnn.hidden_size == 25 and model.rnn.input_size == (3 if time_input else 2)
+    batch = observation_batch(small, 30, small.train_idx[:5])
+    gaps_next = batch.gaps[:, 1:]
+    inputs = batch.values[:, :-1]
+    if time_input:
+        inputs = torch.cat((inputs, gaps_next.unsqueeze(-1)), -1)
+    _, parts = model.nll(batch)
+    mean, _, _ = model._run(batch.values[:, :-1], gaps_next)
+    torch.testing.assert_close(mean, _tanh_rnn_by_hand(model, inputs))
+    assert parts["mse"] == pytest.approx((mean - batch.values[:, 1:]).square().mean().item())
+    # the same values at other times: only the model with the time input notices
+    stretched = ObsBatch(times=2 * batch.times, values=batch.values, gaps=2 * batch.gaps)
+    same = torch.allclose(model.nll(stretched)[0], model.nll(batch)[0])
+    assert same != time_input
+    pred, pred_stretched = model.predict(batch, small.t_extrap), model.predict(stretched, 2 * small.t_extrap)
+    assert pred.shape == (5, 100, 2) and torch.isfinite(pred).all()
+    assert torch.allclose(pred, pred_stretched) != time_input
+    if not time_input:  # extrapolation: one autoregressive step per query time, fed its own means
+        _, h = model.rnn(batch.values[:, :-1])
+        first, _, h = model._run(batch.values[:, -1:], batch.gaps[:, -1:], h)
+        torch.testing.assert_close(pred[:, :1], first)
+        second, _, _ = model._run(first, batch.gaps[:, :1], h)
+        torch.testing.assert_close(pred[:, 1:2], second)
+
+
+@pytest.mark.parametrize("geometry", ["torchdiffeq", "archimedean"])
+def test_spiral_geometry(geometry):
+    """Both geometries turn the stated way; the Archimedean pair are mirror images of equal size."""
+    data = make_spirals(SpiralConfig(n_spirals=40, seed=5, geometry=geometry), dtype=torch.float64)
+    ccw = data.orient > 0
+    centre = 5.0 * data.orient.double().unsqueeze(-1)
+    offset = data.truth - torch.stack((centre.expand(-1, 200), torch.zeros(40, 200, dtype=torch.float64)), -1)
+    step = offset.diff(dim=1)
+    turn = offset[:, :-1, 0] * step[..., 1] - offset[:, :-1, 1] * step[..., 0]  # sign of the rotation
+    assert (turn[ccw] > 0).all() and (turn[~ccw] < 0).all()
+    radius = offset.norm(dim=-1)
+    phase = data.phase0.unsqueeze(-1) + data.t
+    torch.testing.assert_close(radius[ccw], 0.3 * phase[ccw])
+    if geometry == "archimedean":
+        torch.testing.assert_close(radius[~ccw], 0.3 * phase[~ccw])
+        mirrored = offset[~ccw] * torch.tensor([1.0, -1.0], dtype=torch.float64)
+        angle = phase[~ccw]
+        torch.testing.assert_close(
+            mirrored, torch.stack((angle.cos(), angle.sin()), -1) * radius[~ccw, :, None]
+        )
+    else:  # hyperbolic clockwise arm: radius 15 / (6 pi + 1 - phase)
+        torch.testing.assert_close(radius[~ccw], 15.0 / (6 * math.pi + 1 - phase[~ccw]))
+    with pytest.raises(ValueError, match="geometry"):
+        SpiralConfig(geometry="log")

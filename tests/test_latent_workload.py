@@ -22,6 +22,8 @@ FINAL_METRICS = {
     "rmse_extrap_truth_ccw",
     "rmse_extrap_truth_cw",
     "selected_iteration",
+    "iterations_used",
+    "stopped_by_patience",
     "train_time",
     "time_per_iteration",
     "eval_time",
@@ -54,7 +56,8 @@ def test_smoke_records_every_model_and_n(smoke_run: Path) -> None:
     records = store.read_records(smoke_run)
     config = latent.PRESETS["smoke"]
     finals = records[records["step"] == -1]
-    for model in latent.MODELS:
+    assert config.models == latent.DEFAULT_MODELS
+    for model in config.models:
         for n in config.obs_counts:
             variant = f"{model}/n={n}"
             metrics = set(finals[finals["variant"] == variant]["metric"])
@@ -62,15 +65,19 @@ def test_smoke_records_every_model_and_n(smoke_run: Path) -> None:
             assert metrics == expected, variant
             values = finals[finals["variant"] == variant].set_index("metric")["value"]
             assert all(
-                math.isfinite(values[m]) and values[m] > 0 for m in expected if m != "selected_iteration"
+                math.isfinite(values[m]) and values[m] > 0
+                for m in expected - {"selected_iteration", "stopped_by_patience"}
             )
-            assert 1 <= values["selected_iteration"] <= config.iterations
+            assert 1 <= values["selected_iteration"] <= values["iterations_used"] == config.iterations
+            assert values["stopped_by_patience"] == 0.0  # the smoke preset has no patience
             curve = records[(records["variant"] == variant) & (records["metric"] == "val_rmse_extrap")]
             assert list(curve["step"]) == list(
                 range(config.eval_every, config.iterations + 1, config.eval_every)
             )
     data = records[records["variant"] == "data"].set_index("metric")
     assert data.loc["noise_rmse_extrap", "value"] == pytest.approx(config.noise_std, rel=0.2)
+    stds = data.loc[["train_std", "train_std_x", "train_std_y"], "value"]
+    assert stds["train_std"] ** 2 == pytest.approx((stds["train_std_x"] ** 2 + stds["train_std_y"] ** 2) / 2)
 
 
 def test_trajectory_encoding(smoke_run: Path) -> None:
@@ -85,7 +92,7 @@ def test_trajectory_encoding(smoke_run: Path) -> None:
         assert len(obs) == slots * n and (obs["step"] % latent.TRAJ_STRIDE < 100).all()
         ode = records[(records["variant"] == f"latent_ode/n={n}") & (records["metric"] == "pred_x")]
         assert len(ode) == slots * 200  # reconstruction and extrapolation everywhere
-        rnn = records[(records["variant"] == f"rnn/n={n}") & (records["metric"] == "pred_y")]
+        rnn = records[(records["variant"] == f"rnn_tanh/n={n}") & (records["metric"] == "pred_y")]
         assert slots * 100 < len(rnn) <= slots * 200  # nothing before the first observation
 
 
@@ -107,7 +114,7 @@ def test_bad_override_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         latent.main(["--set", "no_such_field=1", "--out", str(tmp_path)])
     with pytest.raises(SystemExit):
-        latent.main(["--set", "models=('gru',)", "--out", str(tmp_path)])
+        latent.main(["--set", "models=('lstm',)", "--out", str(tmp_path)])
     assert not (tmp_path / "latent").exists()
 
 
@@ -120,6 +127,69 @@ def test_config_rejects_bad_values() -> None:
         latent.Config(start_max=900)
     with pytest.raises(ValueError, match="threads"):
         latent.Config(threads=0)
+    with pytest.raises(ValueError, match="patience"):
+        latent.Config(patience=-1)
+    with pytest.raises(ValueError, match="geometry"):
+        latent.Config(geometry="logarithmic")
+    with pytest.raises(ValueError, match="solver option method='no_such_method'"):
+        latent.Config(method="no_such_method")
+    latent.Config(models=(), method="no_such_method")  # data only: no solver needed
+
+
+def test_patience_rule_on_a_hand_made_curve() -> None:
+    """Stops after `patience` evaluations without a 1% improvement; the best is tracked regardless."""
+    curve = [1.0, 0.8, 0.795, 0.79, 0.85, 0.70, 0.699, 0.698, 0.75, 0.71, 0.9]
+    rule = latent.Patience(patience=4, min_improvement=0.01)
+    seen = []
+    for step, value in enumerate(curve, start=1):
+        seen.append((rule.update(value, 100 * step), rule.waited))
+        if rule.exhausted:
+            break
+    # 0.795 and 0.79 are new bests but within 1% of the best: they do not reset the count; 0.70 does
+    assert [w for _, w in seen] == [0, 0, 1, 2, 3, 0, 1, 2, 3, 4]
+    assert [b for b, _ in seen] == [True, True, True, True, False, True, True, True, False, False]
+    assert (rule.best, rule.best_step, rule.exhausted) == (0.698, 800, True)
+    never = latent.Patience(patience=0)
+    for step, value in enumerate(curve):
+        never.update(value, step)
+    assert not never.exhausted and never.best == 0.698
+    nan = latent.Patience(patience=2)
+    assert not nan.update(math.nan, 1) and nan.waited == 1 and nan.best_step == 0
+
+
+def test_patience_stops_training_and_records_iterations_used(tmp_path: Path) -> None:
+    """A validation RMSE that does not halve within two evaluations stops training; the run says so."""
+    args = [*TINY, "--set", "iterations=40", "--set", "eval_every=2", "--set", "patience=2"]
+    args += ["--set", "min_improvement=0.5", "--set", "models=('rnn_tanh',)"]
+    assert latent.main([*args, "--out", str(tmp_path)]) == 0
+    records = store.read_records(_only_run(tmp_path))
+    finals = records[(records["variant"] == "rnn_tanh/n=30") & (records["step"] == -1)].set_index("metric")
+    curve = records[(records["variant"] == "rnn_tanh/n=30") & (records["metric"] == "val_rmse_extrap")]
+    used = finals.loc["iterations_used", "value"]
+    assert used == curve["step"].max() < 40 and finals.loc["stopped_by_patience", "value"] == 1.0
+    best = curve.loc[curve["value"].idxmin(), "step"]
+    assert finals.loc["selected_iteration", "value"] == best
+
+
+def test_train_scale_is_the_pooled_coordinate_std() -> None:
+    config = latent.Config(n_spirals=60, val_spirals=8, models=())
+    data = latent.make_spirals(latent.spiral_config(config, 0), dtype=torch.float32)
+    train_idx, _ = latent._split(data.train_idx, config.val_spirals, 0)
+    scale = latent.train_scale(data, train_idx)
+    points = data.noisy[train_idx, :100].double()
+    assert scale["train_std_x"] == pytest.approx(points[..., 0].std(correction=0).item())
+    assert scale["train_std_y"] == pytest.approx(points[..., 1].std(correction=0).item())
+    centred = points - points.mean(dim=(0, 1))
+    assert scale["train_std"] == pytest.approx(centred.square().mean().sqrt().item())
+    # the same scale the standardising map divides by when it sees every point of the window
+    assert latent._Affine.fit(points, standardise=True).scale == pytest.approx(scale["train_std"])
+
+
+def test_data_only_run_records_the_scale(tmp_path: Path) -> None:
+    assert latent.main(["--base", "smoke", "--set", "models=()", "--out", str(tmp_path)]) == 0
+    records = store.read_records(_only_run(tmp_path))
+    assert set(records["variant"]) <= {"data", "data/n=30", "data/n=50", "data/n=100"}
+    assert "train_std" in set(records["metric"])
 
 
 def test_report_renders(smoke_run: Path, tmp_path: Path) -> None:

@@ -9,7 +9,12 @@ subsampled without replacement; RMSE on the 100 time points that follow the obse
 - Geometry (torchdiffeq's ``latent_ode.py`` example, the community stand-in). With phase ``tau`` on
   ``[0, t_max]``, ``t_max = 6 pi``: counter-clockwise ``r = a + b tau`` at angle ``tau`` centred at
   ``(+5, 0)``; clockwise ``r = a + 50 b / (t_max + 1 - tau)`` at angle ``t_max + 1 - tau`` centred at
-  ``(-5, 0)``; ``a = 0``, ``b = 0.3``. Both radii grow with ``tau``.
+  ``(-5, 0)``; ``a = 0``, ``b = 0.3``. Both radii grow with ``tau``. The clockwise arm is hyperbolic
+  and reaches radius ~15 near the end of the grid, the counter-clockwise one at most ~5.7, so the
+  clockwise half dominates any pooled RMSE. ``geometry="archimedean"`` is the alternative reading of
+  "half clockwise and half counter-clockwise": two spirals of equal size, the clockwise one the
+  counter-clockwise one mirrored in the x axis (``r = a + b tau`` at angle ``-tau``), centred at
+  ``(-5, 0)``.
 - Time grid: torchdiffeq's spacing ``dt = t_max / (n_grid - 1)`` with ``n_grid = 500``
   (``dt`` ~ 0.0378). A spiral is ``obs_points + extrap_points = 100 + 100`` consecutive points of
   this spacing; the model's time axis is ``t = k dt``, ``k = 0..199``, the same for every spiral, so
@@ -42,7 +47,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["SpiralConfig", "SpiralData", "ObsBatch", "make_spirals", "observation_batch"]
+__all__ = ["GEOMETRIES", "SpiralConfig", "SpiralData", "ObsBatch", "make_spirals", "observation_batch"]
+
+GEOMETRIES = ("torchdiffeq", "archimedean")
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,8 @@ class SpiralConfig:
         a: radius offset.
         b: radius scale.
         centre: x-offset of the spiral centres (+centre counter-clockwise, -centre clockwise).
+        geometry: ``"torchdiffeq"`` (hyperbolic clockwise arm, Archimedean counter-clockwise arm) or
+            ``"archimedean"`` (both Archimedean and of equal size, the clockwise one mirrored).
     """
 
     n_spirals: int = 1000
@@ -82,8 +91,11 @@ class SpiralConfig:
     a: float = 0.0
     b: float = 0.3
     centre: float = 5.0
+    geometry: str = "torchdiffeq"
 
     def __post_init__(self) -> None:
+        if self.geometry not in GEOMETRIES:
+            raise ValueError(f"geometry must be one of {GEOMETRIES}, got {self.geometry!r}")
         if self.n_spirals < 2 or self.n_spirals % 2:
             raise ValueError(f"n_spirals must be a positive even number, got {self.n_spirals}")
         if self.obs_points < 1 or self.extrap_points < 0:
@@ -191,9 +203,13 @@ class ObsBatch:
 def _spiral_points(cfg: SpiralConfig, phase: Tensor, orient: Tensor) -> Tensor:
     """Noise-free points at ``phase`` ``(N, T)`` for orientations ``orient`` ``(N,)``; ``(N, T, 2)``."""
     ccw = (orient > 0).unsqueeze(-1)
+    centre = cfg.centre * orient.to(phase.dtype).unsqueeze(-1)
+    if cfg.geometry == "archimedean":  # the clockwise spiral: the counter-clockwise one mirrored
+        radius = cfg.a + cfg.b * phase
+        sign = torch.where(ccw, 1.0, -1.0).to(phase.dtype)
+        return torch.stack((radius * torch.cos(phase) + centre, sign * radius * torch.sin(phase)), dim=-1)
     angle = torch.where(ccw, phase, cfg.t_max + 1.0 - phase)
     radius = torch.where(ccw, cfg.a + cfg.b * angle, cfg.a + 50.0 * cfg.b / angle)
-    centre = cfg.centre * orient.to(phase.dtype).unsqueeze(-1)
     return torch.stack((radius * torch.cos(angle) + centre, radius * torch.sin(angle)), dim=-1)
 
 

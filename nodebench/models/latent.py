@@ -27,8 +27,10 @@ Choices (**ours** where the paper is silent):
 - Likelihood: Gaussian with fixed ``obs_std``; ``loss = -ELBO`` averaged over spirals, with the
   log-likelihood summed over points and coordinates and the KL in closed form.
 - Baseline: one-step-ahead Gaussian NLL; input ``(x_i, t_{i+1} - t_i)`` (the paper's variant with
-  the time gap to the next observation); output mean and log-std of ``x_{i+1}``, the std floored at
-  ``min_std``. Extrapolation is autoregressive on its own means, with gaps from the query times.
+  the time gap to the next observation) or, with ``time_input=False``, ``x_i`` alone (the paper's
+  plain RNN: it sees only the order of the observations); output mean and log-std of ``x_{i+1}``,
+  the std floored at ``min_std``. Extrapolation is autoregressive on its own means, with gaps from the
+  query times (without the time input: one step per query time).
 """
 
 from __future__ import annotations
@@ -295,22 +297,36 @@ class RNNBaseline(nn.Module):
     Arguments:
         obs_dim: dimension of an observation.
         hidden: hidden units (paper: 25).
-        cell: ``"gru"`` or ``"rnn"``.
+        cell: ``"gru"`` or ``"rnn"`` (vanilla tanh RNN).
         min_std: floor of the predicted std.
+        time_input: feed the time gap to the next observation beside each value (True) or the value
+            alone (False); without it the gaps are ignored wherever they are passed.
     """
 
-    def __init__(self, obs_dim: int = 2, hidden: int = 25, cell: CellName = "gru", min_std: float = 1e-3):
+    def __init__(
+        self,
+        obs_dim: int = 2,
+        hidden: int = 25,
+        cell: CellName = "gru",
+        min_std: float = 1e-3,
+        time_input: bool = True,
+    ):
         super().__init__()
         if min_std <= 0:
             raise ValueError(f"min_std must be > 0, got {min_std}")
         self.obs_dim = obs_dim
         self.log_min_std = math.log(min_std)
-        self.rnn = _recurrent(cell, obs_dim + 1, hidden)
+        self.time_input = time_input
+        self.rnn = _recurrent(cell, obs_dim + int(time_input), hidden)
         self.head = nn.Linear(hidden, 2 * obs_dim)
+
+    def _inputs(self, values: Tensor, gaps: Tensor) -> Tensor:
+        """The cell's inputs: ``(values_i, gaps_i)``, or ``values_i`` without the time input."""
+        return torch.cat((values, gaps.unsqueeze(-1)), dim=-1) if self.time_input else values
 
     def _run(self, values: Tensor, gaps: Tensor, h: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """Feed ``(values_i, gaps_i)``; returns mean and log-std of each next point, and the state."""
-        out, h = self.rnn(torch.cat((values, gaps.unsqueeze(-1)), dim=-1), h)
+        out, h = self.rnn(self._inputs(values, gaps), h)
         mean, log_std = self.head(out).chunk(2, dim=-1)
         return mean, log_std.clamp(min=self.log_min_std), h
 
@@ -379,7 +395,7 @@ class RNNBaseline(nn.Module):
         (b, n), q = times.shape, t_query.shape[0]
         h0 = values.new_zeros(b, 1, self.rnn.hidden_size)
         if n > 1:
-            out, _ = self.rnn(torch.cat((values[:, :-1], times.diff(dim=1).unsqueeze(-1)), dim=-1))
+            out, _ = self.rnn(self._inputs(values[:, :-1], times.diff(dim=1)))
             states = torch.cat((h0, out), dim=1)  # states[:, i]: the state before observation i
         else:
             states = h0

@@ -12,15 +12,21 @@ Records (variant ``"<model>/n=<n>"``, ``model`` in :data:`MODELS`):
   NFE per iteration over the interval);
 - final (``step = -1``): ``rmse_extrap_truth``, ``rmse_extrap_noisy``, ``rmse_interp_truth``,
   ``rmse_interp_noisy``, ``rmse_extrap_truth_ccw`` and ``_cw`` (test spirals of one orientation),
-  ``selected_iteration``, ``train_time`` [s], ``time_per_iteration`` [s],
-  ``eval_time`` [s], and for the latent ODE ``nfe_eval`` (forward NFE of the test prediction);
+  ``selected_iteration`` (the validation-best evaluation), ``iterations_used`` (iterations trained:
+  the cap ``iterations`` unless the patience rule stopped earlier), ``stopped_by_patience`` (1 or 0),
+  ``train_time`` [s], ``time_per_iteration`` [s, over the iterations used; earlier runs divided by
+  ``iterations``, the same there], ``eval_time`` [s], and for the latent ODE ``nfe_eval`` (forward
+  NFE of the test prediction);
 - trajectories (first seed only): ``pred_x``, ``pred_y`` at ``step = slot * TRAJ_STRIDE + i``, ``i``
   the index on the 200-point time grid (0-99 observation window, 100-199 extrapolation) and ``slot``
   the position of the spiral among the recorded ones; rows where a model makes no finite prediction
   (the RNN before its first observation) are absent.
 
-Variant ``"data"`` (one unit per seed): ``extrap_scale`` (RMS distance of the test truth from its spiral
-centre over the extrapolation window, per coordinate), ``noise_rmse_extrap`` (RMSE of the noisy
+Variant ``"data"`` (one unit per seed): ``train_std``, ``train_std_x``, ``train_std_y`` (the training
+set's coordinate stds that normalise the RMSE, see :func:`train_scale`; runs before these existed lack
+them, and a run with ``models=()`` on the same data config recomputes them), ``extrap_scale`` (RMS
+distance of the test truth from its spiral centre over the extrapolation window, per coordinate),
+``noise_rmse_extrap`` (RMSE of the noisy
 observations against the truth there: what a perfect predictor scores against the noisy points);
 first seed only: ``traj_spiral`` and ``traj_orient`` (``step = slot``), ``truth_x``/``truth_y`` on the
 same step encoding; variant ``"data/n=<n>"``: ``obs_x``/``obs_y`` at the observed points.
@@ -28,10 +34,12 @@ same step encoding; variant ``"data/n=<n>"``: ``obs_x``/``obs_y`` at the observe
 Exploratory configurations are real runs too: ``python -m nodebench.workloads.latent --base study
 --set noise_std=0.3 --out results/runs`` applies ``--set`` overrides to a preset and records them in
 the run's preset label, config and protocol card; ``nodebench run latent --resume RUN_DIR`` resumes
-such a run like any other. Two presets exist for this (the CLI's ``--preset`` offers only the three
+such a run like any other. Three presets exist for this (the CLI's ``--preset`` offers only the three
 standard ones): ``explore``, where the exploration started (torchdiffeq's spacing, GRU cells, 1000
-iterations; seed 0, n = 30), and ``study``, the first draft of protocol "ours" (vanilla RNN cells)
-at seed 0 and n = 30; every run's config says exactly what ran.
+iterations; seed 0, n = 30), ``study``, the first draft of protocol "ours" (vanilla RNN cells)
+at seed 0 and n = 30, and ``sensitivity``, the card at seed 0 and n = 30 and 100 with the latent ODE
+and the tanh RNN only, the base of the protocol study (geometry, noise, time grid); every run's
+config says exactly what ran.
 """
 
 from __future__ import annotations
@@ -57,7 +65,16 @@ from nodebench.store import NO_STEP, Recorder
 from nodebench.workloads.base import config_to_dict, seed_everything, torch_threads
 
 NAME = "latent"
-MODELS = ("latent_ode", "rnn")
+# Baselines: name -> (recurrent cell, time-gap input); "cell" means the config's cell. "rnn" is the
+# name earlier runs used for the baseline with the config's cell (the report labels it by its cell).
+BASELINES: dict[str, tuple[str, bool]] = {
+    "rnn_tanh": ("rnn", True),
+    "rnn_tanh_nodt": ("rnn", False),
+    "gru": ("gru", True),
+    "rnn": ("cell", True),
+}
+MODELS = ("latent_ode", *BASELINES)
+DEFAULT_MODELS = ("latent_ode", "rnn_tanh", "rnn_tanh_nodt", "gru")
 TRAJ_STRIDE = 1000
 DTYPE = torch.float32
 
@@ -68,8 +85,9 @@ PROTOCOL = """\
 clockwise and half counter-clockwise, Gaussian noise; n = 30, 50, 100 points subsampled without
 replacement; predictive RMSE on the 100 time points after the observed ones. Recognition RNN with 25
 hidden units run backwards, latent dimension 4, dynamics and decoder one hidden layer of 20 units,
-prior N(0, I), ELBO; baseline RNN with 25 hidden units, Gaussian NLL, the time gap as an input. Table 2:
-RNN 0.3937 / 0.3202 / 0.1813, latent ODE 0.1642 / 0.1502 / 0.1346 (n = 30 / 50 / 100).
+prior N(0, I), ELBO; baseline RNN with 25 hidden units, Gaussian NLL, and a variant with the time gap
+to the next observation as an input; solver tolerance 1.5e-8 (implicit Adams). Table 2: RNN 0.3937 /
+0.3202 / 0.1813, latent ODE 0.1642 / 0.1502 / 0.1346 (n = 30 / 50 / 100).
 
 **Ours** (every value the paper leaves open; defaults of `Config`, overridden values in the run's
 config):
@@ -93,16 +111,25 @@ config):
   sorted (nested: the 30 lie inside the 50, inside the 100). Irregular times differ between spirals.
 - *Models* (paper sizes): latent ODE with a GRU recognition network (25 units, run backwards over
   (x, gap to the previous observation)), latent 4, dynamics 4-20-4 (ELU), decoder 4-20-2 (ReLU),
-  z0 at the start of the window; RNN baseline: GRU (25 units), input (x_i, t_{i+1} - t_i), output
-  mean and log-std of x_{i+1}, extrapolation autoregressive on its own means. The paper says "RNN";
-  GRU against a vanilla tanh RNN (torchdiffeq's) was selected on the validation spirals (n = 30,
-  seeds 0-2: latent ODE 0.59 +- 0.08 against 0.77 +- 0.38; the GRU baseline is also the stronger).
-- *Training*: Adam, learning rate 0.01 decaying exponentially to 0.001 over 2000 iterations,
-  minibatches of 100 spirals (shuffled epochs), one posterior sample per spiral, KL weight 1. Latent
-  ODE: `nodebench.odeint` (direct backprop through dopri5, not the adjoint), rtol 1e-3, atol 1e-4,
-  the same at evaluation (the paper's 1.5e-8 is the `paper` preset's). float32, one thread.
-- *Selection*: every 100 iterations the extrapolation RMSE of the validation spirals (against the
-  truth) is recorded; the parameters with the lowest are evaluated on the test spirals.
+  z0 at the start of the window; the GRU recognition cell against a vanilla tanh one (torchdiffeq's)
+  was selected on the validation spirals (n = 30, seeds 0-2: 0.59 +- 0.08 against 0.77 +- 0.38).
+  Baselines, 25 units each, output mean and log-std of x_{i+1}, extrapolation autoregressive on
+  their own means: the paper's "RNN", a vanilla tanh RNN, with the input (x_i, t_{i+1} - t_i)
+  (`rnn_tanh`) and with x_i alone (`rnn_tanh_nodt`, one step per query time); and ours, a GRU with
+  the time-gap input (`gru`), a stronger baseline than the paper's.
+- *Training*: Adam, learning rate 0.01 decaying exponentially to 0.001 at the iteration cap
+  (`iterations`), minibatches of 100 spirals (shuffled epochs), one posterior sample per spiral, KL
+  weight 1. Latent ODE: `nodebench.odeint` (direct backprop, not the adjoint) with the solver option
+  `method`, `rtol`, `atol` of the config (the card: dopri5, 1e-3, 1e-4; the paper's implicit Adams at
+  1.5e-8 once `method="adams"` exists), the same at evaluation. float32, one thread.
+- *Patience and selection* (validation spirals only, never the test set): every 100 iterations the
+  extrapolation RMSE of the validation spirals (against the truth) is recorded; training stops when
+  `patience` evaluations in a row have not brought it below 99% (`min_improvement`) of the best so
+  far, or at the cap; the parameters with the lowest are evaluated on the test spirals. Iterations
+  used and whether the rule or the cap stopped training are recorded.
+- *Scale-free figures*: `train_std`, the pooled coordinate std of the training spirals' noisy
+  observation windows, is recorded per seed; the report divides RMSE by it and gives the latent-ODE
+  / baseline RMSE ratio per seed.
 - *Metrics*: RMSE = root of the mean squared error over test spirals, time points and both
   coordinates. Extrapolation: the 100 points after the window, from the n observations (latent ODE:
   posterior mean z0). Interpolation: the 100 times of the window (latent ODE: decoded from z0, all
@@ -120,10 +147,15 @@ class Config:
     Arguments:
         seeds: seeds; each gives its own data set (spirals, noise, subsampling, split) and model init.
         obs_counts: observation counts n.
-        models: models to train, from :data:`MODELS`.
+        models: models to train, from :data:`MODELS`: ``latent_ode``; the baselines ``rnn_tanh``
+            (vanilla tanh RNN with the time-gap input), ``rnn_tanh_nodt`` (without it), ``gru`` (GRU
+            with it), and ``rnn`` (the baseline with ``cell``, the name of earlier runs). Empty: only
+            the data units (data scale and noise floor), e.g. for the scale of an earlier run's data.
         n_spirals: spirals per data set (train, validation and test together).
         noise_std: std of the Gaussian observation noise.
         amplitude: radius scale ``b`` of the spirals (torchdiffeq: 0.3).
+        geometry: ``"torchdiffeq"`` (hyperbolic clockwise, Archimedean counter-clockwise arm) or
+            ``"archimedean"`` (two mirrored Archimedean spirals of equal size); see the data module.
         n_grid: points of the phase grid on ``[0, 6 pi]``; sets the time step (torchdiffeq: 500).
         start_min: earliest start on the grid, in steps (torchdiffeq: 100 of 500).
         start_max: latest start, in steps; None: the latest that keeps 200 points on the grid.
@@ -131,17 +163,26 @@ class Config:
         obs_std: std of the latent ODE's Gaussian likelihood, in data units.
         standardise: feed the models standardised coordinates (minus the mean of the training
             observations, divided by their RMS deviation), predictions mapped back to data units.
-        cell: recurrent cell of the recognition network and of the baseline, ``"gru"`` or ``"rnn"``.
-        iterations: Adam iterations.
+        cell: recurrent cell of the latent ODE's recognition network (and of the legacy baseline
+            ``rnn``), ``"gru"`` or ``"rnn"``.
+        iterations: Adam iterations; with ``patience`` the most that are run (the cap).
         batch_size: spirals per minibatch (epochs of a fixed random order); 0 for the full batch.
         lr: initial learning rate.
-        lr_final: learning rate at the last iteration (exponential decay from ``lr``).
+        lr_final: learning rate at iteration ``iterations`` (exponential decay from ``lr``; a run
+            stopped early by ``patience`` ends at a higher rate).
         kl_warmup: iterations over which the KL weight of the latent ODE grows linearly to 1.
         method: ODE solver of the latent ODE (training and evaluation; direct backprop, ``odeint``).
+            ``method``, ``rtol`` and ``atol`` are the solver option: any method the installed
+            ``nodebench.odeint`` accepts (the paper's is implicit Adams at 1.5e-8); an unavailable
+            method is refused when the config is built.
         rtol: relative tolerance.
         atol: absolute tolerance.
         eval_every: iterations between validation evaluations (and training records).
         select: evaluate the parameters with the lowest validation RMSE instead of the last ones.
+        patience: stop training after this many validation evaluations in a row without an
+            improvement (see ``min_improvement``) on the best so far; 0 trains all ``iterations``.
+        min_improvement: relative decrease of the validation RMSE that counts as an improvement
+            for ``patience`` (0.01: below 99% of the best so far).
         trajectory_spirals: test spirals whose trajectories are recorded (first seed only).
         threads: torch intra-op threads while running. 1 by default: on the shared 2-core machine a
             second thread beside another job made a latent-ODE iteration 6x slower (0.27 s vs 0.045 s).
@@ -149,10 +190,11 @@ class Config:
 
     seeds: tuple[int, ...] = (0, 1, 2)
     obs_counts: tuple[int, ...] = (30, 50, 100)
-    models: tuple[str, ...] = MODELS
+    models: tuple[str, ...] = DEFAULT_MODELS
     n_spirals: int = 1000
     noise_std: float = 0.1
     amplitude: float = 0.3
+    geometry: str = "torchdiffeq"
     n_grid: int = 1000
     start_min: int = 200
     start_max: int | None = None
@@ -170,6 +212,8 @@ class Config:
     atol: float = 1e-4
     eval_every: int = 100
     select: bool = True
+    patience: int = 0
+    min_improvement: float = 0.0
     trajectory_spirals: int = 4
     threads: int = 1
 
@@ -177,8 +221,13 @@ class Config:
         if not self.seeds:
             raise ValueError("seeds must not be empty")
         unknown = sorted(set(self.models) - set(MODELS))
-        if not self.models or unknown:
-            raise ValueError(f"models must be a non-empty subset of {MODELS}, got {self.models}")
+        if unknown or len(set(self.models)) != len(self.models):
+            raise ValueError(f"models must be distinct names from {MODELS}, got {self.models}")
+        if self.patience < 0 or not 0 <= self.min_improvement < 1:
+            raise ValueError(
+                "need patience >= 0 and 0 <= min_improvement < 1, got "
+                f"{self.patience}, {self.min_improvement}"
+            )
         if self.iterations < 1 or self.eval_every < 1 or self.batch_size < 0 or self.kl_warmup < 0:
             raise ValueError(
                 "iterations and eval_every must be >= 1, batch_size and kl_warmup >= 0, got "
@@ -194,6 +243,8 @@ class Config:
                 f"{self.trajectory_spirals}"
             )
         data = spiral_config(self, self.seeds[0])  # validates the data fields
+        if "latent_ode" in self.models:
+            _check_solver(self.method, self.rtol, self.atol)
         n_train = 2 * round(data.train_frac * self.n_spirals / 2)
         if self.val_spirals >= n_train:
             raise ValueError(f"val_spirals must be < {n_train} (the training split), got {self.val_spirals}")
@@ -210,8 +261,32 @@ def spiral_config(config: Config, seed: int) -> SpiralConfig:
         start_min_index=config.start_min,
         start_max=config.start_max,
         b=config.amplitude,
+        geometry=config.geometry,
     )
 
+
+def _check_solver(method: str, rtol: float, atol: float) -> None:
+    """Raise ValueError unless ``nodebench.odeint`` solves a tiny problem with this solver option."""
+    import nodebench
+
+    try:
+        nodebench.odeint(
+            lambda t, y: -y, torch.ones(1), torch.tensor([0.0, 0.1]), method=method, rtol=rtol, atol=atol
+        )
+    except Exception as exc:  # the solver's own message says what is wrong
+        raise ValueError(
+            f"solver option method={method!r}, rtol={rtol}, atol={atol} is not usable with this "
+            f"nodebench: {exc}"
+        ) from exc
+
+
+# The card: Table 2's models (the paper's RNN with and without the time gap; the GRU baseline of
+# earlier runs is not retrained), at most 1500 iterations with patience 5 evaluations (500
+# iterations) at a 1% improvement. The cap is a compute budget, not a convergence claim: the report
+# gives the iterations used and whether the rule or the cap ended training.
+STANDARD = Config(
+    models=("latent_ode", "rnn_tanh", "rnn_tanh_nodt"), iterations=1500, patience=5, min_improvement=0.01
+)
 
 PRESETS: dict[str, Config] = {
     "smoke": Config(
@@ -223,8 +298,10 @@ PRESETS: dict[str, Config] = {
         eval_every=10,
         trajectory_spirals=2,
     ),
-    "standard": Config(),
-    "paper": Config(seeds=(0, 1, 2, 3, 4), iterations=10000, rtol=1.5e-8, atol=1.5e-8),
+    "standard": STANDARD,
+    "paper": dataclasses.replace(
+        STANDARD, seeds=(0, 1, 2, 3, 4), iterations=10000, patience=10, rtol=1.5e-8, atol=1.5e-8
+    ),
     "explore": Config(
         seeds=(0,),
         obs_counts=(30,),
@@ -235,7 +312,40 @@ PRESETS: dict[str, Config] = {
         trajectory_spirals=0,
     ),
     "study": Config(seeds=(0,), obs_counts=(30,), cell="rnn", trajectory_spirals=0),
+    "sensitivity": dataclasses.replace(
+        STANDARD, seeds=(0,), obs_counts=(30, 100), models=("latent_ode", "rnn_tanh"), trajectory_spirals=0
+    ),
 }
+
+
+@dataclass
+class Patience:
+    """The patience rule on validation RMSE (lower is better), fed one evaluation at a time.
+
+    ``best`` and ``best_step`` track the lowest value seen (what selection evaluates); ``waited``
+    counts evaluations since the last one below ``(1 - min_improvement) * best``. The rule is
+    exhausted after ``patience`` such evaluations in a row (never when ``patience`` is 0).
+    """
+
+    patience: int
+    min_improvement: float = 0.0
+    best: float = math.inf
+    best_step: int = 0
+    waited: int = 0
+
+    def update(self, value: float, step: int) -> bool:
+        """Take the validation value at ``step``; returns whether it is the best so far."""
+        threshold = (1.0 - self.min_improvement) * self.best if math.isfinite(self.best) else math.inf
+        self.waited = 0 if math.isfinite(value) and value < threshold else self.waited + 1
+        if value < self.best:
+            self.best, self.best_step = value, step
+            return True
+        return False
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether training should stop."""
+        return self.patience > 0 and self.waited >= self.patience
 
 
 def _split(train_idx: Tensor, n_val: int, seed: int) -> tuple[Tensor, Tensor]:
@@ -285,7 +395,7 @@ def _build(name: str, config: Config, scale: float) -> nn.Module:
     ``scale``: data units per model unit; the likelihood std is ``config.obs_std / scale``.
     """
     if name == "latent_ode":
-        model = LatentODE(
+        model: nn.Module = LatentODE(
             obs_std=config.obs_std / scale,
             cell=config.cell,
             solver="odeint",
@@ -294,7 +404,8 @@ def _build(name: str, config: Config, scale: float) -> nn.Module:
             atol=config.atol,
         )
     else:
-        model = RNNBaseline(hidden=25, cell=config.cell)
+        cell, time_input = BASELINES[name]
+        model = RNNBaseline(hidden=25, cell=config.cell if cell == "cell" else cell, time_input=time_input)
     return model.to(DTYPE)
 
 
@@ -333,10 +444,35 @@ def _record_points(
                 recorder.record(variant, seed, _encode(slot, index), f"{prefix}_y", y)
 
 
+def train_scale(data: SpiralData, train_idx: Tensor) -> dict[str, float]:
+    """The training set's coordinate standard deviations, the scale of the normalised RMSE.
+
+    Over the noisy points of the whole observation window (all 100 points, whichever n) of the
+    training spirals ``train_idx`` (validation spirals excluded): ``train_std_x`` and ``train_std_y``
+    are the population stds of each coordinate, ``train_std`` the pooled one, the root of the mean of
+    the two variances (the RMS distance from the per-coordinate mean, per coordinate).
+    """
+    points = data.noisy[train_idx, : data.config.obs_points].to(torch.float64).reshape(-1, 2)
+    var = points.var(dim=0, correction=0)
+    return {
+        "train_std": var.mean().sqrt().item(),
+        "train_std_x": var[0].sqrt().item(),
+        "train_std_y": var[1].sqrt().item(),
+    }
+
+
 def _record_data(
-    recorder: Recorder, config: Config, seed: int, data: SpiralData, test_idx: Tensor, slots: list[int]
+    recorder: Recorder,
+    config: Config,
+    seed: int,
+    data: SpiralData,
+    split_idx: tuple[Tensor, Tensor, Tensor],
+    slots: list[int],
 ) -> None:
-    """The data set's scale and noise floor, and the recorded spirals' truth and observations."""
+    """The data set's scales and noise floor, and the recorded spirals' truth and observations."""
+    train_idx, _, test_idx = split_idx
+    for metric, value in train_scale(data, train_idx).items():
+        recorder.record("data", seed, NO_STEP, metric, value)
     split = data.config.obs_points
     truth = data.truth[test_idx, split:]
     centre = data.config.centre * data.orient[test_idx].to(DTYPE)
@@ -380,8 +516,9 @@ def _fit_and_evaluate(
     val_truth = data.truth[val_idx, data.config.obs_points :]
     batch_size = config.batch_size or len(train_idx)
     perm, cursor = torch.randperm(len(train_idx), generator=order), 0
-    best = (math.inf, 0, copy.deepcopy(model.state_dict()))
-    train_time, loss_sum, nfe_sum, since = 0.0, 0.0, 0, 0
+    rule = Patience(config.patience, config.min_improvement)
+    best_state = copy.deepcopy(model.state_dict())
+    train_time, loss_sum, nfe_sum, since, used = 0.0, 0.0, 0, 0, 0
     for it in range(1, config.iterations + 1):
         if cursor + batch_size > len(train_idx):
             perm, cursor = torch.randperm(len(train_idx), generator=order), 0
@@ -399,7 +536,7 @@ def _fit_and_evaluate(
             optimizer.step()
             schedule.step()
         train_time += time.perf_counter() - start
-        loss_sum, nfe_sum, since = loss_sum + loss.item(), nfe_sum + stats.nfe_forward, since + 1
+        loss_sum, nfe_sum, since, used = loss_sum + loss.item(), nfe_sum + stats.nfe_forward, since + 1, it
         if it % config.eval_every and it != config.iterations:
             continue
         with torch.no_grad():
@@ -409,10 +546,12 @@ def _fit_and_evaluate(
         if isinstance(model, LatentODE):
             recorder.record(variant, seed, it, "nfe_train", nfe_sum / since)
         loss_sum, nfe_sum, since = 0.0, 0, 0
-        if val_rmse < best[0]:
-            best = (val_rmse, it, copy.deepcopy(model.state_dict()))
+        if rule.update(val_rmse, it):
+            best_state = copy.deepcopy(model.state_dict())
+        if rule.exhausted:
+            break
     if config.select:
-        model.load_state_dict(best[2])
+        model.load_state_dict(best_state)
     test_obs = observation_batch(data, n, test_idx)
     start = time.perf_counter()
     with torch.no_grad(), solver_stats() as stats:
@@ -428,10 +567,12 @@ def _fit_and_evaluate(
         rows = data.orient[test_idx] == sign
         rmse = _rmse(extrap[rows], data.truth[test_idx[rows], split_at:])
         recorder.record(variant, seed, NO_STEP, f"rmse_extrap_truth_{turn}", rmse)
-    selected = best[1] if config.select else config.iterations
+    selected = rule.best_step if config.select else used
     recorder.record(variant, seed, NO_STEP, "selected_iteration", selected)
+    recorder.record(variant, seed, NO_STEP, "iterations_used", used)
+    recorder.record(variant, seed, NO_STEP, "stopped_by_patience", float(used < config.iterations))
     recorder.record(variant, seed, NO_STEP, "train_time", train_time, "s")
-    recorder.record(variant, seed, NO_STEP, "time_per_iteration", train_time / config.iterations, "s")
+    recorder.record(variant, seed, NO_STEP, "time_per_iteration", train_time / used, "s")
     recorder.record(variant, seed, NO_STEP, "eval_time", eval_time, "s")
     if isinstance(model, LatentODE):
         recorder.record(variant, seed, NO_STEP, "nfe_eval", stats.nfe_forward)
@@ -451,7 +592,7 @@ def run(config: Config, recorder: Recorder, device: torch.device) -> None:
             key = f"data/seed={seed}"
             if not recorder.completed(key):
                 with recorder.unit(key):
-                    _record_data(recorder, config, seed, data, data.test_idx, slots)
+                    _record_data(recorder, config, seed, data, split, slots)
             recorder.tick()
             for n in config.obs_counts:
                 for name in config.models:
