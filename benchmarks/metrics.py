@@ -6,8 +6,11 @@ never on the machine's speed: NFE, step counts, saved-for-backward bytes, numeri
 
 from __future__ import annotations
 
+import contextlib
+import math
 import statistics
 import time
+from collections.abc import Iterator
 
 import torch
 import torchdiffeq
@@ -15,6 +18,7 @@ from torch import nn
 
 from nodebench import odeint, odeint_adjoint, solver_stats
 from nodebench.measure import SavedTensorsMeter
+from nodebench.solvers import integrate
 
 ADAPTIVE = ("bosh3", "dopri5", "tsit5")
 
@@ -52,21 +56,57 @@ def linear_problem():
     return (lambda t, y: y @ A.T), y0, t, exact
 
 
-def solve_stats(method: str, problem: str = "linear", rtol: float = 1e-6) -> dict[str, float]:
-    """NFE, steps and max relative error against the truth for one forward solve."""
+def _scale(compared: torch.Tensor, reference: torch.Tensor, evaluations: int) -> dict[str, float | str]:
+    """Round-off scale of a relative error ``max|compared - reference| / max|reference|``.
+
+    ``magnitude`` is the largest value compared (units of the quantity), ``reference`` the normaliser,
+    ``evaluations`` the right-hand-side evaluations whose rounding accumulates into the two sides.
+    """
+    return {
+        "magnitude": max(compared.abs().max().item(), reference.abs().max().item()),
+        "reference": reference.abs().max().item(),
+        "evaluations": float(evaluations),
+        "dtype": str(reference.dtype).removeprefix("torch."),
+    }
+
+
+class _Counted(nn.Module):
+    def __init__(self, func) -> None:
+        super().__init__()
+        self.func = func
+        self.nfe = 0
+
+    def forward(self, t, y):
+        self.nfe += 1
+        return self.func(t, y)
+
+
+def solve_stats(method: str, problem: str = "linear", rtol: float = 1e-6) -> dict:
+    """NFE, steps and max relative error against the truth for one forward solve.
+
+    ``scales["error"]`` is the error's round-off scale (see :func:`_scale`), used by the CI gate.
+    """
+    ref_nfe = 0
     if problem == "linear":
         func, y0, t, exact = linear_problem()
     else:
         func, y0, t = spiral_setup()
-        with torch.no_grad():
+        with torch.no_grad(), solver_stats() as r:
             exact = odeint(func, y0, t, rtol=1e-12, atol=1e-14)
+        ref_nfe = r.nfe_forward
     with torch.no_grad(), solver_stats() as s:
         y = odeint(func, y0, t, method=method, rtol=rtol, atol=rtol * 1e-2)
     err = ((y - exact).abs().max() / exact.abs().max()).item()
-    return {"nfe": s.nfe_forward, "accepted": s.steps_accepted, "rejected": s.steps_rejected, "error": err}
+    return {
+        "nfe": s.nfe_forward,
+        "accepted": s.steps_accepted,
+        "rejected": s.steps_rejected,
+        "error": err,
+        "scales": {"error": _scale(y, exact, s.nfe_forward + ref_nfe)},
+    }
 
 
-def adjoint_stats(norm: str, rtol: float = 1e-6) -> dict[str, float]:
+def adjoint_stats(norm: str, rtol: float = 1e-6) -> dict:
     """Forward/backward NFE of an adjoint solve on the spiral demo, and its gradient error vs torchdiffeq."""
     func, y0, t = spiral_setup()
     with solver_stats() as s:
@@ -75,11 +115,60 @@ def adjoint_stats(norm: str, rtol: float = 1e-6) -> dict[str, float]:
     ours = torch.cat([p.grad.flatten() for p in func.parameters()])
     func.zero_grad()
     opts = {"norm": "seminorm"} if norm == "seminorm" else None
-    y = torchdiffeq.odeint_adjoint(func, y0, t, rtol=rtol, atol=rtol * 1e-2, adjoint_options=opts)
+    counted = _Counted(func)
+    y = torchdiffeq.odeint_adjoint(counted, y0, t, rtol=rtol, atol=rtol * 1e-2, adjoint_options=opts)
     y.sin().sum().backward()
     theirs = torch.cat([p.grad.flatten() for p in func.parameters()])
     err = ((ours - theirs).abs().max() / theirs.abs().max()).item()
-    return {"nfe_forward": s.nfe_forward, "nfe_backward": s.nfe_backward, "grad_error_vs_torchdiffeq": err}
+    evaluations = s.nfe_forward + s.nfe_backward + counted.nfe
+    return {
+        "nfe_forward": s.nfe_forward,
+        "nfe_backward": s.nfe_backward,
+        "grad_error_vs_torchdiffeq": err,
+        "scales": {"grad_error_vs_torchdiffeq": _scale(ours, theirs, evaluations)},
+    }
+
+
+@contextlib.contextmanager
+def decision_margins() -> Iterator[dict[str, float]]:
+    """Record how far every discrete decision of the adaptive solves inside the block is from flipping.
+
+    A count (NFE, accepted, rejected) can differ between CPUs only if round-off moves a decision across
+    its threshold: an error ratio across 1 at accept/reject, or an accepted step's end across an output
+    time (which decides whether one more step is taken). Yields ``{"ratio": min |ratio - 1|,
+    "time": min |t_step - t_out| / h, "decisions": n}`` over all step attempts; both margins are
+    relative, so they compare directly with round-off (~1e-16 .. 1e-10 here).
+    """
+    out = {"ratio": math.inf, "time": math.inf, "decisions": 0}
+    current: list[dict] = []
+    solve_adaptive, controller = integrate._solve_adaptive, integrate.Controller
+
+    class Recording(controller):
+        def next_step(self, h: float, ratio: float) -> float:
+            rec = current[-1]
+            out["decisions"] += 1
+            if math.isfinite(ratio):
+                out["ratio"] = min(out["ratio"], abs(ratio - 1.0))
+            if ratio <= 1.0:
+                t1 = rec["t"] + rec["d"] * h
+                gaps = [abs(ts - t1) / h for ts in rec["ts"][1:] if ts != t1]
+                out["time"] = min([out["time"], *gaps])
+                rec["t"] = t1
+            return super().next_step(h, ratio)
+
+    def recording_solve(f, y0, ts, *args, **kwargs):
+        ts_f = [float(x) for x in ts]
+        current.append({"ts": ts_f, "t": ts_f[0], "d": 1.0 if ts_f[-1] > ts_f[0] else -1.0})
+        try:
+            return solve_adaptive(f, y0, ts, *args, **kwargs)
+        finally:
+            current.pop()
+
+    integrate._solve_adaptive, integrate.Controller = recording_solve, Recording
+    try:
+        yield out
+    finally:
+        integrate._solve_adaptive, integrate.Controller = solve_adaptive, controller
 
 
 def saved_bytes(mode: str, steps: int) -> int:
