@@ -169,6 +169,12 @@ def test_patience_stops_training_and_records_iterations_used(tmp_path: Path) -> 
     assert used == curve["step"].max() < 40 and finals.loc["stopped_by_patience", "value"] == 1.0
     best = curve.loc[curve["value"].idxmin(), "step"]
     assert finals.loc["selected_iteration", "value"] == best
+    # the same run with the rule held off until iteration 30 trains at least that long
+    held = tmp_path / "held"
+    assert latent.main([*args, "--set", "min_iterations=30", "--out", str(held)]) == 0
+    records = store.read_records(_only_run(held))
+    finals = records[(records["variant"] == "rnn_tanh/n=30") & (records["step"] == -1)].set_index("metric")
+    assert 30 <= finals.loc["iterations_used", "value"] <= 40
 
 
 def test_train_scale_is_the_pooled_coordinate_std() -> None:
