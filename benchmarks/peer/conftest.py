@@ -2,10 +2,12 @@
 
 Run: ``.venv/bin/python -m pytest benchmarks/peer --benchmark-enable -s``. Each benchmark records its
 peer's median and the ratio in ``extra_info``; the ratios are printed at the end of the session.
+``NODEBENCH_PEER_DEVICE=cuda`` runs them on the GPU (torch's default device; timings synchronise).
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -14,6 +16,12 @@ import pytest
 import torch
 
 RATIOS: list[str] = []
+DEVICE = os.environ.get("NODEBENCH_PEER_DEVICE", "cpu")
+
+
+def _sync() -> None:
+    if DEVICE.startswith("cuda"):
+        torch.cuda.synchronize()
 
 
 def interleaved_medians(
@@ -26,8 +34,10 @@ def interleaved_medians(
     times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeats):
         for k, fn in fns.items():
+            _sync()
             t0 = time.perf_counter()
             fn()
+            _sync()
             times[k].append(time.perf_counter() - t0)
     return {k: statistics.median(v) for k, v in times.items()}
 
@@ -38,6 +48,17 @@ def _threads():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+@pytest.fixture(autouse=True)
+def _device():
+    """Tensors and modules the benchmarks create land on ``NODEBENCH_PEER_DEVICE`` (default cpu)."""
+    if DEVICE.startswith("cuda") and not torch.cuda.is_available():
+        pytest.skip(f"NODEBENCH_PEER_DEVICE={DEVICE} but CUDA is not available")
+    previous = torch.get_default_device()
+    torch.set_default_device(DEVICE)
+    yield
+    torch.set_default_device(previous)
 
 
 @pytest.fixture
