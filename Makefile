@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 PRESET ?= smoke
 
-.PHONY: setup run test lint
+.PHONY: setup run test lint gpu-check gpu-deps
 setup: $(VENV)/.nodebench-installed
 
 $(VENV)/.nodebench-installed: pyproject.toml
@@ -25,3 +25,14 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# GPU readiness on a lent GPU machine (torch with CUDA preinstalled, nothing fetched; see
+# benchmarks/gpu_check.py): runs from the source tree with that machine's python. OUT gets the records,
+# logs, report and GPU_CHECK.md. `make gpu-deps` fills .gpu-deps with the pure-Python extras to carry.
+GPU_PY ?= python3
+OUT ?= gpu-check-out
+gpu-check:
+	$(GPU_PY) -m benchmarks.gpu_check --out $(OUT)
+
+gpu-deps: setup
+	$(PY) -m pip install --quiet --no-deps --target .gpu-deps tqdm pytest-benchmark py-cpuinfo
