@@ -216,8 +216,18 @@ def test_report_renders(smoke_run: Path, tmp_path: Path) -> None:
     path = build_report([smoke_run, study, variant], tmp_path / "report")
     text = path.read_text()
     assert "The latent section failed" not in text
-    assert "#### Table 2" in text and "paper (Chen et al. 2018)" in text and "0.1642" in text
-    assert "ours, vs noise-free truth" in text and "ours, vs noisy observations" in text
+    assert "#### Table 2, the card: preset smoke" in text and "| Latent ODE | paper: RMSE | 0.1642 |" in text
+    for quantity in (
+        "RMSE vs noise-free truth",
+        "RMSE vs noisy observations",
+        "RMSE / train_std, vs noise-free",
+    ):
+        assert (
+            f"| Latent ODE | ours: {quantity}" in text
+            and f"| RNN (tanh, Δt input) | ours: {quantity}" in text
+        )
+    assert "| Latent ODE / tanh RNN, no Δt | ours: ratio per seed, vs truth |" in text
+    assert "#### Protocol study" in text and "**Which of the paper's claims are reproduced**" in text
     for n in latent.PRESETS["smoke"].obs_counts:
         figure = f"figures/latent-{smoke_run.name}-fig8-n{n}.png"
         assert figure in text and (tmp_path / "report" / figure).stat().st_size > 0
@@ -225,7 +235,7 @@ def test_report_renders(smoke_run: Path, tmp_path: Path) -> None:
     assert f"#### Table 2, protocol variant (iterations=4) (seeds [0]; runs {variant.name}; complete)" in text
     assert "#### Table 2, protocol variant (obs_counts" not in text  # TINY covers n = 30 only
     studies = text[text.index("protocol studies") :]
-    assert f"reference, run `{smoke_run.name}` (preset smoke)" in studies
+    assert f"differs from the card, run `{smoke_run.name}` (preset smoke;" in studies
     assert "| smoke+obs_counts=(30,),iterations=4,eval_every=2 | iterations=4 | 30 |" in studies
 
 
