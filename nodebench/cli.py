@@ -181,6 +181,8 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from nodebench.report import build_report
 
+    if args.summary is not None:
+        return _cmd_summary(args)
     run_dirs = [Path(p) for p in args.run_dirs] or store.latest_runs(args.runs)
     if not run_dirs:
         print(f"nodebench report: no complete runs under {args.runs}", file=sys.stderr)
@@ -194,6 +196,21 @@ def _cmd_report(args: argparse.Namespace) -> int:
         print(f"nodebench report: {exc}", file=sys.stderr)
         return EXIT_FAILED
     print(f"report written to {path} ({len(run_dirs)} run(s))")
+    return 0
+
+
+def _cmd_summary(args: argparse.Namespace) -> int:
+    """``nodebench report --summary [PATH]``: the claims summary over the given runs or every run."""
+    from nodebench.report.summary import build_summary
+
+    try:
+        path = build_summary(args.run_dirs or [args.runs], args.summary)
+    except FileNotFoundError as exc:
+        raise _UsageError(str(exc)) from None
+    except store.CorruptRecordsError as exc:
+        print(f"nodebench report: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"summary written to {path}")
     return 0
 
 
@@ -292,6 +309,14 @@ def _parser() -> argparse.ArgumentParser:
         "--runs", default="results/runs", help="where to look for runs by default (default: results/runs)"
     )
     report.add_argument("--out", default="results/report", help="report folder (default: results/report)")
+    report.add_argument(
+        "--summary",
+        nargs="?",
+        const="results/SUMMARY.md",
+        metavar="PATH",
+        help="instead of a report, write the paper-claims summary (default PATH: results/SUMMARY.md) "
+        "from the runs given, or from every run under --runs",
+    )
 
     check = sub.add_parser("check", help="correctness matrix against torchdiffeq and analytic references")
     check.add_argument("--device", choices=["cpu", "cuda"], default="cpu")

@@ -434,12 +434,14 @@ class Recorder:
         if os.fstat(self._records_fd).st_size != self._committed_end:  # rows of an abandoned unit
             os.ftruncate(self._records_fd, self._committed_end)
         self._current = key
+        load_start = _load1()
         try:
             yield
         finally:
             self._current = None
         end = os.fstat(self._records_fd).st_size
-        _write_all(self._units_fd, (json.dumps({"unit": key, "end": end}) + "\n").encode())
+        entry = {"unit": key, "end": end, "load": [load_start, _load1()], "cpus": os.cpu_count()}
+        _write_all(self._units_fd, (json.dumps(entry) + "\n").encode())
         self._done[key] = end
         self._committed_end = end
 
@@ -501,6 +503,34 @@ class Recorder:
         else:
             text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
             self.finish("failed", text)
+
+
+def _load1() -> float | None:
+    """The 1-minute load average (runnable processes, all users), or ``None`` where the OS has none."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
+def unit_loads(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
+    """Load beside each completed unit of a run, from its unit journal.
+
+    Returns:
+        Columns ``unit``, ``load_start``, ``load_end`` (1-minute load average when the unit started and
+        ended; NaN for units journalled before loads were recorded) and ``cpus`` (logical CPUs).
+    """
+    path = Path(run_dir) / UNITS_FILE
+    rows = []
+    for raw in path.read_text(encoding="utf-8").splitlines() if path.exists() else []:
+        try:
+            entry = json.loads(raw)
+        except ValueError:
+            continue  # a torn last line; resume repairs it
+        load = entry.get("load") or [None, None]
+        rows.append((entry.get("unit"), load[0], load[1], entry.get("cpus")))
+    frame = pd.DataFrame(rows, columns=["unit", "load_start", "load_end", "cpus"])
+    return frame.astype({"load_start": "float64", "load_end": "float64", "cpus": "float64"})
 
 
 def _check_float(value: Any) -> float:

@@ -153,3 +153,27 @@ def test_tables():
         "|---|---:|",
         "| p\\|q | 1.235 |",
     ]
+
+
+def test_load_and_relative_run_directory(tmp_path, monkeypatch):
+    from nodebench.report._load import load_state
+
+    monkeypatch.setattr(store.os, "getloadavg", lambda: (4.0, 0, 0))
+    recorder = store.create_run(tmp_path / "runs", WORKLOAD, "smoke", {"seeds": [0], "threads": 1}, "cpu")
+    with recorder.unit("u"):
+        recorder.record("v", 0, 0, "time", 1.0, "s")
+    recorder.finish("complete")
+    meta = store.read_meta(recorder.run_dir)
+    under, text = load_state(meta)
+    assert under is True and "4.0-4.0" in text and "under load" in text
+    monkeypatch.setattr(store.os, "getloadavg", lambda: (1.5, 0, 0))
+    quiet = store.create_run(tmp_path / "runs", WORKLOAD, "smoke", {"seeds": [0], "threads": 1}, "cpu")
+    with quiet.unit("u"):
+        quiet.record("v", 0, 0, "time", 1.0, "s")
+    quiet.finish("complete")
+    assert load_state(store.read_meta(quiet.run_dir))[0] is False
+
+    text = build_report([recorder.run_dir], tmp_path / "report").read_text()
+    assert f"- run directory: `runs/{WORKLOAD}/{recorder.run_id}`" in text
+    assert "**timings taken under load**" in text
+    assert str(tmp_path) not in text

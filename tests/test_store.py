@@ -272,3 +272,19 @@ def test_torch_threads_pins_and_restores() -> None:
     with pytest.raises(RuntimeError, match="boom"), torch_threads(pinned):
         raise RuntimeError("boom")
     assert torch.get_num_threads() == before
+
+
+def test_units_record_load_average(tmp_path, monkeypatch):
+    loads = iter([(3.5, 0, 0), (1.25, 0, 0)])
+    monkeypatch.setattr(store.os, "getloadavg", lambda: next(loads))
+    recorder = store.create_run(tmp_path, "w", "smoke", {"seeds": [0]}, "cpu", "", "cmd")
+    with recorder.unit("a"):
+        recorder.record("v", 0, 0, "m", 1.0)
+    recorder.finish("complete")
+    frame = store.unit_loads(recorder.run_dir)
+    assert frame.to_dict("records") == [
+        {"unit": "a", "load_start": 3.5, "load_end": 1.25, "cpus": float(os.cpu_count())}
+    ]
+    # journals written before loads were recorded read as NaN, and resume still reads them
+    (recorder.run_dir / "units.jsonl").write_text('{"unit": "old", "end": 40}\n')
+    assert store.unit_loads(recorder.run_dir)["load_start"].isna().all()

@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from nodebench.measure.provenance import utc_now
+from nodebench.report._load import load_state
 from nodebench.report._tables import final_values, markdown_table
 from nodebench.store import load_runs, read_meta, resolve_run_dirs
 
@@ -72,6 +73,12 @@ def _threads(meta: dict) -> object:
     return last if last is not None else meta.get("torch_threads")
 
 
+def relative_run_dir(meta: dict[str, Any]) -> str:
+    """The run directory relative to its results folder (``runs/<workload>/<run-id>``), never absolute."""
+    path = Path(meta.get("run_dir") or meta["run_id"])
+    return "/".join(path.parts[-3:])
+
+
 def _status(meta: dict[str, Any]) -> str:
     status = meta.get("status", "unknown")
     label = STATUS_LABELS.get(status, f"**{status}**")
@@ -99,7 +106,8 @@ def _provenance(meta: dict[str, Any], n_records: int) -> str:
         ("started / ended", f"{meta.get('started_at')} / {meta.get('ended_at') or '-'}"),
         ("attempts", f"{len(attempts)} (resumed {len(attempts) - 1} times)" if len(attempts) > 1 else "1"),
         ("records", n_records),
-        ("run directory", f"`{meta.get('run_dir')}`"),
+        ("load", load_state(meta)[1]),
+        ("run directory", f"`{relative_run_dir(meta)}`"),
     ]
     return "\n".join(f"- {key}: {value}" for key, value in items)
 
