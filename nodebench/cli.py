@@ -131,8 +131,11 @@ def _terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _execute(module: ModuleType, recorder: store.Recorder, config: object) -> int:
-    """Run the workload into ``recorder`` with a progress bar; print the outcome. Returns the exit status."""
+def _execute(module: ModuleType, recorder: store.Recorder, config: object, brief: bool = False) -> int:
+    """Run the workload into ``recorder`` with a progress bar; print the outcome. Returns the exit status.
+
+    ``brief``: one line per run instead of its final-values table (``reproduce``).
+    """
     progress = _TqdmProgress(f"{module.NAME} ({recorder.meta.get('preset')})")
     recorder.progress = progress
     resume_hint = f"nodebench run {module.NAME} --resume {recorder.run_dir}"
@@ -150,13 +153,17 @@ def _execute(module: ModuleType, recorder: store.Recorder, config: object) -> in
         return EXIT_FAILED
     finally:
         progress.close()
-    _summary(recorder.run_dir)
+    _summary(recorder.run_dir, brief)
     return 0
 
 
-def _summary(run_dir: Path) -> None:
+def _summary(run_dir: Path, brief: bool = False) -> None:
     meta = store.read_meta(run_dir)
     records = store.read_records(run_dir)
+    if brief:
+        status = f"{meta['status']}, {len(records)} records"
+        print(f"{meta['workload']:<10} {meta['preset']}: {status} in {run_dir}")
+        return
     print(
         f"\n{meta['workload']} ({meta['preset']}, {meta['device']}): {meta['status']}, {len(records)} records"
     )
@@ -257,7 +264,7 @@ def _cmd_reproduce(args: argparse.Namespace, argv: list[str]) -> int:
             print(f"skip {name}: {exc}", file=sys.stderr)
             failed = True
             continue
-        status = _execute(module, recorder, config)
+        status = _execute(module, recorder, config, brief=True)
         produced.append(recorder.run_dir)
         if status == EXIT_INTERRUPTED:
             return status
@@ -267,6 +274,8 @@ def _cmd_reproduce(args: argparse.Namespace, argv: list[str]) -> int:
         return EXIT_FAILED
     path = build_report(produced, Path(args.out) / "report")
     print(f"report written to {path}")
+    if args.preset == "smoke":
+        print("smoke numbers are plumbing checks, not results: see results/SUMMARY.md for the committed ones")
     return EXIT_FAILED if failed else 0
 
 

@@ -131,7 +131,12 @@ def test_reproduce_runs_resumes_and_reports(tmp_path, toy, capsys):
 
     toy.CRASH = None
     assert cli.main(["reproduce", "--out", str(tmp_path)]) == 0
-    assert f"toy: resuming {run_dir}" in capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert f"toy: resuming {run_dir}" in err
+    # one line per workload and where the report is, not the final-values tables
+    assert "toy        smoke: complete, " in out and f"records in {run_dir}" in out
+    assert "| variant |" not in out and "report written to" in out
+    assert "smoke numbers are plumbing checks" in out
     assert only_run(tmp_path / "runs") == run_dir and store.read_meta(run_dir)["status"] == "complete"
     assert "FAILED" not in (tmp_path / "report" / "REPORT.md").read_text()
 
