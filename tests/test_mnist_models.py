@@ -14,7 +14,7 @@ from nodebench.models.mnist import (
     ode_block_func,
 )
 
-# Exact counts from PROTOCOLS.md (by arithmetic), independent of PARAMETER_COUNTS.
+# Exact counts from docs/protocols.md (by arithmetic), independent of PARAMETER_COUNTS.
 EXPECTED_PARAMETERS = {"odenet": 208_266, "rknet": 208_266, "resnet": 576_778, "mlp": 238_510}
 
 

@@ -1,4 +1,4 @@
-"""Ground truth, observations and training batches of the spiral problems (PROTOCOLS.md).
+"""Ground truth, observations and training batches of the spiral problems (docs/protocols.md).
 
 - ``example1``, ``example2`` (seed slides): one trajectory from ``z0 = [0.6, 0.3]`` on
   ``t = linspace(0, 31.45, 200)`` (the slides' ``6.29 * 5``); truth by dopri5 at rtol 1e-10, atol 1e-12

@@ -49,6 +49,13 @@ def _figure_pattern(module: Any) -> re.Pattern[str] | None:
     return re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
 
 
+def _protocol_card(meta: dict[str, Any]) -> str:
+    """The run's stored protocol card. Cards of early runs cite the team's internal notes
+    (``PROTOCOLS.md``), whose content now lives in the repository's ``docs/protocols.md``."""
+    card = (meta.get("protocol") or "(no protocol card stored)").strip()
+    return re.sub(r"(?<![/\w])PROTOCOLS\.md", "docs/protocols.md", card)
+
+
 def _demote_headings(markdown: str, levels: int = 3) -> str:
     """Nest a protocol card's headings ``levels`` deeper so they sit under the run's heading."""
     lines, fenced = [], False
@@ -150,7 +157,7 @@ def _run_section(
     lines += [
         "#### Protocol",
         "",
-        _demote_headings((meta.get("protocol") or "(no protocol card stored)").strip()),
+        _demote_headings(_protocol_card(meta)),
         "",
     ]
     lines += ["#### Final values", ""]

@@ -8,6 +8,7 @@ Like every report module it reads records and meta only: it imports no model and
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -199,7 +200,7 @@ def table1(evidence: dict[str, Evidence]) -> list[Row]:
             if found is None:
                 ours_mem, mem_ok = "memory not run", False
             else:
-                ours_mem = f"{found} ({relative:.2g} x direct)"
+                ours_mem = f"{found} (slope {relative:.2f} x direct's)"
                 mem_ok = (found == "O(1)") == (memory_class == "O(1)")
         verdict = _ratio_verdict(float(errors.mean()), error)
         if verdict == REPRODUCED and not mem_ok:
@@ -213,17 +214,18 @@ def table1(evidence: dict[str, Evidence]) -> list[Row]:
             reasons.append(
                 f"params {100 * (n_params / 1e6 / params_m - 1):+.0f}% (same architecture as torchdiffeq's)"
             )
-        rows.append(
-            _row(
-                claim,
-                paper,
-                mnist,
-                records,
-                ours=f"{_mean_sd(errors, '.2f')}%, {n_params / 1e6:.3f}M, {ours_mem}",
-                verdict=verdict,
-                why="; ".join(reasons),
-            )
+        row = _row(
+            claim,
+            paper,
+            mnist,
+            records,
+            ours=f"{_mean_sd(errors, '.2f')}%, {n_params / 1e6:.3f}M, {ours_mem}",
+            verdict=verdict,
+            why="; ".join(reasons),
         )
+        if model in MEMORY_MODE and not memory.empty:
+            row = dataclasses.replace(row, runs=", ".join([row.runs, *(f"`{r}`" for r in memory.run_ids())]))
+        rows.append(row)
     return rows
 
 
@@ -414,7 +416,9 @@ def memory_claim(evidence: dict[str, Evidence]) -> list[Row]:
         return [_not_run(claim, paper, "memory", "no saved-for-backward sweep over L")]
     steps = sorted(memory.records["step"].unique())
     ok = adjoint == "O(1)" and (resnet is None or resnet != "O(1)")
-    ours = f"adjoint slope {rel_a:.2g} x direct's" + (f", ResNet {rel_r:.2g} x" if rel_r is not None else "")
+    ours = f"saved-bytes slope: adjoint {rel_a:.2f} x direct's" + (
+        f", ResNet {rel_r:.2f} x" if rel_r is not None else ""
+    )
     return [
         _row(
             claim,

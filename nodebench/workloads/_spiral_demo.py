@@ -1,4 +1,4 @@
-"""torchdiffeq's spiral demo (PROTOCOLS.md): truth, batches, model and seeded training.
+"""torchdiffeq's spiral demo (docs/protocols.md): truth, batches, model and seeded training.
 
 A self-contained copy for the cost workloads (tolerance, nfe), which need "a trained model" whose
 training is cheap and deterministic; the ``spiral`` workload has its own.

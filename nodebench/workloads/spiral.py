@@ -111,9 +111,11 @@ truth by dopri5 (rtol 1e-10, atol 1e-12, float64, **ours**); observations = trut
 Each step: t0 ~ U(0, t_max - 5), t1 = t0 + U(1, 5), up to 32 sorted random observation times with
 t0 < t < t1; integrate from the (noisy) first observation of the segment; MSE loss over the segment's
 points; Adam lr 0.01. Example 1: dz/dt = W z, W = [[-0.1, -1], [1, -0.1]], model bias-free
-Linear(2, 2) initialised randn/2, 500 steps. Example 2: the slides' blended spirals (A, B, x0 as in
-PROTOCOLS.md), model Linear(2,16)-ELU-Linear(16,16)-ELU-Linear(16,2), 3000 steps (`paper`; the
-`standard` preset trains 1000, see Presets).
+Linear(2, 2) initialised randn/2, 500 steps. Example 2: the slides' blended spirals
+dx/dt = sigmoid(x.x0) A (x - x0) + sigmoid(-x.x0) B (x + x0), A = [[-0.1, -0.5], [0.5, -0.1]],
+B = [[0.2, 1], [-1, 0.2]], x0 = [-1, 0] (docs/protocols.md), model
+Linear(2,16)-ELU-Linear(16,16)-ELU-Linear(16,2), 3000 steps (`paper`; the `standard` preset trains
+1000, see Presets).
 
 **Demo (torchdiffeq `ode_demo.py`).** dy/dt = (y^3) A, A = [[-0.1, 2], [-2, -0.1]], y0 = [2, 0],
 t = linspace(0, 25, 1000), truth by dopri5 at rtol 1e-7, atol 1e-9 (float64), no noise. Each
