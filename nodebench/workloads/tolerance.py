@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -14,6 +15,9 @@ from nodebench.workloads.base import seed_everything
 
 NAME = "tolerance"
 REFERENCE_TOL = 1e-12
+#: The ODE-Net checkpoint of the committed MNIST standard run (relative to the repository root).
+MNIST_CHECKPOINT = "results/runs/mnist/20261128T001325Z-87ceb0/checkpoints/odenet-seed0-epochs006.pt"
+MNIST_VARIANT = "mnist_odenet"
 
 PROTOCOL = """\
 ## Tolerance against NFE, numerical error, task error and time (paper Fig. 3a, 3b)
@@ -35,6 +39,15 @@ PROTOCOL = """\
   `nfe_forward`, `error_rms`, `error_max`, `task_mse`, `time_forward` (s). Training: variant `train`,
   step = iteration, metric `loss_l1`. Reference: variant `reference`, metrics `nfe_forward`,
   `reference_gap`.
+- **MNIST ODE-Net** (preset `mnist`; `mnist_checkpoint` set): instead of the spiral model, the trained
+  ODE-Net of an `mnist` run (its committed checkpoint) on the first `mnist_test_size` test images (a
+  subset, to keep the sweep to minutes on a CPU). The downsampled features are computed once; the ODE
+  block (t in [0, 1]) is solved by nodebench dopri5 at rtol = atol = tol, in `eval_dtype`, for the
+  whole subset as one batch; numerical error is against a float64 reference solve at rtol = atol =
+  `mnist_reference_tol`, the task metric is the test error (%) of the subset after the head. Records:
+  variant `mnist_odenet/nodebench/dopri5` with `tol`, `nfe_forward`, `error_rms`, `error_max`,
+  `test_error` (%), `time_forward` (s); variant `mnist_odenet/reference` with `nfe_forward`,
+  `test_error`.
 """
 
 
@@ -51,6 +64,10 @@ class Config:
         log_every: record the training loss every this many iterations.
         repeats: timed solves per setting (median recorded), after one warm-up.
         eval_dtype: ``"float64"`` or ``"float32"``.
+        mnist_checkpoint: a trained ODE-Net checkpoint of the ``mnist`` workload; when set, the sweep
+            runs on it (see :data:`PROTOCOL`) instead of the spiral model.
+        mnist_test_size: test images of the MNIST sweep (the first ones of the test split).
+        mnist_reference_tol: rtol = atol of the MNIST sweep's float64 reference solve.
     """
 
     seeds: tuple[int, ...] = (0,)
@@ -61,12 +78,24 @@ class Config:
     log_every: int = 10
     repeats: int = 5
     eval_dtype: str = "float64"
+    mnist_checkpoint: str = ""
+    mnist_test_size: int = 200
+    mnist_reference_tol: float = 1e-9
 
 
 PRESETS = {
     "smoke": Config(tolerances=(1e-2, 1e-4, 1e-6), train_iterations=20, repeats=1),
     "standard": Config(),
     "paper": Config(seeds=(0, 1, 2), train_iterations=2000, methods=("bosh3", "dopri5"), repeats=7),
+    # Figure 3a/3b on the trained MNIST ODE-Net (the committed standard run's checkpoint), CPU-sized.
+    "mnist": Config(
+        tolerances=(1e-1, 1e-2, 1e-3, 1e-4, 1e-5),
+        libraries=("nodebench",),
+        repeats=2,
+        mnist_checkpoint=MNIST_CHECKPOINT,
+        mnist_test_size=300,
+        mnist_reference_tol=1e-7,
+    ),
 }
 
 
@@ -132,11 +161,72 @@ def _evaluate(
         recorder.record(variant, seed, step, "time_forward", seconds, "s")
 
 
+def _mnist_sweep(config: Config, recorder: Recorder, seed: int, device: torch.device) -> None:
+    """Sweep the tolerances on the trained MNIST ODE-Net's ODE block (see :data:`PROTOCOL`)."""
+    from nodebench.data.mnist import load_mnist
+    from nodebench.models.mnist import build_model
+    from nodebench.workloads.mnist import to_input
+
+    seed_everything(seed)
+    state = torch.load(config.mnist_checkpoint, map_location=device, weights_only=False)
+    model = build_model("odenet").to(device)
+    model.load_state_dict(state["model"])
+    model.eval()
+    images, labels = load_mnist(split="test")
+    images, labels = images[: config.mnist_test_size].to(device), labels[: config.mnist_test_size].to(device)
+    dtype = dtype_of(config.eval_dtype)
+    t = torch.tensor([0.0, 1.0], device=device)
+
+    def test_error(z: torch.Tensor) -> float:
+        logits = model.head(z.to(torch.float32))
+        return float((logits.argmax(1) != labels).float().mean() * 100)
+
+    with torch.no_grad():
+        features = model.downsampling(to_input(images))
+        func = model.features.func
+        ref_func = CountingFunc(copy.deepcopy(func).double())
+        tight = config.mnist_reference_tol
+        reference = solve("nodebench", ref_func, features.double(), t.double(), "dopri5", tight, tight)[-1]
+    recorder.record(
+        f"{MNIST_VARIANT}/reference", seed, NO_STEP, "nfe_forward", ref_func.counts["nfe_forward"]
+    )
+    recorder.record(f"{MNIST_VARIANT}/reference", seed, NO_STEP, "test_error", test_error(reference), "%")
+    counted = CountingFunc(copy.deepcopy(func).to(dtype))
+    y0, tt = features.to(dtype), t.to(dtype)
+    variant = f"{MNIST_VARIANT}/nodebench/dopri5"
+    for step, tol in enumerate(config.tolerances):
+        with torch.no_grad():
+            counted.counts["nfe_forward"] = 0
+            z = solve("nodebench", counted, y0, tt, "dopri5", tol, tol)[-1]
+            nfe = counted.counts["nfe_forward"]
+            seconds = median_time(
+                lambda tol=tol: solve("nodebench", counted, y0, tt, "dopri5", tol, tol),
+                repeats=config.repeats,
+                warmup=0,
+                device=device,
+            )
+        error = z.double() - reference
+        recorder.record(variant, seed, step, "tol", tol)
+        recorder.record(variant, seed, step, "nfe_forward", nfe)
+        recorder.record(variant, seed, step, "error_rms", error.pow(2).mean().sqrt())
+        recorder.record(variant, seed, step, "error_max", error.abs().max())
+        recorder.record(variant, seed, step, "test_error", test_error(z), "%")
+        recorder.record(variant, seed, step, "time_forward", seconds, "s")
+
+
 def run(config: Config, recorder: Recorder, device: torch.device) -> None:
-    """Train one model per seed, then sweep the tolerances with every library and method."""
+    """Train one model per seed, then sweep the tolerances with every library and method.
+
+    With ``mnist_checkpoint`` set, sweep the trained MNIST ODE-Net instead (one unit per seed).
+    """
     unknown = sorted(set(config.libraries) - set(LIBRARIES))
     if unknown:
         raise ValueError(f"libraries {unknown} are not among {LIBRARIES}")
+    if config.mnist_checkpoint:
+        recorder.set_total(len(config.seeds))
+        for seed in config.seeds:
+            run_unit(recorder, f"mnist/seed={seed}", _mnist_sweep, config, recorder, seed, device)
+        return
     data = demo.make_data(device=device)
     evals = [(library, method) for library in config.libraries for method in config.methods]
     recorder.set_total(len(config.seeds) * (1 + len(evals)))
@@ -145,3 +235,34 @@ def run(config: Config, recorder: Recorder, device: torch.device) -> None:
         for library, method in evals:
             key = f"{library}/{method}/seed={seed}"
             run_unit(recorder, key, _evaluate, config, recorder, seed, library, method, data)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m nodebench.workloads.tolerance [--preset mnist] [--out DIR]``: any preset of this
+    workload (``nodebench run`` offers only smoke/standard/paper). Prints the run directory."""
+    import argparse
+    import shlex
+    import sys
+    from pathlib import Path
+
+    from nodebench import store
+    from nodebench.workloads.base import config_to_dict
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = argparse.ArgumentParser(prog="python -m nodebench.workloads.tolerance", description=main.__doc__)
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="mnist")
+    parser.add_argument("--out", default="results/runs", help="runs folder (default: results/runs)")
+    args = parser.parse_args(argv)
+    config = PRESETS[args.preset]
+    command = shlex.join(["python", "-m", "nodebench.workloads.tolerance", *argv])
+    recorder = store.create_run(
+        Path(args.out), NAME, args.preset, config_to_dict(config), "cpu", PROTOCOL, command
+    )
+    with recorder:
+        run(config, recorder, torch.device("cpu"))
+    print(recorder.run_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
