@@ -68,10 +68,12 @@ def test_missing_runs_are_not_run(tmp_path):
     imported = set(sys.modules) - before
     assert not [n for n in imported if n.startswith(("nodebench.models", "nodebench.workloads"))]
     rows = table(path)
-    assert len(rows) == 19
+    assert len(rows) == 21
     assert {row["verdict"] for row in rows.values()} == {"not run"}
     assert rows["Table 1, ODE-Net: test error, params, memory"]["ours"] == "not run"
-    assert "Tally: 0 reproduced, 0 partly, 0 not, 19 not run." in path.read_text()
+    text = path.read_text()
+    assert "Tally: 0 reproduced, 0 partly, 0 not, 21 not run." in text
+    assert "MNIST version: not drawn" in text and "Spiral version: not drawn" in text
 
 
 def test_verdicts_from_records(tmp_path):
@@ -115,7 +117,7 @@ def test_verdicts_from_records(tmp_path):
     ordering = rows["Table 2: latent ODE beats RNN at every n"]
     assert ordering["verdict"] == "partly" and ordering["ours"] == "at n = 30"
     # workloads that did not run
-    assert rows["Figure 3a: NFE vs numerical error"]["verdict"] == "not run"
+    assert rows["Figure 3a: NFE vs numerical error (MNIST ODE-Net)"]["verdict"] == "not run"
     assert rows["Slides Example 1: learn W of dz/dt = Wz"]["verdict"] == "not run"
 
 
@@ -157,5 +159,56 @@ def test_cli_summary_bad_path(tmp_path, capsys):
 @pytest.mark.parametrize("claim", summary.CLAIMS)
 def test_every_claim_handles_no_evidence(claim):
     records = pd.DataFrame(columns=[*store.COLUMNS, *store.META_COLUMNS])
-    evidence = {w: summary.select(records, [], w) for w in summary.WORKLOADS}
+    evidence = summary._evidence(records, [])
     assert all(row.verdict == "not run" for row in claim(evidence))
+
+
+def sweep_rows(prefix: str, task: str) -> list[tuple]:
+    rows = []
+    for step, (tol, nfe, err, sec) in enumerate(
+        [(1e-2, 20, 1e-2, 0.1), (1e-4, 40, 1e-4, 0.2), (1e-6, 80, 1e-6, 0.4)]
+    ):
+        rows += [(prefix, 0, step, "tol", tol), (prefix, 0, step, "nfe_forward", nfe)]
+        rows += [(prefix, 0, step, "error_rms", err), (prefix, 0, step, "time_forward", sec)]
+        rows += [(prefix, 0, step, task, 1.0 + step)]
+    return rows
+
+
+def test_figure3_four_panels_from_records(tmp_path, monkeypatch):
+    from nodebench.report import figure3
+
+    runs = tmp_path / "runs"
+    make_run(runs, "mnist", "standard", [0], mnist_rows({"odenet": 0.5}))
+    make_run(runs, "tolerance", "mnist", [0], sweep_rows("mnist_odenet/nodebench/dopri5", "test_error"))
+    make_run(runs, "tolerance", "standard", [0], sweep_rows("nodebench/dopri5", "task_mse"))
+    nfe = [
+        (f"nodebench/seminorm/tol={tol}", seed, it, metric, value * (1 + it / 100))
+        for tol in ("1e-03", "1e-05")
+        for seed in (0, 1)
+        for it in (0, 50, 100)
+        for metric, value in (("nfe_forward", 30.0 + seed), ("nfe_backward", 15.0))
+    ]
+    make_run(runs, "nfe", "standard", [0, 1], nfe)
+    drawn = []
+    real_draw = figure3.draw
+    monkeypatch.setattr(figure3, "draw", lambda *a, **k: drawn.append(real_draw(*a, **k)) or drawn[-1])
+    path = summary.build_summary([runs], tmp_path / "out" / "SUMMARY.md")
+    text = path.read_text()
+    for name in ("figure3-mnist.png", "figure3-spiral.png"):
+        assert f"(figures/{name})" in text
+        assert (tmp_path / "out" / "figures" / name).read_bytes().startswith(b"\x89PNG")
+    assert len(drawn) == 2
+    for fig in drawn:
+        titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+        assert [t[:3] for t in titles] == ["(a)", "(b)", "(c)", "(d)"]
+    mnist_fig = drawn[0]
+    # (a): one colour per measured tolerance, and the legend names exactly those (no interpolated ones)
+    legend = [t.get_text() for t in mnist_fig.axes[0].get_legend().get_texts()]
+    assert legend == ["1e-2", "1e-4", "1e-6", "test error % (subset)"]
+    # (c) carries the paper's y = x/2 line
+    assert any(line.get_label() == "y = x/2 (paper)" for line in mnist_fig.axes[2].get_lines())
+    assert "One seed (0)" in text and "Bands: ± one standard deviation over seeds 0, 1" in text
+    rows = table(path)
+    assert rows["Figure 3a: NFE vs numerical error (MNIST ODE-Net)"]["verdict"] == "reproduced"
+    assert "test error %" in rows["Figure 3a: NFE vs numerical error (MNIST ODE-Net)"]["ours"]
+    assert str(tmp_path) not in text

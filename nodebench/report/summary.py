@@ -89,21 +89,26 @@ class Row:
     runs: str = "-"
 
 
-def select(records: pd.DataFrame, metas: list[dict[str, Any]], workload: str) -> Evidence:
+def select(
+    records: pd.DataFrame,
+    metas: list[dict[str, Any]],
+    workload: str,
+    presets: tuple[str, ...] = CITABLE_PRESETS,
+) -> Evidence:
     """The runs a claim about ``workload`` rests on.
 
-    Complete runs of the most complete citable preset; where several runs hold the same seed, the
-    latest (by run id, which starts with its UTC start time) wins, so a rerun supersedes an older run and
-    runs of further seeds add to it.
+    Complete runs of the first of ``presets`` that has any (default: the citable presets); where
+    several runs hold the same seed, the latest (by run id, which starts with its UTC start time)
+    wins, so a rerun supersedes an older run and runs of further seeds add to it.
     """
     candidates = [
         m
         for m in metas
         if m.get("workload") == workload
         and m.get("status") == "complete"
-        and m.get("preset") in CITABLE_PRESETS
+        and m.get("preset") in presets
     ]
-    for preset in CITABLE_PRESETS:
+    for preset in presets:
         chosen = sorted((m for m in candidates if m.get("preset") == preset), key=lambda m: m["run_id"])
         if chosen:
             break
@@ -286,54 +291,73 @@ def _rank_corr(x: pd.Series, y: pd.Series) -> float:
     return float(np.corrcoef(x.rank().to_numpy(), y.rank().to_numpy())[0, 1])
 
 
-def figure3ab(evidence: dict[str, Evidence]) -> list[Row]:
-    """Figure 3a/3b from the tolerance sweep: NFE trades against numerical error, time follows NFE."""
-    tol = evidence["tolerance"]
+def _sweep_rows(ev: Evidence, prefix: str, model: str, workload: str, task: tuple[str, str]) -> list[Row]:
+    """Figure 3a/3b rows from one tolerance sweep (variants starting with ``prefix``) on ``model``."""
     claims = (
-        ("Figure 3a: NFE vs numerical error", "tighter tolerance: more NFE, less error"),
-        ("Figure 3b: NFE vs wall time", "time grows with NFE"),
+        (f"Figure 3a: NFE vs numerical error ({model})", "tighter tolerance: more NFE, less error"),
+        (f"Figure 3b: NFE vs wall time ({model})", "time grows with NFE"),
     )
-    if tol.empty:
-        return [_not_run(c, p, "tolerance") for c, p in claims]
-    data = tol.records[tol.records["variant"].str.startswith("nodebench/")]
+    if ev.empty:
+        return [_not_run(c, p, workload) for c, p in claims]
+    data = ev.records[ev.records["variant"].str.startswith(prefix)]
     wide = data.pivot_table(index=["variant", "seed", "step"], columns="metric", values="value").reset_index()
     if wide.empty or not {"tol", "nfe_forward", "error_rms"} <= set(wide.columns):
-        return [_not_run(c, p, "tolerance", "the tolerance run holds no nodebench sweep") for c, p in claims]
+        return [_not_run(c, p, workload, "the run holds no nodebench sweep") for c, p in claims]
     rho_nfe = _rank_corr(wide["tol"], wide["nfe_forward"])
     rho_err = _rank_corr(wide["tol"], wide["error_rms"])
-    model = "spiral-demo model, not MNIST"
     verdict = REPRODUCED if rho_nfe <= -0.8 and rho_err >= 0.8 else PARTLY if rho_err >= 0.8 else NOT
     tols = wide["tol"]
+    task_metric, task_label = task
+    task_text = ""
+    if task_metric in wide:
+        task_text = f"; {task_label} {wide[task_metric].min():.3g}-{wide[task_metric].max():.3g}"
     rows = [
         _row(
             *claims[0],
-            tol,
+            ev,
             data,
             ours=(
                 f"{int(wide['nfe_forward'].min())}-{int(wide['nfe_forward'].max())} NFE for error "
                 f"{wide['error_rms'].max():.1e}-{wide['error_rms'].min():.1e} "
-                f"over tol {tols.max():.0e}-{tols.min():.0e}"
+                f"over tol {tols.max():.0e}-{tols.min():.0e}{task_text}"
             ),
             verdict=verdict,
-            why=f"rank corr. tol~NFE {rho_nfe:.2f}, tol~error {rho_err:.2f}; {model}",
+            why=f"rank corr. tol~NFE {rho_nfe:.2f}, tol~error {rho_err:.2f}",
         )
     ]
     if "time_forward" not in wide:
-        rows.append(_not_run(*claims[1], "tolerance", "no forward times recorded"))
+        rows.append(_not_run(*claims[1], workload, "no forward times recorded"))
     else:
         rho_t = _rank_corr(wide["nfe_forward"], wide["time_forward"])
         per = (wide["time_forward"] / wide["nfe_forward"]).median()
         rows.append(
             _row(
                 *claims[1],
-                tol,
+                ev,
                 data,
                 ours=f"rank corr. NFE~time {rho_t:.2f}; {per * 1e3:.2f} ms per evaluation (median)",
                 verdict=REPRODUCED if rho_t >= 0.8 else PARTLY if rho_t > 0 else NOT,
-                why=f"{model}; CPU timings" + _load_note(tol.metas),
+                why="CPU timings" + _load_note(ev.metas),
             )
         )
     return rows
+
+
+def figure3ab(evidence: dict[str, Evidence]) -> list[Row]:
+    """Figure 3a/3b from tolerance sweeps: NFE trades against numerical error, time follows NFE.
+
+    On the trained MNIST ODE-Net (the paper's model; tolerance preset ``mnist``) and on the spiral-demo
+    model of the tolerance workload's ``standard`` preset.
+    """
+    return _sweep_rows(
+        evidence["tolerance_mnist"],
+        MNIST_SWEEP + "/nodebench/",
+        "MNIST ODE-Net",
+        "tolerance (preset mnist)",
+        ("test_error", "test error %"),
+    ) + _sweep_rows(
+        evidence["tolerance"], "nodebench/", "spiral-demo model", "tolerance", ("task_mse", "task MSE")
+    )
 
 
 def figure3cd(evidence: dict[str, Evidence]) -> list[Row]:
@@ -512,15 +536,118 @@ CLAIMS: tuple[Callable[[dict[str, Evidence]], list[Row]], ...] = (
     memory_claim,
     spiral_examples,
 )
-WORKLOADS = ("mnist", "memory", "latent", "tolerance", "spiral")
+WORKLOADS = ("mnist", "memory", "latent", "tolerance", "spiral", "nfe")
+MNIST_SWEEP = "mnist_odenet"  # the tolerance workload's variant prefix for its MNIST ODE-Net sweep
+
+
+def _evidence(records: pd.DataFrame, metas: list[dict[str, Any]]) -> dict[str, Evidence]:
+    evidence = {w: select(records, metas, w) for w in WORKLOADS}
+    evidence["tolerance_mnist"] = select(records, metas, "tolerance", presets=("mnist",))
+    return evidence
 
 
 def summary_rows(records: pd.DataFrame, metas: list[dict[str, Any]]) -> pd.DataFrame:
     """Every claim's row from the given records and meta (runs of any workload and preset)."""
-    evidence = {w: select(records, metas, w) for w in WORKLOADS}
+    evidence = _evidence(records, metas)
     rows = [row for claim in CLAIMS for row in claim(evidence)]
     frame = pd.DataFrame([row.__dict__ for row in rows])
     return frame[["claim", "paper", "ours", "preset", "seeds", "runs", "verdict", "why"]]
+
+
+def _runs_text(ev: Evidence) -> str:
+    return ", ".join(f"`{r}`" for r in ev.run_ids()) or "-"
+
+
+def _spread_note(seeds: list[int], over: str) -> str:
+    if len(seeds) > 1:
+        return f"Bands: ± one standard deviation over seeds {_seeds_text(seeds)}"
+    return f"One seed ({_seeds_text(seeds)}): no spread over seeds is shown; {over}"
+
+
+def figures(evidence: dict[str, Evidence], folder: Path, link_prefix: str = "figures") -> list[str]:
+    """Figure 3 as one four-panel figure on the MNIST ODE-Net and on the spiral model, with captions.
+
+    Returns:
+        Markdown lines (images linked as ``<link_prefix>/<name>.png``); a sentence where records lack.
+    """
+    from nodebench.report import figure3
+
+    lines = ["## Figure 3, redrawn from our records", ""]
+    mnist, sweep_ev = evidence["mnist"], evidence["tolerance_mnist"]
+    odenet = mnist.records[mnist.records["variant"] == "odenet"] if not mnist.empty else pd.DataFrame()
+    sweep = figure3.sweep_table(sweep_ev.records, MNIST_SWEEP + "/nodebench/dopri5", "test_error")
+    if odenet.empty or sweep.empty:
+        lines += ["MNIST version: not drawn (needs an mnist run and a tolerance run of preset `mnist`).", ""]
+    else:
+        wide = odenet.pivot_table(index=["seed", "step"], columns="metric", values="value").reset_index()
+        training = wide.assign(x=wide["step"] + 1, series="ODE-Net")
+        name = "figure3-mnist.png"
+        figure3.draw(
+            sweep,
+            training,
+            folder / name,
+            title="Figure 3 on the trained MNIST ODE-Net (nodebench dopri5, adjoint with seminorm)",
+            task_label="test error % (subset)",
+            training_label="epoch",
+            hue_label="epoch",
+            colour_by_x=True,
+        )
+        config = (sweep_ev.metas[-1].get("config") or {}) if sweep_ev.metas else {}
+        epochs = int(wide["step"].max()) + 1
+        lines += [
+            f"![Figure 3 on the MNIST ODE-Net]({link_prefix}/{name})",
+            "",
+            f"*Figure 3, MNIST.* (a)/(b): tolerance sweep of the trained ODE-Net (checkpoint of run "
+            f"{_runs_text(mnist)}, preset {mnist.preset}, after {epochs} of the paper's 160 epochs) by run "
+            f"{_runs_text(sweep_ev)} (tolerance preset `mnist`): the ODE block solved for the first "
+            f"{config.get('mnist_test_size', '?')} test images (a subset, to keep it to minutes on a CPU) "
+            f"as one batch in {config.get('eval_dtype', '?')} at each rtol = atol shown; numerical error = "
+            "RMS difference of the block's output from a float64 solve at "
+            f"{config.get('mnist_reference_tol', '?')}; dashed: test error of the subset; wall time = "
+            f"median of {config.get('repeats', '?')} solves on CPU{_load_note(sweep_ev.metas)}. (c)/(d): "
+            "NFE of the ODE block per training iteration, averaged over each epoch, during training "
+            "(rtol = atol = 1e-3); the dotted line is the paper's y = x/2. "
+            f"{_spread_note(mnist.seeds(odenet), 'points are epochs')}.",
+            "",
+        ]
+    tol_ev, nfe_ev = evidence["tolerance"], evidence["nfe"]
+    sweep = figure3.sweep_table(tol_ev.records, "nodebench/dopri5", "task_mse")
+    nfe = (
+        nfe_ev.records[nfe_ev.records["variant"].str.match(r"nodebench/seminorm/tol=")]
+        if not nfe_ev.empty
+        else None
+    )
+    if sweep.empty or nfe is None or nfe.empty:
+        lines += ["Spiral version: not drawn (needs standard tolerance and nfe runs).", ""]
+    else:
+        wide = nfe.pivot_table(
+            index=["variant", "seed", "step"], columns="metric", values="value"
+        ).reset_index()
+        training = wide.assign(x=wide["step"], series=wide["variant"].str.extract(r"(tol=.*)$")[0])
+        name = "figure3-spiral.png"
+        figure3.draw(
+            sweep,
+            training,
+            folder / name,
+            title="Figure 3 on torchdiffeq's spiral-demo model (nodebench dopri5)",
+            task_label="task MSE vs data",
+            training_label="training iteration",
+            hue_label="adjoint rtol = atol",
+        )
+        lines += [
+            f"![Figure 3 on the spiral-demo model]({link_prefix}/{name})",
+            "",
+            f"*Figure 3, spiral-demo model.* (a)/(b): tolerance run {_runs_text(tol_ev)} (preset "
+            f"{tol_ev.preset}): the trained model solved over its whole trajectory in float64 at each "
+            "rtol = atol shown; error against a reference at 1e-12; dashed: MSE against the data; wall "
+            f"time = median of repeated solves on CPU{_load_note(tol_ev.metas)}. (c)/(d): nfe run "
+            f"{_runs_text(nfe_ev)} "
+            f"(preset {nfe_ev.preset}): adjoint (seminorm) forward and backward NFE of one loss over a fixed "
+            "batch, at checkpoints of training, one colour per tolerance; dotted: the paper's y = x/2. "
+            f"{_spread_note(nfe_ev.seeds(nfe), 'points are training checkpoints')}.",
+            "",
+        ]
+    return lines
 
 
 def build_summary(
@@ -564,5 +691,6 @@ def build_summary(
     ]
     path = Path(out_path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    lines += figures(_evidence(records, metas), path.parent / "figures")
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
