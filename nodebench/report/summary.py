@@ -104,9 +104,7 @@ def select(
     candidates = [
         m
         for m in metas
-        if m.get("workload") == workload
-        and m.get("status") == "complete"
-        and m.get("preset") in presets
+        if m.get("workload") == workload and m.get("status") == "complete" and m.get("preset") in presets
     ]
     for preset in presets:
         chosen = sorted((m for m in candidates if m.get("preset") == preset), key=lambda m: m["run_id"])
