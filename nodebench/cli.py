@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import shlex
 import signal
 import sys
@@ -16,9 +15,8 @@ from types import ModuleType
 
 import torch
 
-from nodebench import store, workloads
+from nodebench import runner, store, workloads
 from nodebench.report._tables import final_values, markdown_table
-from nodebench.workloads.base import config_from_dict, config_to_dict
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -67,48 +65,6 @@ def _load_workload(name: str) -> ModuleType:
         raise _UsageError(str(exc)) from None
 
 
-def _new_recorder(
-    module: ModuleType, preset: str, seeds: list[int] | None, device: torch.device, out: Path, command: str
-) -> tuple[store.Recorder, object]:
-    config = module.PRESETS[preset]
-    if seeds:
-        config = dataclasses.replace(config, seeds=tuple(seeds))
-    recorder = store.create_run(
-        out, module.NAME, preset, config_to_dict(config), str(device), module.PROTOCOL, command
-    )
-    return recorder, config
-
-
-def _resumed_recorder(
-    module: ModuleType, run_dir: Path, args: argparse.Namespace, command: str
-) -> tuple[store.Recorder, object]:
-    try:
-        meta = store.read_meta(run_dir)
-    except (FileNotFoundError, store.RunStateError) as exc:
-        raise _UsageError(f"--resume {run_dir}: {exc}") from None
-    if meta.get("workload") != module.NAME:
-        raise _UsageError(
-            f"--resume {run_dir}: that run is of workload {meta.get('workload')!r}, not {module.NAME!r}"
-        )
-    for option, given, stored in (
-        ("--preset", args.preset, meta.get("preset")),
-        ("--device", args.device, meta.get("device")),
-    ):
-        if given is not None and given != stored:
-            raise _UsageError(
-                f"{option} {given}: the run being resumed used {stored}; omit {option} to resume it"
-            )
-    if args.seed and list(args.seed) != list(meta.get("seeds") or []):
-        raise _UsageError(f"--seed {args.seed}: the run being resumed used seeds {meta.get('seeds')}")
-    _device(meta.get("device", "cpu"))
-    try:
-        config = config_from_dict(module.Config, meta["config"])
-        recorder = store.resume_run(run_dir, command)
-    except (ValueError, store.RunStateError) as exc:
-        raise _UsageError(f"--resume {run_dir}: {exc}") from None
-    return recorder, config
-
-
 @contextlib.contextmanager
 def _terminate_as_interrupt() -> Iterator[None]:
     """Within the block, SIGTERM (``kill``, a scheduler's stop) ends a run as Ctrl-C does.
@@ -131,8 +87,14 @@ def _terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _execute(module: ModuleType, recorder: store.Recorder, config: object, brief: bool = False) -> int:
-    """Run the workload into ``recorder`` with a progress bar; print the outcome. Returns the exit status.
+def _execute(
+    module: ModuleType,
+    recorder: store.Recorder,
+    config: object,
+    brief: bool = False,
+    executor: runner.Executor | None = None,
+) -> int:
+    """Run the workload's units into ``recorder`` with a progress bar; print the outcome and the status.
 
     ``brief``: one line per run instead of its final-values table (``reproduce``).
     """
@@ -141,7 +103,7 @@ def _execute(module: ModuleType, recorder: store.Recorder, config: object, brief
     resume_hint = f"nodebench run {module.NAME} --resume {recorder.run_dir}"
     try:
         with _terminate_as_interrupt(), recorder:
-            module.run(config, recorder, torch.device(recorder.meta.get("device", "cpu")))
+            runner.run_units(module, config, recorder, executor)
     except KeyboardInterrupt:
         print(
             f"\ninterrupted; records kept in {recorder.run_dir}\nresume with: {resume_hint}", file=sys.stderr
@@ -175,14 +137,24 @@ def _summary(run_dir: Path, brief: bool = False) -> None:
 def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     module = _load_workload(args.workload)
     command = _command(argv)
-    if args.resume is not None:
-        recorder, config = _resumed_recorder(module, Path(args.resume), args, command)
-    else:
-        device = _device(args.device or "cpu")
-        recorder, config = _new_recorder(
-            module, args.preset or "smoke", args.seed, device, Path(args.out), command
-        )
-    return _execute(module, recorder, config)
+    try:
+        executor = runner.get_executor(args.executor)
+        if args.resume is not None:
+            if args.set:
+                raise runner.RunSetupError("--set: a resumed run keeps its stored config; omit --set")
+            with contextlib.suppress(FileNotFoundError, store.RunStateError):
+                _device(store.read_meta(args.resume).get("device", "cpu"))  # the run's device must exist here
+            recorder, config = runner.resume(
+                module, args.resume, command, preset=args.preset, device=args.device, seeds=args.seed
+            )
+        else:
+            device = _device(args.device or "cpu")
+            recorder, config = runner.new_run(
+                module, args.out, args.preset or "smoke", str(device), command, args.seed, args.set
+            )
+    except (runner.RunSetupError, ValueError) as exc:
+        raise _UsageError(str(exc)) from None
+    return _execute(module, recorder, config, executor=executor)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -244,23 +216,14 @@ def _cmd_reproduce(args: argparse.Namespace, argv: list[str]) -> int:
         if reason:
             print(f"skip {name}: {reason}", file=sys.stderr)
             continue
-        previous = store.find_runs(runs_root, module.NAME, args.preset, str(device))
         try:
-            if previous and store.read_meta(previous[-1]).get("status") != "complete":
-                print(f"{name}: resuming {previous[-1]}", file=sys.stderr)
-                config = config_from_dict(module.Config, store.read_meta(previous[-1])["config"])
-                recorder = store.resume_run(previous[-1], command)
+            previous = runner.unfinished_run(runs_root, module, args.preset, str(device))
+            if previous is not None:
+                print(f"{name}: resuming {previous}", file=sys.stderr)
+                recorder, config = runner.resume(module, previous, command)
             else:
-                recorder = store.create_run(
-                    runs_root,
-                    module.NAME,
-                    args.preset,
-                    config_to_dict(config),
-                    str(device),
-                    module.PROTOCOL,
-                    command,
-                )
-        except (store.RunStateError, ValueError) as exc:
+                recorder, config = runner.new_run(module, runs_root, args.preset, str(device), command)
+        except (runner.RunSetupError, store.RunStateError, ValueError) as exc:
             print(f"skip {name}: {exc}", file=sys.stderr)
             failed = True
             continue
@@ -301,11 +264,25 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run one workload into a new run directory (or resume one)")
     run.add_argument("workload", help=f"workload name ({', '.join(workloads.names())})")
-    run.add_argument("--preset", choices=presets, help="config preset (default: smoke)")
+    run.add_argument(
+        "--preset",
+        help=f"config preset ({', '.join(presets)}, or another the workload defines; default: smoke)",
+    )
     run.add_argument("--device", choices=["cpu", "cuda"], help="device (default: cpu)")
     run.add_argument("--seed", type=int, nargs="+", metavar="N", help="seeds, replacing the preset's")
     run.add_argument("--out", default="results/runs", help="runs folder (default: results/runs)")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted or failed run")
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change one config field of the preset (VALUE a Python literal); the run's preset label "
+        "becomes PRESET+KEY=VALUE,... and its protocol card names the change",
+    )
+    run.add_argument(
+        "--executor", default="local", help=f"where units run ({', '.join(runner.EXECUTORS)}; default: local)"
+    )
 
     report = sub.add_parser("report", help="write REPORT.md and figures from stored runs")
     report.add_argument(

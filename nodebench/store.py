@@ -8,18 +8,22 @@ A run is ``<out>/<workload>/<run-id>/`` holding
 - ``records.csv``: header ``run_id,workload,variant,seed,step,metric,value,unit`` and one row per
   measurement. ``seed`` and ``step`` are integers, ``-1`` (:data:`NO_SEED`, :data:`NO_STEP`) meaning
   "none"; ``value`` is a float (``nan``/``inf`` allowed). Each row goes to disk with one ``write`` and an
-  ``fsync`` as it is produced; a row cut off by a crash has no final newline and is reported, never
-  accepted.
+  ``fsync`` (one per unit when a unit's rows are committed together); a row cut off by a crash has no
+  final newline and is reported, never accepted.
 - ``units.jsonl``: the journal of completed units of work, each with the size ``records.csv`` had when
-  the unit completed.
-- ``checkpoints/``: optional, for workloads (:meth:`Recorder.checkpoint_path`).
+  the unit completed, the 1-minute load average where it ran at its start and end with the logical
+  CPUs there, and the names of the artifacts it produced (``{"unit", "end", "load", "cpus",
+  "artifacts"}``; ``artifacts`` only where there are some).
+- ``checkpoints/``: the units' artifacts (e.g. model checkpoints), one file each, written atomically
+  before the unit's journal line.
 
-Resume protocol: every record belongs to a *unit* (a key such as ``"odenet/seed=0"``) opened with
-:meth:`Recorder.unit`. A workload skips units for which :meth:`Recorder.completed` is true. Resuming a
-run truncates ``records.csv`` to the end of its last completed unit, dropping the rows of a unit that
-was cut off, so the workload reruns that unit from its start and a kill followed by resume yields the
-records of an uninterrupted run. A workload makes this exact by seeding at the start of every unit (or
-by restoring a checkpoint, RNG state included, written inside an earlier unit).
+Resume protocol: every record belongs to a *unit* (a key such as ``"odenet/seed=0"``); the driver
+(:mod:`nodebench.runner`) journals a unit's result with :meth:`Recorder.commit` and skips units for which
+:meth:`Recorder.completed` is true. Resuming a run truncates ``records.csv`` to the end of its last
+completed unit, dropping the rows of a unit that was cut off, so that unit reruns from its start and a
+kill followed by resume yields the records of an uninterrupted run. A workload makes this exact by
+seeding at the start of every unit (or by restoring a checkpoint, RNG state included, that an earlier
+unit produced as an artifact).
 """
 
 from __future__ import annotations
@@ -29,11 +33,10 @@ import csv
 import glob
 import io
 import json
-import operator
 import os
 import secrets
 import traceback
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -43,11 +46,12 @@ import pandas as pd
 import torch
 
 from nodebench.measure.provenance import capture, utc_now
+from nodebench.units import NO_SEED as NO_SEED
+from nodebench.units import NO_STEP as NO_STEP
+from nodebench.units import Row, UnitResult, check_artifact_name, check_text, load1, make_row
 
 COLUMNS = ("run_id", "workload", "variant", "seed", "step", "metric", "value", "unit")
 META_COLUMNS = ("preset", "device", "status")
-NO_STEP = -1
-NO_SEED = -1
 STATUSES = ("running", "complete", "failed", "interrupted")
 META_FILE = "meta.json"
 RECORDS_FILE = "records.csv"
@@ -304,23 +308,6 @@ def new_run_id() -> str:
     return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
-def _check_text(name: str, value: Any, allow_empty: bool = False) -> str:
-    if not isinstance(value, str) or (not value and not allow_empty):
-        raise ValueError(f"{name} must be a {'' if allow_empty else 'non-empty '}string, got {value!r}")
-    if "\n" in value or "\r" in value:
-        raise ValueError(f"{name} must not contain line breaks, got {value!r}")
-    return value
-
-
-def _check_int(name: str, value: Any) -> int:
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    try:
-        return operator.index(value)
-    except TypeError:
-        raise ValueError(f"{name} must be an integer ({-1} for none), got {value!r}") from None
-
-
 def _lock(fd: int, path: Path) -> None:
     if fcntl is None:
         return
@@ -345,17 +332,11 @@ class Recorder:
     ``KeyboardInterrupt`` ``interrupted``, by any other exception ``failed`` (with the error text); the
     records are kept in every case and the exception propagates.
 
-    Example workload body::
+    The driver (:func:`nodebench.runner.run_units`) journals each unit's result with :meth:`commit`;
+    :meth:`unit` with :meth:`record` writes a unit row by row (tests and hand-made runs use it)::
 
-        recorder.set_total(len(config.seeds))
-        for seed in config.seeds:
-            key = f"odenet/seed={seed}"
-            if not recorder.completed(key):
-                with recorder.unit(key):
-                    seed_everything(seed)
-                    ...
-                    recorder.record("odenet", seed, step, "loss", loss, "")
-            recorder.tick()
+        with recorder.unit("odenet/seed=0"):
+            recorder.record("odenet", 0, step, "loss", loss, "")
 
     Attributes:
         run_dir: the run directory.
@@ -364,7 +345,14 @@ class Recorder:
         progress: an optional :class:`ProgressHook` fed by :meth:`set_total` and :meth:`tick`.
     """
 
-    def __init__(self, run_dir: Path, meta: dict[str, Any], records_fd: int, units: dict[str, int]) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        meta: dict[str, Any],
+        records_fd: int,
+        units: dict[str, int],
+        artifacts: dict[str, list[str]] | None = None,
+    ) -> None:
         self.run_dir = run_dir
         self.meta = meta
         self.run_id: str = meta["run_id"]
@@ -373,6 +361,7 @@ class Recorder:
         self._records_fd = records_fd
         self._units_fd = os.open(run_dir / UNITS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._done = units
+        self._artifacts: dict[str, list[str]] = dict(artifacts or {})
         self._committed_end = max(units.values(), default=len(_HEADER))
         self._current: str | None = None
 
@@ -391,19 +380,15 @@ class Recorder:
         """
         if self._current is None:
             raise RuntimeError(f"record({variant!r}, ..., {metric!r}) outside `with recorder.unit(key):`")
-        fields = (
-            self.run_id,
-            self.workload,
-            _check_text("variant", variant),
-            _check_int("seed", seed),
-            _check_int("step", step),
-            _check_text("metric", metric),
-            repr(_check_float(value)),
-            _check_text("unit", unit, allow_empty=True),
-        )
+        _write_all(self._records_fd, self._encode([make_row(variant, seed, step, metric, value, unit)]))
+
+    def _encode(self, rows: Iterable[Row]) -> bytes:
         line = io.StringIO()
-        csv.writer(line, lineterminator="\n").writerow(fields)
-        _write_all(self._records_fd, line.getvalue().encode())
+        writer = csv.writer(line, lineterminator="\n")
+        for row in rows:
+            fields = (self.run_id, self.workload, row.variant, row.seed, row.step, row.metric)
+            writer.writerow((*fields, repr(float(row.value)), row.unit))
+        return line.getvalue().encode()
 
     # ---- units
 
@@ -412,7 +397,13 @@ class Recorder:
         return key in self._done
 
     @contextlib.contextmanager
-    def unit(self, key: str) -> Iterator[None]:
+    def unit(
+        self,
+        key: str,
+        artifacts: Iterable[str] = (),
+        load: Sequence[float | None] | None = None,
+        cpus: int | None = None,
+    ) -> Iterator[None]:
         """A unit of work: the resume granularity. Records are only allowed inside one.
 
         On normal exit the unit is journalled as complete. If it raises, its rows stay in the file
@@ -420,30 +411,85 @@ class Recorder:
 
         Arguments:
             key: unique within the run, no line breaks, e.g. ``"rk4/L=8/seed=0"``.
+            artifacts: names of files in ``checkpoints/`` that belong to the unit (written already).
+            load, cpus: the 1-minute load average at the unit's start and end and the logical CPUs
+                where it ran (``None``: measured here, around the block).
 
         Raises:
             RuntimeError: ``key`` already completed (check :meth:`completed` first) or units are nested.
         """
-        _check_text("unit key", key)
+        check_text("unit key", key)
         if self._current is not None:
             raise RuntimeError(f"unit {key!r} opened inside unit {self._current!r}; units do not nest")
         if key in self._done:
             raise RuntimeError(
                 f"unit {key!r} already completed in run {self.run_id}; check completed() first"
             )
-        if os.fstat(self._records_fd).st_size != self._committed_end:  # rows of an abandoned unit
-            os.ftruncate(self._records_fd, self._committed_end)
+        self._drop_uncommitted()
         self._current = key
-        load_start = _load1()
+        load_start = load1()
         try:
             yield
         finally:
             self._current = None
         end = os.fstat(self._records_fd).st_size
-        entry = {"unit": key, "end": end, "load": [load_start, _load1()], "cpus": os.cpu_count()}
+        names = list(artifacts)
+        loads = [load_start, load1()] if load is None else list(load)
+        entry = {"unit": key, "end": end, "load": loads, "cpus": os.cpu_count() if cpus is None else cpus}
+        if names:
+            entry["artifacts"] = names
         _write_all(self._units_fd, (json.dumps(entry) + "\n").encode())
         self._done[key] = end
+        self._artifacts[key] = names
         self._committed_end = end
+
+    def _drop_uncommitted(self) -> None:
+        if os.fstat(self._records_fd).st_size != self._committed_end:  # rows of an abandoned unit
+            os.ftruncate(self._records_fd, self._committed_end)
+
+    def commit(self, result: UnitResult) -> None:
+        """Journal a unit's result: its artifacts (atomically), then its rows (one write), then the unit.
+
+        Raises:
+            RuntimeError: the unit already completed, or a unit is open.
+        """
+        for name, data in result.artifacts.items():
+            with atomic_write_path(self.checkpoint_path(check_artifact_name(name))) as tmp:
+                tmp.write_bytes(data)
+        with self.unit(result.key, artifacts=result.artifacts, load=result.load, cpus=result.cpus):
+            if result.rows:
+                _write_all(self._records_fd, self._encode(result.rows))
+
+    def keep_unfinished(self, result: UnitResult) -> None:
+        """Write the rows a unit made before it failed, unjournalled (a later unit or resume drops them)."""
+        if self._current is not None:
+            raise RuntimeError(f"keep_unfinished() while unit {self._current!r} is open")
+        self._drop_uncommitted()
+        if result.rows:
+            _write_all(self._records_fd, self._encode(result.rows))
+
+    def artifact_names(self, key: str) -> list[str]:
+        """Names of the artifacts completed unit ``key`` produced (empty if none or not completed)."""
+        return list(self._artifacts.get(key, []))
+
+    def read_artifacts(self, key: str) -> dict[str, bytes]:
+        """The artifacts of completed unit ``key`` (name -> bytes).
+
+        Raises:
+            RunStateError: a journalled artifact is missing from ``checkpoints/``.
+        """
+        out = {}
+        for name in self.artifact_names(key):
+            path = self.run_dir / "checkpoints" / name
+            if not path.is_file():
+                raise RunStateError(f"unit {key!r} of run {self.run_dir} produced {name}, which is missing")
+            out[name] = path.read_bytes()
+        return out
+
+    def delete_artifacts(self, key: str) -> None:
+        """Delete the artifacts of completed unit ``key`` (spent: no later unit reads them)."""
+        for name in self.artifact_names(key):
+            (self.run_dir / "checkpoints" / name).unlink(missing_ok=True)
 
     def checkpoint_path(self, name: str) -> Path:
         """A path for a checkpoint file ``name`` inside the run (``checkpoints/`` is created).
@@ -505,14 +551,6 @@ class Recorder:
             self.finish("failed", text)
 
 
-def _load1() -> float | None:
-    """The 1-minute load average (runnable processes, all users), or ``None`` where the OS has none."""
-    try:
-        return round(os.getloadavg()[0], 2)
-    except (AttributeError, OSError):
-        return None
-
-
 def unit_loads(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
     """Load beside each completed unit of a run, from its unit journal.
 
@@ -531,13 +569,6 @@ def unit_loads(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
         rows.append((entry.get("unit"), load[0], load[1], entry.get("cpus")))
     frame = pd.DataFrame(rows, columns=["unit", "load_start", "load_end", "cpus"])
     return frame.astype({"load_start": "float64", "load_end": "float64", "cpus": "float64"})
-
-
-def _check_float(value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"value must be a number, got {value!r}") from None
 
 
 def _attempt(provenance: dict[str, Any]) -> dict[str, Any]:
@@ -572,7 +603,7 @@ def create_run(
     Returns:
         A :class:`Recorder` with status ``running``.
     """
-    _check_text("workload", workload)
+    check_text("workload", workload)
     provenance = capture(device, command)
     parent = Path(out_dir) / workload
     parent.mkdir(parents=True, exist_ok=True)
@@ -608,20 +639,25 @@ def create_run(
     return Recorder(run_dir, meta, fd, {})
 
 
-def _read_units(run_dir: Path) -> tuple[dict[str, int], int]:
-    """Completed units and the byte length of the journal's valid part (a torn last line is not valid)."""
+def _read_units(run_dir: Path) -> tuple[dict[str, int], dict[str, list[str]], int]:
+    """Completed units, their artifacts, and the byte length of the journal's valid part.
+
+    A torn last line is not valid.
+    """
     path = run_dir / UNITS_FILE
     data = path.read_bytes() if path.exists() else b""
     units: dict[str, int] = {}
+    artifacts: dict[str, list[str]] = {}
     valid = 0
     for lineno, raw in enumerate(data.split(b"\n")[:-1], start=1):
         try:
             entry = json.loads(raw)
             units[entry["unit"]] = int(entry["end"])
-        except (ValueError, KeyError, TypeError) as exc:
+            artifacts[entry["unit"]] = [str(name) for name in entry.get("artifacts", [])]
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise CorruptRecordsError(f"{path}:{lineno}: corrupt unit entry {raw!r}: {exc}") from None
         valid += len(raw) + 1
-    return units, valid
+    return units, artifacts, valid
 
 
 def resume_run(run_dir: str | os.PathLike[str], command: str | None = None) -> Recorder:
@@ -650,7 +686,7 @@ def resume_run(run_dir: str | os.PathLike[str], command: str | None = None) -> R
     fd = os.open(records_path, os.O_RDWR | os.O_APPEND)
     _lock(fd, records_path)
     try:
-        units, journal_valid = _read_units(run_dir)
+        units, artifacts, journal_valid = _read_units(run_dir)
         end = max(units.values(), default=len(_HEADER))
         data = records_path.read_bytes()
         if len(data) < end:
@@ -669,4 +705,4 @@ def resume_run(run_dir: str | os.PathLike[str], command: str | None = None) -> R
     meta.update(status="running", error=None, ended_at=None)
     meta.setdefault("attempts", []).append(_attempt(provenance))
     write_json_atomic(run_dir / META_FILE, meta)
-    return Recorder(run_dir, meta, fd, units)
+    return Recorder(run_dir, meta, fd, units, artifacts)

@@ -109,7 +109,7 @@ def test_unavailable_workloads_are_clear_errors(tmp_path, toy, capsys):
     assert cli.main(["run", "ghost", "--out", str(tmp_path)]) == cli.EXIT_USAGE
     assert "workload 'ghost' is not available" in capsys.readouterr().err
     assert cli.main(["run", "toy", "--preset", "huge"]) == cli.EXIT_USAGE
-    assert "invalid choice: 'huge'" in capsys.readouterr().err
+    assert "--preset huge: workload 'toy' has presets smoke, standard, paper" in capsys.readouterr().err
     assert cli.main(["run", "toy", "--resume", str(tmp_path / "missing")]) == cli.EXIT_USAGE
     assert "not a run directory" in capsys.readouterr().err
     assert cli.main(["report", str(tmp_path / "missing")]) == cli.EXIT_USAGE

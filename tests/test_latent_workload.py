@@ -28,7 +28,7 @@ FINAL_METRICS = {
     "time_per_iteration",
     "eval_time",
 }
-TINY = ["--base", "smoke", "--set", "obs_counts=(30,)", "--set", "iterations=4", "--set", "eval_every=2"]
+TINY = ["--preset", "smoke", "--set", "obs_counts=(30,)", "--set", "iterations=4", "--set", "eval_every=2"]
 
 
 def _only_run(out: Path) -> Path:
@@ -99,7 +99,7 @@ def test_trajectory_encoding(smoke_run: Path) -> None:
 def test_same_seed_same_records_and_overrides(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     runs = []
     for name in ("a", "b"):
-        assert latent.main([*TINY, "--out", str(tmp_path / name)]) == 0
+        assert cli.main(["run", "latent", *TINY, "--out", str(tmp_path / name)]) == 0
         runs.append(_only_run(tmp_path / name))
     assert str(runs[1]) in capsys.readouterr().out
     pd.testing.assert_frame_equal(_without_timings(runs[0]), _without_timings(runs[1]))
@@ -107,14 +107,15 @@ def test_same_seed_same_records_and_overrides(tmp_path: Path, capsys: pytest.Cap
     assert meta["preset"] == "smoke+obs_counts=(30,),iterations=4,eval_every=2"
     assert meta["config"]["iterations"] == 4 and meta["config"]["obs_counts"] == [30]
     assert "`iterations = 4`" in meta["protocol"]
-    assert meta["command"].startswith("python -m nodebench.workloads.latent --base smoke")
+    assert meta["command"].startswith("nodebench run latent --preset smoke")
 
 
-def test_bad_override_is_a_usage_error(tmp_path: Path) -> None:
-    with pytest.raises(SystemExit):
-        latent.main(["--set", "no_such_field=1", "--out", str(tmp_path)])
-    with pytest.raises(SystemExit):
-        latent.main(["--set", "models=('lstm',)", "--out", str(tmp_path)])
+def test_bad_override_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = ["run", "latent", "--preset", "study", "--out", str(tmp_path)]
+    assert cli.main([*run, "--set", "no_such_field=1"]) == cli.EXIT_USAGE
+    assert "KEY one of" in capsys.readouterr().err
+    assert cli.main([*run, "--set", "models=('lstm',)"]) == cli.EXIT_USAGE
+    assert "models" in capsys.readouterr().err
     assert not (tmp_path / "latent").exists()
 
 
@@ -161,7 +162,7 @@ def test_patience_stops_training_and_records_iterations_used(tmp_path: Path) -> 
     """A validation RMSE that does not halve within two evaluations stops training; the run says so."""
     args = [*TINY, "--set", "iterations=40", "--set", "eval_every=2", "--set", "patience=2"]
     args += ["--set", "min_improvement=0.5", "--set", "models=('rnn_tanh',)"]
-    assert latent.main([*args, "--out", str(tmp_path)]) == 0
+    assert cli.main(["run", "latent", *args, "--out", str(tmp_path)]) == 0
     records = store.read_records(_only_run(tmp_path))
     finals = records[(records["variant"] == "rnn_tanh/n=30") & (records["step"] == -1)].set_index("metric")
     curve = records[(records["variant"] == "rnn_tanh/n=30") & (records["metric"] == "val_rmse_extrap")]
@@ -171,7 +172,7 @@ def test_patience_stops_training_and_records_iterations_used(tmp_path: Path) -> 
     assert finals.loc["selected_iteration", "value"] == best
     # the same run with the rule held off until iteration 30 trains at least that long
     held = tmp_path / "held"
-    assert latent.main([*args, "--set", "min_iterations=30", "--out", str(held)]) == 0
+    assert cli.main(["run", "latent", *args, "--set", "min_iterations=30", "--out", str(held)]) == 0
     records = store.read_records(_only_run(held))
     finals = records[(records["variant"] == "rnn_tanh/n=30") & (records["step"] == -1)].set_index("metric")
     assert 30 <= finals.loc["iterations_used", "value"] <= 40
@@ -192,17 +193,17 @@ def test_train_scale_is_the_pooled_coordinate_std() -> None:
 
 
 def test_data_only_run_records_the_scale(tmp_path: Path) -> None:
-    assert latent.main(["--base", "smoke", "--set", "models=()", "--out", str(tmp_path)]) == 0
+    assert cli.main(["run", "latent", "--preset", "smoke", "--set", "models=()", "--out", str(tmp_path)]) == 0
     records = store.read_records(_only_run(tmp_path))
     assert set(records["variant"]) <= {"data", "data/n=30", "data/n=50", "data/n=100"}
     assert "train_std" in set(records["metric"])
 
 
 def test_report_renders(smoke_run: Path, tmp_path: Path) -> None:
-    assert latent.main([*TINY, "--out", str(tmp_path / "runs")]) == 0
+    assert cli.main(["run", "latent", *TINY, "--out", str(tmp_path / "runs")]) == 0
     study = _only_run(tmp_path / "runs")
     whole = [
-        "--base",
+        "--preset",
         "smoke",
         "--set",
         "iterations=4",
@@ -211,7 +212,8 @@ def test_report_renders(smoke_run: Path, tmp_path: Path) -> None:
         "--set",
         "trajectory_spirals=0",
     ]
-    assert latent.main([*whole, "--out", str(tmp_path / "variant")]) == 0  # every n: a Table 2 of its own
+    # every n: a Table 2 of its own
+    assert cli.main(["run", "latent", *whole, "--out", str(tmp_path / "variant")]) == 0
     variant = _only_run(tmp_path / "variant")
     path = build_report([smoke_run, study, variant], tmp_path / "report")
     text = path.read_text()

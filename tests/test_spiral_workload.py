@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from nodebench import cli, store
+from nodebench import cli, runner, store
 from nodebench.data.spiral_examples import (
     BATCH_STREAM,
     EXAMPLE_NOISE_STD,
@@ -38,7 +38,7 @@ def run_config(config: spiral.Config, out: Path) -> Path:
     """Run ``config`` through the store directly (no CLI), returning the run directory."""
     recorder = store.create_run(out, spiral.NAME, "custom", config_to_dict(config), protocol=spiral.PROTOCOL)
     with recorder:
-        spiral.run(config, recorder, torch.device("cpu"))
+        runner.run_units(spiral, config, recorder)
     return recorder.run_dir
 
 

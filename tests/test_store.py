@@ -13,11 +13,17 @@ import pandas as pd
 import pytest
 import torch
 
-from nodebench import store
+from nodebench import runner, store, workloads
 from nodebench.workloads.base import config_from_dict, config_to_dict, torch_threads
 from tests import toy_workload
 
 CPU = torch.device("cpu")
+
+
+@pytest.fixture(autouse=True)
+def _toy_registered(monkeypatch: pytest.MonkeyPatch):
+    """Units are looked up by workload name: register the toy workload for every test here."""
+    monkeypatch.setattr(workloads, "_modules", {"toy": "tests.toy_workload"})
 
 
 @pytest.fixture
@@ -38,7 +44,7 @@ def start(out: Path, config: toy_workload.Config | None = None) -> store.Recorde
 
 def run_toy(recorder: store.Recorder, config: toy_workload.Config | None = None) -> None:
     with recorder:
-        toy_workload.run(config or toy_workload.PRESETS["smoke"], recorder, CPU)
+        runner.run_units(toy_workload, config or toy_workload.PRESETS["smoke"], recorder)
 
 
 def comparable(run_dir: Path) -> pd.DataFrame:
@@ -85,18 +91,14 @@ def test_killed_run_with_torn_row_is_reported_then_resumed(tmp_path, reference):
     script = (
         "import os, signal, sys, torch\n"
         "from tests import toy_workload\n"
-        "from nodebench import store\n"
+        "from nodebench import runner, store, workloads\n"
         "from nodebench.workloads.base import config_to_dict\n"
         "config = config_to_dict(toy_workload.Config())\n"
         "recorder = store.create_run(sys.argv[1], 'toy', 'smoke', config, 'cpu')\n"
         "print(recorder.run_dir, flush=True)\n"
-        "original = recorder.record\n"
-        "def record(variant, seed, step, *rest):\n"
-        "    if (variant, seed, step) == ('beta', 1, 1):\n"
-        "        os.kill(os.getpid(), signal.SIGKILL)\n"
-        "    original(variant, seed, step, *rest)\n"
-        "recorder.record = record\n"
-        "toy_workload.run(toy_workload.Config(), recorder, torch.device('cpu'))\n"
+        "workloads.register('toy', 'tests.toy_workload')\n"
+        "toy_workload.CRASH = ('beta/seed=1', 1, signal.SIGKILL)\n"
+        "runner.run_units(toy_workload, toy_workload.Config(), recorder)\n"
     )
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent.parent))
     proc = subprocess.run(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from nodebench.store import NO_STEP, Recorder
+from nodebench.units import NO_STEP, UnitContext, UnitSpec
 from nodebench.workloads.base import seed_everything
 
 NAME = "toy"
@@ -35,25 +35,27 @@ PRESETS = {
 }
 
 
-def run(config: Config, recorder: Recorder, device: torch.device) -> None:
-    units = [(variant, seed) for seed in config.seeds for variant in config.variants]
-    recorder.set_total(len(units))
-    for variant, seed in units:
-        key = f"{variant}/seed={seed}"
-        if not recorder.completed(key):
-            with recorder.unit(key):
-                seed_everything(seed)
-                total = 0.0
-                for step in range(config.steps):
-                    if CRASH is not None and CRASH[:2] == (key, step):
-                        if isinstance(CRASH[2], int):
-                            os.kill(os.getpid(), CRASH[2])
-                        else:
-                            raise CRASH[2]
-                    start = time.perf_counter()
-                    value = float(torch.randn((), device=device))
-                    total += value
-                    recorder.record(variant, seed, step, "loss", value, "")
-                    recorder.record(variant, seed, step, "time", time.perf_counter() - start, "s")
-                recorder.record(variant, seed, NO_STEP, "total", total, "")
-        recorder.tick()
+def plan(config: Config) -> list[UnitSpec]:
+    return [
+        UnitSpec(f"{variant}/seed={seed}", {"variant": variant, "seed": seed})
+        for seed in config.seeds
+        for variant in config.variants
+    ]
+
+
+def execute(spec: UnitSpec, unit: UnitContext) -> None:
+    variant, seed = spec.params["variant"], spec.params["seed"]
+    seed_everything(seed)
+    total = 0.0
+    for step in range(unit.config.steps):
+        if CRASH is not None and CRASH[:2] == (spec.key, step):
+            if isinstance(CRASH[2], int):
+                os.kill(os.getpid(), CRASH[2])
+            else:
+                raise CRASH[2]
+        start = time.perf_counter()
+        value = float(torch.randn((), device=unit.device))
+        total += value
+        unit.record(variant, seed, step, "loss", value, "")
+        unit.record(variant, seed, step, "time", time.perf_counter() - start, "s")
+    unit.record(variant, seed, NO_STEP, "total", total, "")

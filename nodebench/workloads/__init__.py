@@ -6,8 +6,14 @@ A workload is a module ``nodebench/workloads/<name>.py`` exposing
 - ``Config``: a frozen dataclass with a ``seeds`` field (a tuple of ints);
 - ``PRESETS: dict[str, Config]`` with keys ``smoke``, ``standard`` and ``paper``;
 - ``PROTOCOL: str``: the markdown protocol card stored with every run;
-- ``run(config, recorder, device) -> None``: measures and records through the
-  :class:`nodebench.store.Recorder`, never prints tables;
+- ``plan(config) -> list[UnitSpec]``: the run's units of work in order (it validates ``config``,
+  raising ``ValueError``), each with a key, plain-data parameters, the units it depends on and a
+  progress weight (:class:`nodebench.units.UnitSpec`);
+- ``execute(spec, unit) -> None``: runs one unit, reading ``unit.config``, ``unit.device`` and the
+  artifacts of the units it depends on (``unit.inputs``), recording rows (``unit.record``) and
+  artifacts (``unit.save``) into the :class:`nodebench.units.UnitContext`; never touches the store,
+  never prints tables. It seeds what it draws at its start, so a unit gives the same rows wherever
+  and whenever it runs. :mod:`nodebench.runner` runs the plan and journals the results;
 - optionally ``preflight(config, device) -> str | None``: why the workload cannot run now (e.g. its
   data is missing), or ``None``; ``nodebench reproduce`` skips the workload with that message.
 
@@ -22,7 +28,7 @@ from types import ModuleType
 
 PRESET_NAMES = ("smoke", "standard", "paper")
 BUILTIN = ("spiral", "memory", "tolerance", "nfe", "solvers", "mnist", "latent")
-REQUIRED = ("NAME", "Config", "PRESETS", "PROTOCOL", "run")
+REQUIRED = ("NAME", "Config", "PRESETS", "PROTOCOL", "plan", "execute")
 
 _modules: dict[str, str] = {name: f"{__name__}.{name}" for name in BUILTIN}
 

@@ -7,13 +7,10 @@ for both, by :class:`CountingFunc`, so NFE figures are comparable.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
-
-if TYPE_CHECKING:
-    from nodebench.store import Recorder
 
 LIBRARIES = ("nodebench", "torchdiffeq")
 NORMS = ("seminorm", "full")
@@ -96,11 +93,3 @@ def dtype_of(name: str) -> torch.dtype:
     if name not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64', got {name!r}")
     return getattr(torch, name)
-
-
-def run_unit(recorder: Recorder, key: str, work: Callable[..., None], *args: Any) -> None:
-    """Run ``work(*args)`` as the resumable unit ``key`` unless it completed earlier; tick either way."""
-    if not recorder.completed(key):
-        with recorder.unit(key):
-            work(*args)
-    recorder.tick()

@@ -31,10 +31,10 @@ observations against the truth there: what a perfect predictor scores against th
 first seed only: ``traj_spiral`` and ``traj_orient`` (``step = slot``), ``truth_x``/``truth_y`` on the
 same step encoding; variant ``"data/n=<n>"``: ``obs_x``/``obs_y`` at the observed points.
 
-Exploratory configurations are real runs too: ``python -m nodebench.workloads.latent --base study
---set noise_std=0.3 --out results/runs`` applies ``--set`` overrides to a preset and records them in
-the run's preset label, config and protocol card; ``nodebench run latent --resume RUN_DIR`` resumes
-such a run like any other. Three presets exist for this (the CLI's ``--preset`` offers only the three
+Exploratory configurations are real runs too: ``nodebench run latent --preset study --set
+noise_std=0.3`` applies ``--set`` overrides to a preset and records them in the run's preset label,
+config and protocol card; ``nodebench run latent --resume RUN_DIR`` resumes such a run like any
+other. Three presets beyond the standard three exist for this (``nodebench reproduce`` uses only the
 standard ones): ``explore``, where the exploration started (torchdiffeq's spacing, GRU cells, 1000
 iterations; seed 0, n = 30), ``study``, the first draft of protocol "ours" (vanilla RNN cells)
 at seed 0 and n = 30, and ``sensitivity``, the card at seed 0 and n = 30 and 100 with the latent ODE
@@ -44,25 +44,21 @@ config says exactly what ran.
 
 from __future__ import annotations
 
-import argparse
-import ast
 import copy
 import dataclasses
+import functools
 import math
-import shlex
-import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-from nodebench import solver_stats, store
+from nodebench import solver_stats
 from nodebench.data.spirals import ObsBatch, SpiralConfig, SpiralData, make_spirals, observation_batch
 from nodebench.models.latent import LatentODE, RNNBaseline
-from nodebench.store import NO_STEP, Recorder
-from nodebench.workloads.base import config_to_dict, seed_everything, torch_threads
+from nodebench.units import NO_STEP, UnitContext, UnitSpec
+from nodebench.workloads.base import seed_everything
 
 NAME = "latent"
 # Baselines: name -> (recurrent cell, time-gap input); "cell" means the config's cell. "rnn" is the
@@ -443,7 +439,7 @@ def _trajectory_spirals(data: SpiralData, test_idx: Tensor, count: int) -> list[
 
 
 def _record_points(
-    recorder: Recorder, variant: str, seed: int, prefix: str, points: Tensor, slots: list[int]
+    recorder: UnitContext, variant: str, seed: int, prefix: str, points: Tensor, slots: list[int]
 ) -> None:
     """Record ``points`` ``(B, T, 2)`` of the spirals at ``slots`` as ``<prefix>_x``/``<prefix>_y``."""
     for slot, row in enumerate(slots):
@@ -471,7 +467,7 @@ def train_scale(data: SpiralData, train_idx: Tensor) -> dict[str, float]:
 
 
 def _record_data(
-    recorder: Recorder,
+    recorder: UnitContext,
     config: Config,
     seed: int,
     data: SpiralData,
@@ -502,7 +498,7 @@ def _record_data(
 
 
 def _fit_and_evaluate(
-    recorder: Recorder,
+    recorder: UnitContext,
     config: Config,
     name: str,
     n: int,
@@ -588,76 +584,34 @@ def _fit_and_evaluate(
     _record_points(recorder, variant, seed, "pred", torch.cat((interp, extrap), dim=1), slots)
 
 
-def run(config: Config, recorder: Recorder, device: torch.device) -> None:
-    """Train and evaluate every (seed, n, model) of ``config`` as one resumable unit each."""
-    recorder.set_total(len(config.seeds) * (1 + len(config.obs_counts) * len(config.models)))
-    with torch_threads(config.threads):
-        for seed in config.seeds:
-            data = make_spirals(spiral_config(config, seed), dtype=DTYPE, device=device)
-            train_idx, val_idx = _split(data.train_idx, config.val_spirals, seed)
-            split = (train_idx, val_idx, data.test_idx)
-            count = config.trajectory_spirals if seed == config.seeds[0] else 0
-            slots = _trajectory_spirals(data, data.test_idx, count)
-            key = f"data/seed={seed}"
-            if not recorder.completed(key):
-                with recorder.unit(key):
-                    _record_data(recorder, config, seed, data, split, slots)
-            recorder.tick()
-            for n in config.obs_counts:
-                for name in config.models:
-                    key = f"{name}/n={n}/seed={seed}"
-                    if not recorder.completed(key):
-                        with recorder.unit(key):
-                            seed_everything(seed)
-                            _fit_and_evaluate(recorder, config, name, n, seed, data, split, slots)
-                    recorder.tick()
+@functools.lru_cache(maxsize=4)
+def _seed_data(
+    config: Config, seed: int, device: torch.device
+) -> tuple[SpiralData, tuple[Tensor, Tensor, Tensor], list[int]]:
+    """Seed ``seed``'s spirals, (train, val, test) split and recorded test spirals (once per process)."""
+    data = make_spirals(spiral_config(config, seed), dtype=DTYPE, device=device)
+    train_idx, val_idx = _split(data.train_idx, config.val_spirals, seed)
+    count = config.trajectory_spirals if seed == config.seeds[0] else 0
+    return data, (train_idx, val_idx, data.test_idx), _trajectory_spirals(data, data.test_idx, count)
 
 
-# --------------------------------------------------------------------------------------------------
-# Exploratory runs: a preset with overrides
+def plan(config: Config) -> list[UnitSpec]:
+    """Per seed: the data unit, then one unit per (n, model)."""
+    specs = []
+    for seed in config.seeds:
+        specs.append(UnitSpec(f"data/seed={seed}", {"seed": seed}))
+        for n in config.obs_counts:
+            for name in config.models:
+                specs.append(UnitSpec(f"{name}/n={n}/seed={seed}", {"seed": seed, "n": n, "model": name}))
+    return specs
 
 
-def _override(config: Config, assignment: str) -> tuple[str, object]:
-    """Parse ``KEY=VALUE`` (a Python literal) into a field name and value of ``config``."""
-    key, sep, text = assignment.partition("=")
-    names = {field.name for field in dataclasses.fields(config)}
-    if not sep or key not in names:
-        raise ValueError(f"--set expects KEY=VALUE with KEY one of {sorted(names)}, got {assignment!r}")
-    try:
-        value = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        value = text
-    return key, tuple(value) if isinstance(value, list) else value
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m nodebench.workloads.latent --base PRESET --set KEY=VALUE ... --out DIR``.
-
-    Runs the workload with the preset's config changed by the overrides into a new run directory whose
-    preset label is ``PRESET+KEY=VALUE,...``; prints the run directory. Returns the exit status.
-    """
-    argv = sys.argv[1:] if argv is None else list(argv)
-    parser = argparse.ArgumentParser(prog="python -m nodebench.workloads.latent", description=main.__doc__)
-    parser.add_argument("--base", choices=sorted(PRESETS), default="study", help="preset to start from")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
-    parser.add_argument("--out", default="results/runs", help="runs folder (default: results/runs)")
-    args = parser.parse_args(argv)
-    config = PRESETS[args.base]
-    try:
-        overrides = dict(_override(config, item) for item in args.set)
-        config = dataclasses.replace(config, **overrides)
-    except (ValueError, TypeError) as exc:
-        parser.error(str(exc))
-    label = args.base + ("+" + ",".join(f"{k}={v}" for k, v in overrides.items()) if overrides else "")
-    note = "\n".join(f"- **Override**: `{k} = {v!r}`" for k, v in overrides.items())
-    command = shlex.join(["python", "-m", "nodebench.workloads.latent", *argv])
-    protocol = PROTOCOL + (f"\nThis run changes preset `{args.base}`:\n\n{note}\n" if note else "")
-    recorder = store.create_run(Path(args.out), NAME, label, config_to_dict(config), "cpu", protocol, command)
-    with recorder:
-        run(config, recorder, torch.device("cpu"))
-    print(recorder.run_dir)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+def execute(spec: UnitSpec, unit: UnitContext) -> None:
+    """Record a seed's data, or train, select and evaluate one model at one n."""
+    config, seed = unit.config, spec.params["seed"]
+    data, split, slots = _seed_data(config, seed, unit.device)
+    if "model" not in spec.params:
+        _record_data(unit, config, seed, data, split, slots)
+    else:
+        seed_everything(seed)
+        _fit_and_evaluate(unit, config, spec.params["model"], spec.params["n"], seed, data, split, slots)

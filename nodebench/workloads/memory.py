@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import psutil
 import torch
@@ -21,11 +20,9 @@ from nodebench.measure import (
     reset_cuda_peak,
     run_in_fresh_process,
 )
-from nodebench.workloads._common import CountingFunc, run_unit, solve
+from nodebench.units import UnitContext, UnitSpec
+from nodebench.workloads._common import CountingFunc, solve
 from nodebench.workloads.base import seed_everything
-
-if TYPE_CHECKING:  # the fresh processes import this module: keep pandas (via the store) out of them
-    from nodebench.store import Recorder
 
 NAME = "memory"
 MODES = ("nodebench-direct", "nodebench-adjoint", "torchdiffeq-direct", "torchdiffeq-adjoint", "resnet")
@@ -173,8 +170,28 @@ _UNITS = {
 }
 
 
-def _unit(config: Config, recorder: Recorder, seed: int, mode: str, steps: int, device: torch.device) -> None:
+def plan(config: Config) -> list[UnitSpec]:
+    """One unit per (seed, mode, L), each measured in its own fresh process."""
+    unknown = sorted(set(config.modes) - set(MODES))
+    if unknown:
+        raise ValueError(f"unknown modes {unknown}; known: {MODES}")
+    if config.repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {config.repeats}")
+    return [
+        UnitSpec(f"{mode}/L={steps}/seed={seed}", {"seed": seed, "mode": mode, "steps": steps})
+        for seed in config.seeds
+        for mode in config.modes
+        for steps in config.steps
+    ]
+
+
+def execute(spec: UnitSpec, unit: UnitContext) -> None:
     """Measure one (seed, mode, L) in a fresh process and record it."""
+    config, device = unit.config, unit.device
+    reason = preflight(config, device)
+    if reason is not None:
+        raise RuntimeError(f"memory: {reason}")
+    seed, mode, steps = spec.params["seed"], spec.params["mode"], spec.params["steps"]
     kwargs = {
         "mode": mode,
         "steps": steps,
@@ -187,21 +204,6 @@ def _unit(config: Config, recorder: Recorder, seed: int, mode: str, steps: int, 
     }
     fresh = run_in_fresh_process(f"{__name__}:measure", kwargs, timeout=config.timeout_s)
     for metric, value in fresh.result.items():
-        recorder.record(mode, seed, steps, metric, value, _UNITS[metric])
-    recorder.record(mode, seed, steps, "rss_growth", fresh.rss_growth_bytes, "bytes")
-    recorder.record(mode, seed, steps, "peak_rss", fresh.peak_rss_bytes, "bytes")
-
-
-def run(config: Config, recorder: Recorder, device: torch.device) -> None:
-    """Measure every (seed, mode, L), each in its own fresh process."""
-    reason = preflight(config, device)
-    if reason is not None:
-        raise RuntimeError(f"memory: {reason}")
-    if config.repeats < 1:
-        raise ValueError(f"repeats must be at least 1, got {config.repeats}")
-    units = [(seed, mode, steps) for seed in config.seeds for mode in config.modes for steps in config.steps]
-    recorder.set_total(len(units))
-    for seed, mode, steps in units:
-        run_unit(
-            recorder, f"{mode}/L={steps}/seed={seed}", _unit, config, recorder, seed, mode, steps, device
-        )
+        unit.record(mode, seed, steps, metric, value, _UNITS[metric])
+    unit.record(mode, seed, steps, "rss_growth", fresh.rss_growth_bytes, "bytes")
+    unit.record(mode, seed, steps, "peak_rss", fresh.peak_rss_bytes, "bytes")

@@ -14,8 +14,11 @@ whole epoch is seconds) while taking a core from the model; none are used.
 
 from __future__ import annotations
 
+import functools
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,15 +27,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from nodebench import solver_stats
-from nodebench.data.mnist import load_mnist, verify_mnist
+from nodebench.data.mnist import data_root, load_mnist, verify_mnist
 from nodebench.measure import Timer, cuda_peak_bytes, peak_rss_bytes, reset_cuda_peak, reset_peak_rss
 from nodebench.models.mnist import build_model, count_parameters
-from nodebench.store import NO_STEP, Recorder, atomic_write_path
-from nodebench.workloads.base import seed_everything, torch_threads
+from nodebench.units import NO_STEP, UnitContext, UnitSpec
+from nodebench.workloads.base import seed_everything
 
 NAME = "mnist"
 MODEL_NAMES: tuple[str, ...] = ("mlp", "resnet", "rknet", "odenet")
 MIB = 2.0**20
+TRAIN_IMAGES = 60_000
 
 
 @dataclass(frozen=True)
@@ -248,7 +252,8 @@ def _new_trainer(name: str, seed: int, config: Config, device: torch.device) -> 
     return _Trainer(model, *make_optimizer(model, config), epochs_done=0)
 
 
-def _save(trainer: _Trainer, recorder: Recorder, name: str, seed: int, device: torch.device) -> None:
+def _save(trainer: _Trainer, device: torch.device) -> bytes:
+    """The trainer's checkpoint (model, optimizer, schedule, RNG states) as bytes."""
     state = {
         "epochs_done": trainer.epochs_done,
         "model": trainer.model.state_dict(),
@@ -257,17 +262,14 @@ def _save(trainer: _Trainer, recorder: Recorder, name: str, seed: int, device: t
         "torch_rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
     }
-    with atomic_write_path(
-        recorder.checkpoint_path(_checkpoint_name(name, seed, trainer.epochs_done))
-    ) as tmp:
-        torch.save(state, tmp)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
 
 
-def _restore(
-    name: str, seed: int, epochs_done: int, config: Config, recorder: Recorder, device: torch.device
-) -> _Trainer:
-    path = recorder.checkpoint_path(_checkpoint_name(name, seed, epochs_done))
-    state = torch.load(path, map_location=device, weights_only=True)
+def _restore(name: str, data: bytes, config: Config, device: torch.device) -> _Trainer:
+    """The trainer saved by :func:`_save`, RNG states restored."""
+    state = torch.load(io.BytesIO(data), map_location=device, weights_only=True)
     model = make_model(name, config, device)
     model.load_state_dict(state["model"])
     optimizer, scheduler = make_optimizer(model, config)
@@ -285,7 +287,7 @@ def _train_epoch(
     seed: int,
     data: dict[str, tuple[torch.Tensor, torch.Tensor]],
     config: Config,
-    recorder: Recorder,
+    recorder: UnitContext,
     device: torch.device,
 ) -> None:
     """Train one epoch, evaluate, record the epoch's metrics (inside the caller's unit)."""
@@ -327,10 +329,19 @@ def load_data(config: Config, device: torch.device) -> dict[str, tuple[torch.Ten
     """Train and test split (uint8 images, int64 labels), cut to the configured sizes, on ``device``.
 
     On CUDA the whole uint8 set is copied once through pinned memory; batches are then cut on the GPU.
+    Loaded once per process (per data folder, sizes and device) and shared by the units run there;
+    nothing writes to it.
     """
+    return _load_data(data_root(), config.train_size, config.test_size, device)
+
+
+@functools.lru_cache(maxsize=2)
+def _load_data(
+    root: Path, train_size: int | None, test_size: int | None, device: torch.device
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     data = {}
-    for split, size in (("train", config.train_size), ("test", config.test_size)):
-        images, labels = load_mnist(split=split)
+    for split, size in (("train", train_size), ("test", test_size)):
+        images, labels = load_mnist(root, split=split)
         images, labels = images[:size], labels[:size]
         if device.type == "cuda":
             images, labels = (t.pin_memory().to(device, non_blocking=True) for t in (images, labels))
@@ -338,47 +349,42 @@ def load_data(config: Config, device: torch.device) -> dict[str, tuple[torch.Ten
     return data
 
 
-def run(config: Config, recorder: Recorder, device: torch.device) -> None:
-    """Train every model for every seed, one unit (and checkpoint) per epoch; see :data:`PROTOCOL`."""
+def _batches(config: Config) -> int:
+    """Training batches per epoch (the progress weight of an epoch)."""
+    images = TRAIN_IMAGES if config.train_size is None else min(config.train_size, TRAIN_IMAGES)
+    return images // config.batch_size
+
+
+def plan(config: Config) -> list[UnitSpec]:
+    """One unit per (model, seed, epoch); each epoch after the first takes the previous one's checkpoint."""
+    if config.train_size is not None and config.train_size < config.batch_size:
+        raise ValueError(f"batch_size {config.batch_size} exceeds the {config.train_size} training images")
+    specs = []
+    for name in config.models:
+        for seed in config.seeds:
+            for epoch in range(config.epochs):
+                key = f"{name}/seed={seed}/epoch={epoch}"
+                previous = (f"{name}/seed={seed}/epoch={epoch - 1}",) if epoch > 0 else ()
+                params = {"model": name, "seed": seed, "epoch": epoch}
+                specs.append(
+                    UnitSpec(key, params, previous, ticks=_batches(config), releases_inputs=epoch > 0)
+                )
+    return specs
+
+
+def execute(spec: UnitSpec, unit: UnitContext) -> None:
+    """Train and evaluate one epoch of one model and seed, from the previous epoch's checkpoint."""
+    config, device = unit.config, unit.device
+    name, seed, epoch = spec.params["model"], spec.params["seed"], spec.params["epoch"]
     data = load_data(config, device)
-    batches = len(data["train"][0]) // config.batch_size
-    if batches == 0:
+    if len(data["train"][0]) < config.batch_size:
         raise ValueError(
             f"batch_size {config.batch_size} exceeds the {len(data['train'][0])} training images"
         )
-    recorder.set_total(len(config.models) * len(config.seeds) * config.epochs * batches)
-    with torch_threads(config.threads):
-        for name in config.models:
-            for seed in config.seeds:
-                _run_model(name, seed, data, config, recorder, device, batches)
-
-
-def _run_model(
-    name: str,
-    seed: int,
-    data: dict[str, tuple[torch.Tensor, torch.Tensor]],
-    config: Config,
-    recorder: Recorder,
-    device: torch.device,
-    batches: int,
-) -> None:
-    """All epochs of one model and seed, skipping completed ones and resuming from the last checkpoint."""
-    trainer: _Trainer | None = None
-    for epoch in range(config.epochs):
-        key = f"{name}/seed={seed}/epoch={epoch}"
-        if recorder.completed(key):
-            recorder.tick(batches)
-            continue
-        with recorder.unit(key):
-            if trainer is None:
-                trainer = (
-                    _restore(name, seed, epoch, config, recorder, device)
-                    if epoch > 0
-                    else _new_trainer(name, seed, config, device)
-                )
-            if epoch == 0:
-                recorder.record(name, seed, NO_STEP, "params", count_parameters(trainer.model), "")
-            _train_epoch(trainer, name, seed, data, config, recorder, device)
-            _save(trainer, recorder, name, seed, device)
-        if epoch > 0:  # the journal now points past this epoch: its predecessor's checkpoint is spent
-            recorder.checkpoint_path(_checkpoint_name(name, seed, epoch)).unlink(missing_ok=True)
+    if epoch == 0:
+        trainer = _new_trainer(name, seed, config, device)
+        unit.record(name, seed, NO_STEP, "params", count_parameters(trainer.model), "")
+    else:
+        trainer = _restore(name, unit.input(_checkpoint_name(name, seed, epoch)), config, device)
+    _train_epoch(trainer, name, seed, data, config, unit, device)
+    unit.save(_checkpoint_name(name, seed, trainer.epochs_done), _save(trainer, device))

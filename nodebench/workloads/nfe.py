@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
-from nodebench.store import Recorder, atomic_write_path
+from nodebench.units import UnitContext, UnitSpec
 from nodebench.workloads import _spiral_demo as demo
-from nodebench.workloads._common import LIBRARIES, NORMS, CountingFunc, dtype_of, run_unit, solve
+from nodebench.workloads._common import LIBRARIES, NORMS, CountingFunc, dtype_of, solve
 from nodebench.workloads.base import seed_everything
 
 NAME = "nfe"
@@ -86,11 +88,11 @@ def _tag(tol: float) -> str:
     return f"tol={tol:.0e}"
 
 
-def _checkpoints_path(recorder: Recorder, seed: int) -> str:
-    return str(recorder.checkpoint_path(f"spiral-checkpoints-seed{seed}.pt"))
+def _checkpoints_name(seed: int) -> str:
+    return f"spiral-checkpoints-seed{seed}.pt"
 
 
-def _train(config: Config, recorder: Recorder, seed: int, data: demo.DemoData) -> None:
+def _train(config: Config, recorder: UnitContext, seed: int, data: demo.DemoData) -> None:
     """Train one model and save its weights at every checkpoint iteration."""
     seed_everything(seed)
     model = demo.DemoModel().to(data.y.device, data.y.dtype)
@@ -104,8 +106,9 @@ def _train(config: Config, recorder: Recorder, seed: int, data: demo.DemoData) -
             states[i] = {k: v.clone() for k, v in model.state_dict().items()}
 
     demo.train(model, data, config.train_iterations, generator, on_iteration=on_iteration)
-    with atomic_write_path(_checkpoints_path(recorder, seed)) as tmp:
-        torch.save(states, tmp)
+    buffer = io.BytesIO()
+    torch.save(states, buffer)
+    recorder.save(_checkpoints_name(seed), buffer.getvalue())
 
 
 def _adjoint_nfe(
@@ -127,19 +130,20 @@ def _adjoint_nfe(
     return counted.counts["nfe_forward"], counted.counts["nfe_backward"]
 
 
-def _record(recorder: Recorder, variant: str, seed: int, step: int, nfe: tuple[int, int]) -> None:
+def _record(recorder: UnitContext, variant: str, seed: int, step: int, nfe: tuple[int, int]) -> None:
     forward, backward = nfe
     recorder.record(variant, seed, step, "nfe_forward", forward)
     recorder.record(variant, seed, step, "nfe_backward", backward)
     recorder.record(variant, seed, step, "nfe_ratio", backward / forward)
 
 
-def _spiral(config: Config, recorder: Recorder, seed: int, library: str, data: demo.DemoData) -> None:
+def _spiral(config: Config, recorder: UnitContext, seed: int, library: str, data: demo.DemoData) -> None:
     """Adjoint NFE at every checkpoint, tolerance and norm for one library."""
     seed_everything(seed)
     dtype = dtype_of(config.eval_dtype)
     device = data.y.device
-    states = torch.load(_checkpoints_path(recorder, seed), map_location=device, weights_only=True)
+    saved = recorder.input(_checkpoints_name(seed))
+    states = torch.load(io.BytesIO(saved), map_location=device, weights_only=True)
     generator = torch.Generator().manual_seed(seed)
     starts = torch.randperm(len(data.t) - config.eval_span, generator=generator)[: config.eval_batch]
     starts = starts.to(device)
@@ -156,7 +160,9 @@ def _spiral(config: Config, recorder: Recorder, seed: int, library: str, data: d
                 _record(recorder, f"{library}/{norm}/{_tag(tol)}", seed, iteration, nfe)
 
 
-def _mnist_block(config: Config, recorder: Recorder, seed: int, library: str, device: torch.device) -> None:
+def _mnist_block(
+    config: Config, recorder: UnitContext, seed: int, library: str, device: torch.device
+) -> None:
     """Adjoint NFE of the MNIST ODE block at initialisation for one library, both norms."""
     from nodebench.models.mnist import ode_block_func
 
@@ -169,21 +175,38 @@ def _mnist_block(config: Config, recorder: Recorder, seed: int, library: str, de
         _record(recorder, f"mnist_block/{library}/{norm}/{_tag(config.mnist_tol)}", seed, 0, nfe)
 
 
-def run(config: Config, recorder: Recorder, device: torch.device) -> None:
-    """Train per seed, then count adjoint NFE per library on the spiral and the MNIST ODE block."""
+@functools.lru_cache(maxsize=2)
+def _data(device: torch.device) -> demo.DemoData:
+    """The demo's true trajectory on ``device`` (deterministic; built once per process)."""
+    return demo.make_data(device=device)
+
+
+def plan(config: Config) -> list[UnitSpec]:
+    """Per seed: train, then per library the spiral counts (from the training's checkpoints), MNIST block."""
     unknown = sorted(set(config.libraries) - set(LIBRARIES)) + sorted(set(config.norms) - set(NORMS))
     if unknown:
         raise ValueError(f"unknown libraries or norms {unknown}; known: {LIBRARIES}, {NORMS}")
     if config.checkpoint_every < 1:
         raise ValueError(f"checkpoint_every must be positive, got {config.checkpoint_every}")
-    data = demo.make_data(device=device)
-    per_seed = 1 + len(config.libraries) * (2 if config.mnist_batch > 0 else 1)
-    recorder.set_total(len(config.seeds) * per_seed)
+    specs = []
     for seed in config.seeds:
-        run_unit(recorder, f"train/seed={seed}", _train, config, recorder, seed, data)
+        train = f"train/seed={seed}"
+        specs.append(UnitSpec(train, {"part": "train", "seed": seed}))
         for library in config.libraries:
-            key = f"spiral/{library}/seed={seed}"
-            run_unit(recorder, key, _spiral, config, recorder, seed, library, data)
+            params = {"part": "spiral", "seed": seed, "library": library}
+            specs.append(UnitSpec(f"spiral/{library}/seed={seed}", params, depends_on=(train,)))
             if config.mnist_batch > 0:
-                key = f"mnist_block/{library}/seed={seed}"
-                run_unit(recorder, key, _mnist_block, config, recorder, seed, library, device)
+                params = {"part": "mnist_block", "seed": seed, "library": library}
+                specs.append(UnitSpec(f"mnist_block/{library}/seed={seed}", params))
+    return specs
+
+
+def execute(spec: UnitSpec, unit: UnitContext) -> None:
+    """Run one unit of :func:`plan`."""
+    p, config = spec.params, unit.config
+    if p["part"] == "train":
+        _train(config, unit, p["seed"], _data(unit.device))
+    elif p["part"] == "spiral":
+        _spiral(config, unit, p["seed"], p["library"], _data(unit.device))
+    else:
+        _mnist_block(config, unit, p["seed"], p["library"], unit.device)

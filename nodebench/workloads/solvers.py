@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from nodebench.measure import Timer, run_in_fresh_process
-from nodebench.store import NO_STEP, Recorder
-from nodebench.workloads._common import CountingFunc, run_unit, solve
+from nodebench.units import NO_STEP, UnitContext, UnitSpec
+from nodebench.workloads._common import CountingFunc, solve
 
 NAME = "solvers"
 #: Adaptive Runge-Kutta methods per library.
@@ -277,12 +277,12 @@ def _points(config: Config, library: str) -> list[tuple[int, str, float, float]]
     ]
 
 
-def _reference_unit(recorder: Recorder, problem: str, seed: int) -> None:
+def _reference_unit(recorder: UnitContext, problem: str, seed: int) -> None:
     recorder.record(f"{problem}/reference", seed, NO_STEP, "reference_gap", reference(problem, seed)[1])
 
 
 def _library_unit(
-    config: Config, recorder: Recorder, problem: str, library: str, seed: int, device: torch.device
+    config: Config, recorder: UnitContext, problem: str, library: str, seed: int, device: torch.device
 ) -> None:
     points = _points(config, library)
     kwargs = {
@@ -310,18 +310,28 @@ def available_libraries(config: Config) -> list[str]:
     return [lib for lib in config.libraries if lib != "torchode" or importlib.util.find_spec("torchode")]
 
 
-def run(config: Config, recorder: Recorder, device: torch.device) -> None:
-    """Per seed and problem: the reference, then one fresh process per library."""
+def plan(config: Config) -> list[UnitSpec]:
+    """Per seed and problem: the reference, then one unit (a fresh process) per available library."""
     unknown = sorted(set(config.libraries) - set(METHODS))
     if unknown:
         raise ValueError(f"unknown libraries {unknown}; known: {sorted(METHODS)}")
     if not all(math.isfinite(r) and r > 0 for r in config.rtols):
         raise ValueError(f"rtols must be positive, got {config.rtols}")
     libraries = available_libraries(config)
-    recorder.set_total(len(config.seeds) * len(config.problems) * (1 + len(libraries)))
+    specs = []
     for seed in config.seeds:
         for problem in config.problems:
-            run_unit(recorder, f"{problem}/reference/seed={seed}", _reference_unit, recorder, problem, seed)
+            specs.append(UnitSpec(f"{problem}/reference/seed={seed}", {"problem": problem, "seed": seed}))
             for library in libraries:
-                key = f"{problem}/{library}/seed={seed}"
-                run_unit(recorder, key, _library_unit, config, recorder, problem, library, seed, device)
+                params = {"problem": problem, "seed": seed, "library": library}
+                specs.append(UnitSpec(f"{problem}/{library}/seed={seed}", params))
+    return specs
+
+
+def execute(spec: UnitSpec, unit: UnitContext) -> None:
+    """Run one unit of :func:`plan`."""
+    p = spec.params
+    if "library" not in p:
+        _reference_unit(unit, p["problem"], p["seed"])
+    else:
+        _library_unit(unit.config, unit, p["problem"], p["library"], p["seed"], unit.device)

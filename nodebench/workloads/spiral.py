@@ -9,6 +9,7 @@ unit per problem and seed; see :data:`PROTOCOL` for the protocol and the record 
 from __future__ import annotations
 
 import copy
+import functools
 import statistics
 from collections import defaultdict
 from collections.abc import Callable
@@ -29,8 +30,8 @@ from nodebench.data.spiral_examples import (
 from nodebench.measure.timing import Timer
 from nodebench.models.spiral import PROBLEMS, W_TRUE, make_model
 from nodebench.solvers import SolverError, odeint, odeint_adjoint, solver_stats
-from nodebench.store import Recorder
-from nodebench.workloads.base import seed_everything, torch_threads
+from nodebench.units import UnitContext, UnitSpec
+from nodebench.workloads.base import seed_everything
 
 NAME = "spiral"
 MODES = ("direct", "adjoint")
@@ -202,7 +203,7 @@ def _stride(data: Trajectory, config: Config) -> int:
     return max(1, len(data.t) // config.figure_points)
 
 
-def _record_data(recorder: Recorder, data: Trajectory, seed: int, config: Config) -> None:
+def _record_data(recorder: UnitContext, data: Trajectory, seed: int, config: Config) -> None:
     """The data unit's figure rows: time grid, truth and observations of one problem and seed."""
     stride = _stride(data, config)
     columns = {"t": data.t, "truth_x": data.truth[:, 0], "truth_y": data.truth[:, 1]}
@@ -232,7 +233,7 @@ def _mse(pred: Tensor | None, truth: Tensor) -> float:
 
 
 def _evaluate(
-    recorder: Recorder,
+    recorder: UnitContext,
     variant: str,
     seed: int,
     step: int,
@@ -290,7 +291,7 @@ def _sampler(
 
 
 def _train_variant(
-    recorder: Recorder,
+    recorder: UnitContext,
     config: Config,
     problem: str,
     mode: str,
@@ -339,29 +340,32 @@ def _train_variant(
         recorder.tick()
 
 
-def run(config: Config, recorder: Recorder, device: torch.device) -> None:
-    """Run every data unit and every variant x seed unit not yet completed in ``recorder``'s run.
+@functools.lru_cache(maxsize=8)
+def _trajectory(problem: str, seed: int) -> Trajectory:
+    """The data of ``problem`` and ``seed`` (deterministic; built once per process)."""
+    return make_trajectory(problem, seed)
 
-    Progress ticks are training iterations (skipped units tick all theirs at once).
-    """
+
+def plan(config: Config) -> list[UnitSpec]:
+    """Per seed: one data unit per problem, then one unit per variant (ticks: training iterations)."""
     _check(config)
     variants = [(p, m, s) for p in config.problems for m in config.modes for s in config.solvers]
-    recorder.set_total(len(config.seeds) * sum(config.steps(p) for p, _, _ in variants))
-    with torch_threads(config.threads):
-        for seed in config.seeds:
-            data: dict[str, Trajectory] = {}
-            for problem in config.problems:
-                key = f"data/{problem}/seed={seed}"
-                if not recorder.completed(key):
-                    data[problem] = make_trajectory(problem, seed)
-                    with recorder.unit(key):
-                        _record_data(recorder, data[problem], seed, config)
-            for problem, mode, solver in variants:
-                key = f"{variant_name(problem, mode, solver)}/seed={seed}"
-                if recorder.completed(key):
-                    recorder.tick(config.steps(problem))
-                    continue
-                if problem not in data:
-                    data[problem] = make_trajectory(problem, seed)
-                with recorder.unit(key):
-                    _train_variant(recorder, config, problem, mode, solver, seed, data[problem], device)
+    specs = []
+    for seed in config.seeds:
+        for problem in config.problems:
+            specs.append(UnitSpec(f"data/{problem}/seed={seed}", {"problem": problem, "seed": seed}, ticks=0))
+        for problem, mode, solver in variants:
+            params = {"problem": problem, "mode": mode, "solver": solver, "seed": seed}
+            key = f"{variant_name(problem, mode, solver)}/seed={seed}"
+            specs.append(UnitSpec(key, params, ticks=config.steps(problem)))
+    return specs
+
+
+def execute(spec: UnitSpec, unit: UnitContext) -> None:
+    """Run one unit of :func:`plan`: record a problem's data, or train and evaluate one variant."""
+    p = spec.params
+    data = _trajectory(p["problem"], p["seed"])
+    if "mode" not in p:
+        _record_data(unit, data, p["seed"], unit.config)
+    else:
+        _train_variant(unit, unit.config, p["problem"], p["mode"], p["solver"], p["seed"], data, unit.device)

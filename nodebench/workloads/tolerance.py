@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import copy
+import functools
+import io
 from dataclasses import dataclass
 
 import torch
 
 from nodebench.measure import median_time
-from nodebench.store import NO_STEP, Recorder, atomic_write_path
+from nodebench.units import NO_STEP, UnitContext, UnitSpec
 from nodebench.workloads import _spiral_demo as demo
-from nodebench.workloads._common import LIBRARIES, CountingFunc, dtype_of, run_unit, solve
+from nodebench.workloads._common import LIBRARIES, CountingFunc, dtype_of, solve
 from nodebench.workloads.base import seed_everything
 
 NAME = "tolerance"
@@ -99,11 +101,11 @@ PRESETS = {
 }
 
 
-def _model_path(recorder: Recorder, seed: int) -> str:
-    return str(recorder.checkpoint_path(f"spiral-seed{seed}.pt"))
+def _model_name(seed: int) -> str:
+    return f"spiral-seed{seed}.pt"
 
 
-def _train_and_reference(config: Config, recorder: Recorder, seed: int, data: demo.DemoData) -> None:
+def _train_and_reference(config: Config, recorder: UnitContext, seed: int, data: demo.DemoData) -> None:
     """Train the model, solve the reference, record both, and save them for the evaluation units."""
     seed_everything(seed)
     model = demo.DemoModel().to(data.y.device, data.y.dtype)
@@ -123,16 +125,18 @@ def _train_and_reference(config: Config, recorder: Recorder, seed: int, data: de
         check = solve("torchdiffeq", reference, y0, t, "dopri5", REFERENCE_TOL, REFERENCE_TOL)
     recorder.record("reference", seed, NO_STEP, "nfe_forward", counted.counts["nfe_forward"])
     recorder.record("reference", seed, NO_STEP, "reference_gap", (ref - check).abs().max())
-    with atomic_write_path(_model_path(recorder, seed)) as tmp:
-        torch.save({"model": state, "reference": ref}, tmp)
+    buffer = io.BytesIO()
+    torch.save({"model": state, "reference": ref}, buffer)
+    recorder.save(_model_name(seed), buffer.getvalue())
 
 
 def _evaluate(
-    config: Config, recorder: Recorder, seed: int, library: str, method: str, data: demo.DemoData
+    config: Config, recorder: UnitContext, seed: int, library: str, method: str, data: demo.DemoData
 ) -> None:
     """Sweep the tolerances for one library and method and record every metric."""
     seed_everything(seed)
-    saved = torch.load(_model_path(recorder, seed), map_location=data.y.device, weights_only=True)
+    saved = recorder.input(_model_name(seed))
+    saved = torch.load(io.BytesIO(saved), map_location=data.y.device, weights_only=True)
     dtype = dtype_of(config.eval_dtype)
     device = data.y.device
     model = demo.DemoModel()
@@ -161,7 +165,7 @@ def _evaluate(
         recorder.record(variant, seed, step, "time_forward", seconds, "s")
 
 
-def _mnist_sweep(config: Config, recorder: Recorder, seed: int, device: torch.device) -> None:
+def _mnist_sweep(config: Config, recorder: UnitContext, seed: int, device: torch.device) -> None:
     """Sweep the tolerances on the trained MNIST ODE-Net's ODE block (see :data:`PROTOCOL`)."""
     from nodebench.data.mnist import load_mnist
     from nodebench.models.mnist import build_model
@@ -214,8 +218,14 @@ def _mnist_sweep(config: Config, recorder: Recorder, seed: int, device: torch.de
         recorder.record(variant, seed, step, "time_forward", seconds, "s")
 
 
-def run(config: Config, recorder: Recorder, device: torch.device) -> None:
-    """Train one model per seed, then sweep the tolerances with every library and method.
+@functools.lru_cache(maxsize=2)
+def _data(device: torch.device) -> demo.DemoData:
+    """The demo's true trajectory on ``device`` (deterministic; built once per process)."""
+    return demo.make_data(device=device)
+
+
+def plan(config: Config) -> list[UnitSpec]:
+    """Per seed: train one model (and its reference solve), then one sweep per library and method.
 
     With ``mnist_checkpoint`` set, sweep the trained MNIST ODE-Net instead (one unit per seed).
     """
@@ -223,46 +233,24 @@ def run(config: Config, recorder: Recorder, device: torch.device) -> None:
     if unknown:
         raise ValueError(f"libraries {unknown} are not among {LIBRARIES}")
     if config.mnist_checkpoint:
-        recorder.set_total(len(config.seeds))
-        for seed in config.seeds:
-            run_unit(recorder, f"mnist/seed={seed}", _mnist_sweep, config, recorder, seed, device)
-        return
-    data = demo.make_data(device=device)
-    evals = [(library, method) for library in config.libraries for method in config.methods]
-    recorder.set_total(len(config.seeds) * (1 + len(evals)))
+        return [UnitSpec(f"mnist/seed={seed}", {"part": "mnist", "seed": seed}) for seed in config.seeds]
+    specs = []
     for seed in config.seeds:
-        run_unit(recorder, f"train/seed={seed}", _train_and_reference, config, recorder, seed, data)
-        for library, method in evals:
-            key = f"{library}/{method}/seed={seed}"
-            run_unit(recorder, key, _evaluate, config, recorder, seed, library, method, data)
+        train = f"train/seed={seed}"
+        specs.append(UnitSpec(train, {"part": "train", "seed": seed}))
+        for library in config.libraries:
+            for method in config.methods:
+                params = {"part": "sweep", "seed": seed, "library": library, "method": method}
+                specs.append(UnitSpec(f"{library}/{method}/seed={seed}", params, depends_on=(train,)))
+    return specs
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m nodebench.workloads.tolerance [--preset mnist] [--out DIR]``: any preset of this
-    workload (``nodebench run`` offers only smoke/standard/paper). Prints the run directory."""
-    import argparse
-    import shlex
-    import sys
-    from pathlib import Path
-
-    from nodebench import store
-    from nodebench.workloads.base import config_to_dict
-
-    argv = sys.argv[1:] if argv is None else list(argv)
-    parser = argparse.ArgumentParser(prog="python -m nodebench.workloads.tolerance", description=main.__doc__)
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="mnist")
-    parser.add_argument("--out", default="results/runs", help="runs folder (default: results/runs)")
-    args = parser.parse_args(argv)
-    config = PRESETS[args.preset]
-    command = shlex.join(["python", "-m", "nodebench.workloads.tolerance", *argv])
-    recorder = store.create_run(
-        Path(args.out), NAME, args.preset, config_to_dict(config), "cpu", PROTOCOL, command
-    )
-    with recorder:
-        run(config, recorder, torch.device("cpu"))
-    print(recorder.run_dir)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+def execute(spec: UnitSpec, unit: UnitContext) -> None:
+    """Train (and solve the reference), sweep one library and method, or sweep the MNIST ODE-Net."""
+    p, config = spec.params, unit.config
+    if p["part"] == "mnist":
+        _mnist_sweep(config, unit, p["seed"], unit.device)
+    elif p["part"] == "train":
+        _train_and_reference(config, unit, p["seed"], _data(unit.device))
+    else:
+        _evaluate(config, unit, p["seed"], p["library"], p["method"], _data(unit.device))

@@ -1,0 +1,265 @@
+"""The driver: one way to start or resume a run and to run a workload's units into it.
+
+``nodebench run`` and ``nodebench reproduce`` both open a run with :func:`open_run` (a new run, or a
+checked resume of an unfinished one) and fill it with :func:`run_units`: the workload's plan, minus
+the units journalled earlier, goes to an :class:`Executor`; the driver journals each result (rows,
+artifacts) in plan order. The driver is the only writer of the run store; units run anywhere an
+executor puts them (:mod:`nodebench.units`).
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Protocol
+
+from nodebench import store
+from nodebench.units import PARTIAL_ATTR, UnitResult, UnitSpec, UnitTask, execute_task, with_inputs
+from nodebench.workloads.base import config_from_dict, config_to_dict
+
+
+class RunSetupError(ValueError):
+    """A run cannot be opened as asked (bad override, resume of another workload, ...)."""
+
+
+class Executor(Protocol):
+    """Runs units; the driver journals what it yields."""
+
+    def run(self, tasks: Sequence[UnitTask], progress: Callable[[int], None]) -> Iterator[UnitResult]:
+        """Run ``tasks`` and yield each result as it completes (any order).
+
+        ``tasks`` are in plan order. A task may start only after the tasks named in its
+        ``spec.depends_on`` that are among ``tasks`` have completed; their results' artifacts must be
+        added to its inputs (:func:`nodebench.units.with_inputs`). Inputs from units completed in
+        earlier attempts are already in ``task.inputs``. ``progress(n)`` advances the display.
+        On the first failure, yield what completed, then raise that unit's exception (carrying the
+        partial result as :data:`nodebench.units.PARTIAL_ATTR` where there is one); let
+        ``KeyboardInterrupt`` through.
+        """
+        ...
+
+
+class LocalExecutor:
+    """Runs units one after another in this process, in plan order, with live progress."""
+
+    def run(self, tasks: Sequence[UnitTask], progress: Callable[[int], None]) -> Iterator[UnitResult]:
+        """See :meth:`Executor.run`."""
+        done: dict[str, UnitResult] = {}
+        for task in tasks:
+            result = execute_task(with_inputs(task, done), progress)
+            done[result.key] = result
+            yield result
+
+
+#: Executors by name (``nodebench run --executor NAME``); each value builds one.
+EXECUTORS: dict[str, Callable[[], Executor]] = {"local": LocalExecutor}
+
+
+def get_executor(name: str) -> Executor:
+    """The executor registered as ``name``; RunSetupError listing the known ones otherwise."""
+    if name not in EXECUTORS:
+        raise RunSetupError(f"unknown executor {name!r}; known: {', '.join(EXECUTORS)}")
+    return EXECUTORS[name]()
+
+
+# --------------------------------------------------------------------------------------------------
+# Configs
+
+
+def parse_override(config: Any, assignment: str) -> tuple[str, Any]:
+    """Parse ``KEY=VALUE`` (VALUE a Python literal, else a string) into a field of ``config`` and a value.
+
+    Lists become tuples. Raises RunSetupError naming the known fields if KEY is not one.
+    """
+    key, sep, text = assignment.partition("=")
+    names = {f.name for f in dataclasses.fields(config)}
+    if not sep or key not in names:
+        raise RunSetupError(f"--set expects KEY=VALUE with KEY one of {sorted(names)}, got {assignment!r}")
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        value = text
+    return key, tuple(value) if isinstance(value, list) else value
+
+
+def configure(
+    module: ModuleType, preset: str, seeds: Sequence[int] | None = None, overrides: Sequence[str] = ()
+) -> tuple[Any, str, str]:
+    """The config of ``preset`` with ``seeds`` and ``KEY=VALUE`` overrides applied.
+
+    Returns:
+        ``(config, label, protocol)``: the preset label is ``preset`` or ``preset+KEY=VALUE,...``, and
+        the protocol card gains a note naming the overrides.
+    """
+    if preset not in module.PRESETS:
+        raise RunSetupError(
+            f"--preset {preset}: workload {module.NAME!r} has presets {', '.join(module.PRESETS)}"
+        )
+    config = module.PRESETS[preset]
+    overridden = dict(parse_override(config, item) for item in overrides)
+    changes = dict(overridden)
+    if seeds:
+        changes["seeds"] = tuple(seeds)
+    try:
+        config = dataclasses.replace(config, **changes)
+    except (TypeError, ValueError) as exc:
+        raise RunSetupError(f"--set: {exc}") from None
+    label = preset + ("+" + ",".join(f"{k}={v}" for k, v in overridden.items()) if overridden else "")
+    note = "\n".join(f"- **Override**: `{k} = {v!r}`" for k, v in overridden.items())
+    protocol = module.PROTOCOL + (f"\nThis run changes preset `{preset}`:\n\n{note}\n" if note else "")
+    return config, label, protocol
+
+
+# --------------------------------------------------------------------------------------------------
+# Opening runs
+
+
+def new_run(
+    module: ModuleType,
+    out: str | Path,
+    preset: str = "smoke",
+    device: str = "cpu",
+    command: str | None = None,
+    seeds: Sequence[int] | None = None,
+    overrides: Sequence[str] = (),
+) -> tuple[store.Recorder, Any]:
+    """Start a new run of ``module`` in ``<out>/<workload>/<run-id>``; returns ``(recorder, config)``."""
+    config, label, protocol = configure(module, preset, seeds, overrides)
+    module.plan(config)  # a config the workload refuses fails here, before a run directory exists
+    recorder = store.create_run(out, module.NAME, label, config_to_dict(config), device, protocol, command)
+    return recorder, config
+
+
+def resume(
+    module: ModuleType,
+    run_dir: str | Path,
+    command: str | None = None,
+    preset: str | None = None,
+    device: str | None = None,
+    seeds: Sequence[int] | None = None,
+) -> tuple[store.Recorder, Any]:
+    """Reopen the unfinished run ``run_dir`` of ``module``; returns ``(recorder, config)``.
+
+    ``preset``, ``device`` and ``seeds``, where given, must be the run's own.
+
+    Raises:
+        RunSetupError: not a run, another workload's run, a mismatch, complete or in use.
+    """
+    run_dir = Path(run_dir)
+    try:
+        meta = store.read_meta(run_dir)
+    except (FileNotFoundError, store.RunStateError) as exc:
+        raise RunSetupError(f"--resume {run_dir}: {exc}") from None
+    if meta.get("workload") != module.NAME:
+        raise RunSetupError(
+            f"--resume {run_dir}: that run is of workload {meta.get('workload')!r}, not {module.NAME!r}"
+        )
+    for option, given, stored in (
+        ("--preset", preset, meta.get("preset")),
+        ("--device", device, meta.get("device")),
+    ):
+        if given is not None and given != stored:
+            raise RunSetupError(
+                f"{option} {given}: the run being resumed used {stored}; omit {option} to resume it"
+            )
+    if seeds and list(seeds) != list(meta.get("seeds") or []):
+        raise RunSetupError(f"--seed {list(seeds)}: the run being resumed used seeds {meta.get('seeds')}")
+    try:
+        config = config_from_dict(module.Config, meta["config"])
+        recorder = store.resume_run(run_dir, command)
+    except (ValueError, store.RunStateError) as exc:
+        raise RunSetupError(f"--resume {run_dir}: {exc}") from None
+    return recorder, config
+
+
+def unfinished_run(runs_root: str | Path, module: ModuleType, preset: str, device: str) -> Path | None:
+    """The latest run of ``module`` at ``preset`` on ``device`` under ``runs_root`` if it is unfinished."""
+    previous = store.find_runs(runs_root, module.NAME, preset, device)
+    if previous and store.read_meta(previous[-1]).get("status") != "complete":
+        return previous[-1]
+    return None
+
+
+# --------------------------------------------------------------------------------------------------
+# Running
+
+
+def check_plan(specs: Sequence[UnitSpec]) -> None:
+    """Raise ValueError if keys repeat or a unit depends on one that is not planned before it."""
+    seen: set[str] = set()
+    for spec in specs:
+        if spec.key in seen:
+            raise ValueError(f"plan: unit key {spec.key!r} appears twice")
+        missing = [key for key in spec.depends_on if key not in seen]
+        if missing:
+            raise ValueError(f"plan: unit {spec.key!r} depends on {missing}, not planned before it")
+        seen.add(spec.key)
+
+
+def pending_tasks(module: ModuleType, config: Any, recorder: store.Recorder) -> list[UnitTask]:
+    """The plan's units not journalled in ``recorder``'s run, as tasks with their stored inputs.
+
+    Sets the progress total and ticks the skipped units' weight.
+    """
+    specs = module.plan(config)
+    check_plan(specs)
+    recorder.set_total(sum(spec.ticks for spec in specs))
+    stored = config_to_dict(config)
+    device = recorder.meta.get("device", "cpu")
+    tasks = []
+    for spec in specs:
+        if recorder.completed(spec.key):
+            recorder.tick(spec.ticks)
+            continue
+        inputs: dict[str, bytes] = {}
+        for key in spec.depends_on:
+            if recorder.completed(key):
+                inputs.update(recorder.read_artifacts(key))
+        tasks.append(UnitTask(module.NAME, stored, device, spec, inputs))
+    return tasks
+
+
+def run_units(
+    module: ModuleType, config: Any, recorder: store.Recorder, executor: Executor | None = None
+) -> None:
+    """Run every unit of ``module.plan(config)`` not yet journalled in ``recorder``'s run.
+
+    Results are journalled in plan order as they become contiguous; when a unit fails, the results
+    that did complete are journalled too, the failing unit's partial rows are kept unjournalled (a
+    resume drops them), and the exception propagates. Units that declare ``releases_inputs`` have
+    their dependencies' artifacts deleted once they are journalled.
+    """
+    tasks = pending_tasks(module, config, recorder)
+    by_key = {task.spec.key: task for task in tasks}
+    waiting: dict[str, UnitResult] = {}
+    position = 0
+
+    def commit(result: UnitResult) -> None:
+        recorder.commit(result)
+        spec = by_key[result.key].spec
+        if spec.releases_inputs:
+            for key in spec.depends_on:
+                recorder.delete_artifacts(key)
+
+    try:
+        for result in (executor or LocalExecutor()).run(tasks, recorder.tick):
+            if result.key not in by_key:
+                raise RuntimeError(f"executor returned unit {result.key!r}, which was not asked for")
+            waiting[result.key] = result
+            while position < len(tasks) and tasks[position].spec.key in waiting:
+                commit(waiting.pop(tasks[position].spec.key))
+                position += 1
+    except BaseException as exc:
+        for task in tasks[position:]:
+            if task.spec.key in waiting:
+                commit(waiting.pop(task.spec.key))
+        partial = getattr(exc, PARTIAL_ATTR, None)
+        if isinstance(partial, UnitResult):
+            recorder.keep_unfinished(partial)
+        raise
+    if position != len(tasks):
+        missing = [task.spec.key for task in tasks[position:]]
+        raise RuntimeError(f"the executor finished without running units {missing}")
