@@ -15,10 +15,17 @@ from nodebench.report import summary
 
 
 def make_run(
-    out: Path, workload: str, preset: str, seeds: list[int], rows: list[tuple], status: str = "complete"
+    out: Path,
+    workload: str,
+    preset: str,
+    seeds: list[int],
+    rows: list[tuple],
+    status: str = "complete",
+    config: dict | None = None,
 ) -> Path:
     """A run of ``workload`` whose records are ``rows`` of ``(variant, seed, step, metric, value)``."""
-    recorder = store.create_run(out, workload, preset, {"seeds": seeds}, "cpu", "## card", "test")
+    config = {"seeds": seeds} | (config or {})
+    recorder = store.create_run(out, workload, preset, config, "cpu", "## card", "test")
     with recorder.unit("all"):
         for variant, seed, step, metric, value in rows:
             recorder.record(variant, seed, step, metric, value)
@@ -68,11 +75,11 @@ def test_missing_runs_are_not_run(tmp_path):
     imported = set(sys.modules) - before
     assert not [n for n in imported if n.startswith(("nodebench.models", "nodebench.workloads"))]
     rows = table(path)
-    assert len(rows) == 21
+    assert len(rows) == 22
     assert {row["verdict"] for row in rows.values()} == {"not run"}
     assert rows["Table 1, ODE-Net: test error, params, memory"]["ours"] == "not run"
     text = path.read_text()
-    assert "Tally: 0 reproduced, 0 partly, 0 not, 21 not run." in text
+    assert "Tally: 0 reproduced, 0 partly, 0 not, 22 not run." in text
     assert "MNIST version: not drawn" in text and "Spiral version: not drawn" in text
 
 
@@ -138,6 +145,31 @@ def test_latest_run_per_seed_and_paper_preset_first(tmp_path, monkeypatch):
         "Table 1, ODE-Net: test error, params, memory"
     ]
     assert ode["preset"] == "paper" and ode["runs"] == f"`{paper.name}`"
+
+
+def test_latent_table2_cites_one_protocol_and_the_tanh_rnn(tmp_path, monkeypatch):
+    """An earlier configuration of the preset is not pooled with the latest; the ratio is per seed."""
+    ids = iter(f"20260101T00000{i}Z-abcdef" for i in range(9))
+    monkeypatch.setattr(store, "new_run_id", lambda: next(ids))
+    runs = tmp_path / "runs"
+    old = [
+        (f"{m}/n={n}", 0, -1, "rmse_extrap_truth", 9.0) for m in ("rnn", "latent_ode") for n in (30, 50, 100)
+    ]
+    old = [(v, seed, step, m, x) for v, _, step, m, x in old for seed in (0, 1)]
+    make_run(runs, "latent", "standard", [0, 1], old, config={"cell": "gru"})
+    new = []
+    for seed, scale in ((1, 1.0), (2, 2.0)):
+        for n in (30, 50, 100):
+            new += [(f"rnn_tanh/n={n}", seed, -1, "rmse_extrap_truth", 1.0 * scale)]
+            new += [(f"rnn_tanh_nodt/n={n}", seed, -1, "rmse_extrap_truth", 5.0)]
+            new += [(f"latent_ode/n={n}", seed, -1, "rmse_extrap_truth", 0.4 * scale)]
+    latest = make_run(runs, "latent", "standard", [1, 2], new, config={"patience": 5})
+    rows = table(summary.build_summary([runs], tmp_path / "S.md"))
+    rnn = rows["Table 2, RNN, n=30: extrapolation RMSE"]
+    assert rnn["runs"] == f"`{latest.name}`" and rnn["seeds"] == "1, 2" and rnn["ours"] == "1.5000 ± 0.7071"
+    ratio = rows["Table 2: ratio latent ODE / RNN at n = 30/50/100"]
+    assert ratio["paper"] == "0.42/0.47/0.74" and ratio["ours"] == "0.40/0.40/0.40"
+    assert ratio["verdict"] == "partly"  # 0.40 vs 0.74 at n = 100: 1.86x
 
 
 def test_cli_summary_has_no_absolute_paths(tmp_path, capsys):
