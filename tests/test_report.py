@@ -57,7 +57,10 @@ def test_report_from_records_only(tmp_path, runs):
     assert f"| {WORKLOAD} | smoke | {complete} | complete | cpu |" in text
     assert f"| {WORKLOAD} | standard | {failed} | failed | cpu |" in text
     assert "**FAILED -- partial results**: RuntimeError: boom" in text
-    assert "\n##### Ghost protocol\n" in text and "- command: `ghost cmd`" in text
+    assert "\n###### Ghost protocol\n" in text and "- command: `ghost cmd`" in text
+    # results lead, the per-run dumps follow in the appendix, ± is defined once at the top
+    assert text.index("curves.png)") < text.index("## Appendix: the runs") < text.index("- command:")
+    assert text.count("`a ± b` is the mean ± the sample standard deviation over seeds") == 1
     # final values: mean and sample std over seeds of each seed's last value
     assert "| ode | accuracy | % | 85 | 7.071 | 2 |" in text
     assert "| resnet | accuracy | % | 95 | 0 | 2 |" in text
@@ -69,6 +72,7 @@ def test_report_from_records_only(tmp_path, runs):
         figure = tmp_path / "report" / "figures" / f"{WORKLOAD}-{run_id}-curves.png"
         assert figure.read_bytes().startswith(PNG_MAGIC)
         assert f"](figures/{figure.name})" in text
+        assert f"*Value of each stepped metric against its step, per variant; run `{run_id}`" in text
 
 
 def test_workload_section_hook(tmp_path, runs, monkeypatch):
@@ -77,13 +81,18 @@ def test_workload_section_hook(tmp_path, runs, monkeypatch):
     def section(df: pd.DataFrame, metas: list[dict], out_dir: Path) -> str:
         calls.append((df, metas))
         (out_dir / "figures" / "ghost.png").write_bytes(PNG_MAGIC)
-        return "Ghost section body ![ghost](figures/ghost.png)"
+        figures = "![ghost plot](figures/ghost.png)\n\n![captioned](figures/ghost.png)\n\n*Mine.*"
+        return "Ghost section body\n\n" + figures
 
     hook = types.ModuleType(f"nodebench.report.{WORKLOAD}")
     hook.section = section
     monkeypatch.setitem(sys.modules, hook.__name__, hook)
     text = build_report(runs, tmp_path / "report").read_text()
-    assert f"### {WORKLOAD}: results\n\nGhost section body" in text
+    assert f"## {WORKLOAD}\n\nGhost section body" in text
+    assert text.index("Ghost section body") < text.index("## Appendix: the runs")
+    # a figure without a caption gets one naming presets and seeds; one with a caption keeps it
+    assert "![ghost plot](figures/ghost.png)\n\n*ghost plot. Preset smoke, standard; seeds 0, 1;" in text
+    assert "![captioned](figures/ghost.png)\n\n*Mine.*" in text
     ((df, metas),) = calls
     assert len(df) == 2 * 2 * 4 + 2 * 4 + 1 and set(df["preset"]) == {"smoke", "standard"}
     assert [meta["preset"] for meta in metas] == ["smoke", "standard"]
@@ -104,7 +113,7 @@ def test_figure_metrics_leave_the_final_values(tmp_path, runs, monkeypatch):
     hook.FIGURE_METRICS = (r"lo+ss",)  # whole-name match: "loss" is figure data, "accuracy" stays
     monkeypatch.setitem(sys.modules, hook.__name__, hook)
     text = build_report(runs[:1], tmp_path / "report").read_text()
-    values = text[text.index("#### Final values") : text.index("### ghostbench: results")]
+    values = text[text.index("##### Final values") : text.index("## Versions and machines")]
     assert "| ode | accuracy | % | 85 | 7.071 | 2 |" in values and "| loss |" not in values
     assert "Figure data (12 rows: `loss`) is left out of this table" in values
 

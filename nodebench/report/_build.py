@@ -18,6 +18,11 @@ from nodebench.report._tables import final_values, markdown_table
 from nodebench.store import load_runs, read_meta, resolve_run_dirs
 
 MAX_CURVES = 6
+#: How every report reads ``a ± b``; stated once at its top.
+PLUS_MINUS = (
+    "Throughout, `a ± b` is the mean ± the sample standard deviation over seeds; a table or figure that "
+    "shows a spread over something else (epochs, repeats) says so where it does."
+)
 STATUS_LABELS = {
     "complete": "complete",
     "failed": "**FAILED -- partial results**",
@@ -149,18 +154,17 @@ def _run_section(
     meta: dict[str, Any],
     records: pd.DataFrame,
     out_dir: Path,
-    curves: bool,
     figure_metrics: re.Pattern[str] | None = None,
 ) -> list[str]:
-    lines = [f"### Run `{meta['run_id']}` (preset {meta.get('preset')}, {_status(meta)})", ""]
+    lines = [f"#### Run `{meta['run_id']}` (preset {meta.get('preset')}, {_status(meta)})", ""]
     lines += [_provenance(meta, len(records)), ""]
     lines += [
-        "#### Protocol",
+        "##### Protocol",
         "",
-        _demote_headings(_protocol_card(meta)),
+        _demote_headings(_protocol_card(meta), levels=4),
         "",
     ]
-    lines += ["#### Final values", ""]
+    lines += ["##### Final values", ""]
     figure_rows = (
         records["metric"].str.fullmatch(figure_metrics)
         if figure_metrics is not None and not records.empty
@@ -171,7 +175,7 @@ def _run_section(
         lines += ["No records.", ""] if records.empty else ["Only figure data (below).", ""]
     else:
         lines += [
-            "Last value per seed, then mean and standard deviation over seeds.",
+            "Last value per seed, then mean and sample standard deviation over seeds (`std`, `seeds`).",
             "",
             markdown_table(final_values(values)),
             "",
@@ -183,14 +187,53 @@ def _run_section(
             "plotted in the workload's section.",
             "",
         ]
-    if curves:
-        name = f"{meta['workload']}-{meta['run_id']}-curves.png"
-        written, left_out = _curves(records, out_dir / "figures" / name)
-        if written:
-            lines += [f"![{meta['workload']} curves, run {meta['run_id']}](figures/{name})", ""]
-        if left_out:
-            lines += [f"Not plotted: {', '.join(left_out)}.", ""]
     return lines
+
+
+def _curves_section(meta: dict[str, Any], records: pd.DataFrame, out_dir: Path) -> list[str]:
+    """Generic curves of a run's stepped metrics (for workloads without a report section), captioned."""
+    name = f"{meta['workload']}-{meta['run_id']}-curves.png"
+    written, left_out = _curves(records, out_dir / "figures" / name)
+    lines = []
+    if written:
+        seeds = sorted(s for s in records["seed"].unique() if s >= 0)
+        spread = "bands: ± one sd over seeds" if len(seeds) > 1 else "one seed, no spread"
+        lines += [
+            f"![{meta['workload']} curves, run {meta['run_id']}](figures/{name})",
+            "",
+            f"*Value of each stepped metric against its step, per variant; run `{meta['run_id']}`, preset "
+            f"{meta.get('preset')}, seeds {', '.join(map(str, seeds)) or '-'}; {spread}.*",
+            "",
+        ]
+    if left_out:
+        lines += [f"Not plotted: {', '.join(left_out)}.", ""]
+    return lines
+
+
+def _captioned(text: str, metas: list[dict[str, Any]]) -> str:
+    """``text`` with a caption under every figure that has none (an italic line right after it).
+
+    The generic caption names the figure (its alt text) and the runs' presets and seeds; sections that
+    know more (what the spread is over) write their own caption, which is kept.
+    """
+    presets = ", ".join(dict.fromkeys(str(m.get("preset")) for m in metas))
+    seeds = sorted({int(s) for m in metas for s in (m.get("seeds") or [])})
+    lines = text.splitlines()
+    out = []
+    for i, line in enumerate(lines):
+        out.append(line)
+        match = re.fullmatch(r"!\[(?P<alt>[^\]]*)\]\([^)]*\)\s*", line)
+        if not match:
+            continue
+        following = next((x for x in lines[i + 1 :] if x.strip()), "")
+        if following.startswith("*") and not following.startswith("**"):
+            continue
+        spread = "spread, where shown, over seeds" if len(seeds) > 1 else "one seed per run"
+        out += [
+            "",
+            f"*{match['alt']}. Preset {presets}; seeds {', '.join(map(str, seeds)) or '-'}; {spread}.*",
+        ]
+    return "\n".join(out)
 
 
 def _versions_table(metas: list[dict[str, Any]]) -> pd.DataFrame:
@@ -245,7 +288,11 @@ def build_report(run_dirs: Iterable[str | os.PathLike[str]], out_dir: str | os.P
         "# nodebench report",
         "",
         f"Generated {utc_now()} from {len(metas)} stored run(s); every number below is read from their "
-        "records, measured on the device each run names.",
+        "records, measured on the device each run names. Each workload's results (headline tables and "
+        "figures) come first; every run's provenance, protocol card and final values follow in the "
+        "appendix.",
+        "",
+        f"{PLUS_MINUS} Protocols and the paper's numbers: docs/protocols.md in the repository.",
         "",
         "## Runs",
         "",
@@ -263,6 +310,12 @@ def build_report(run_dirs: Iterable[str | os.PathLike[str]], out_dir: str | os.P
     )
     lines += [markdown_table(overview), ""]
 
+    appendix = [
+        "## Appendix: the runs",
+        "",
+        "Per run: status, provenance (including the load beside it), protocol card and final values.",
+        "",
+    ]
     for workload in dict.fromkeys(m.get("workload") for m in metas):
         workload_metas = [m for m in metas if m.get("workload") == workload]
         workload_records = records[records["workload"] == workload].reset_index(drop=True)
@@ -275,13 +328,17 @@ def build_report(run_dirs: Iterable[str | os.PathLike[str]], out_dir: str | os.P
         except Exception:
             section, failure = None, traceback.format_exc(limit=3).strip()
         lines += [f"## {workload}", ""]
-        for meta in workload_metas:
-            run_records = workload_records[workload_records["run_id"] == meta["run_id"]]
-            lines += _run_section(meta, run_records, out_dir, curves=section is None, figure_metrics=figures)
         if section is not None:
-            lines += [f"### {workload}: results", "", text, ""]
+            lines += [_captioned(text, workload_metas), ""]
         if failure is not None:
             lines += [f"**The {workload} section failed to build:**", "", "```", failure, "```", ""]
+        appendix += [f"### {workload}", ""]
+        for meta in workload_metas:
+            run_records = workload_records[workload_records["run_id"] == meta["run_id"]]
+            if section is None:  # no section of its own: generic curves lead, per run
+                lines += _curves_section(meta, run_records, out_dir)
+            appendix += _run_section(meta, run_records, out_dir, figure_metrics=figures)
+    lines += appendix
 
     lines += [
         "## Versions and machines",
