@@ -8,8 +8,10 @@ from typing import Any
 import pandas as pd
 
 from nodebench.models.mnist import PAPER_TABLE1
+from nodebench.report._load import load_state
 from nodebench.report._tables import markdown_table
 
+PAPER_EPOCHS = 160  # the paper's (torchdiffeq example's) training length
 LABELS = {"mlp": "1-layer MLP", "resnet": "ResNet", "rknet": "RK-Net", "odenet": "ODE-Net"}
 #: The paper's Table 1 memory and time columns (L: layers; L~: NFE of one forward solve), as published.
 PAPER_COST = {
@@ -59,7 +61,9 @@ def table1(run: pd.DataFrame, meta: dict[str, Any]) -> pd.DataFrame:
         rows.append(
             {
                 "model": LABELS.get(model, model),
-                "epochs": f"{records['step'].max() + 1}/{planned}",
+                "epochs (paper: 160)": f"{records['step'].max() + 1}"
+                + (f" of {planned} planned" if planned and records["step"].max() + 1 < planned else ""),
+                "seeds": records.loc[records["seed"] >= 0, "seed"].nunique(),
                 "test error % (ours)": _mean_sd(_last_per_seed(records, "test_error")),
                 "test error % (paper)": f"{paper['test_error_pct']:.2f}" if paper else "",
                 "params (ours)": f"{int(params.iloc[0]):,}" if not params.empty else "",
@@ -67,8 +71,10 @@ def table1(run: pd.DataFrame, meta: dict[str, Any]) -> pd.DataFrame:
                 "peak RSS MiB": _metric(records, "peak_rss")["value"].max(),
                 **({"CUDA peak MiB": cuda.max()} if not cuda.empty else {}),
                 "train s/epoch (median)": _metric(records, "epoch_time")["value"].median(),
-                "NFE fwd/iter": _mean_sd(nfe_f, ".1f"),
-                "NFE bwd/iter": _mean_sd(nfe_b, ".1f") if model != "rknet" else "0 (backprop)",
+                "NFE fwd/iter (± over epochs)": _mean_sd(nfe_f, ".1f"),
+                "NFE bwd/iter (± over epochs)": _mean_sd(nfe_b, ".1f")
+                if model != "rknet"
+                else "0 (backprop)",
                 "memory (paper)": PAPER_COST.get(model, ("", ""))[0],
                 "time (paper)": PAPER_COST.get(model, ("", ""))[1],
             }
@@ -113,7 +119,17 @@ def _figures(df: pd.DataFrame, metas: list[dict[str, Any]], out_dir: Path) -> li
         ax.set(xlabel="epoch", ylabel=title, yscale="log")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.savefig(out_dir / "figures" / "mnist-curves.png", dpi=100)
-    lines += ["![MNIST training loss and test error per epoch](figures/mnist-curves.png)", ""]
+    seeds = sorted(int(s) for s in df["seed"].unique() if s >= 0)
+    runs = ", ".join(f"`{m['run_id']}`" for m in metas)
+    presets = ", ".join(dict.fromkeys(str(m.get("preset")) for m in metas))
+    spread = "lines: mean, bands: ± sd over seeds" if len(seeds) > 1 else "one seed: no spread"
+    lines += [
+        "![MNIST training loss and test error per epoch](figures/mnist-curves.png)",
+        "",
+        f"*Training loss (mean over the epoch's batches) and test error (all test images) after each "
+        f"epoch, per model; runs {runs}, preset {presets}, seeds {', '.join(map(str, seeds))}; {spread}.*",
+        "",
+    ]
 
     nfe = data[data["metric"].isin(["nfe_forward", "nfe_backward"])]
     if nfe.empty:
@@ -141,7 +157,16 @@ def _figures(df: pd.DataFrame, metas: list[dict[str, Any]], out_dir: Path) -> li
         title="Fig. 3c: adjoint models, one point per epoch",
     )
     fig.savefig(out_dir / "figures" / "mnist-nfe.png", dpi=100)
-    return lines + ["![MNIST NFE: Figure 3d and 3c](figures/mnist-nfe.png)", ""]
+    return lines + [
+        "![MNIST NFE: Figure 3d and 3c](figures/mnist-nfe.png)",
+        "",
+        "*Left (Fig. 3d): NFE of the ODE block per training iteration, averaged over each epoch, for "
+        "RK-Net (fixed RK4 steps) and ODE-Net (dopri5, rtol = atol = 1e-3). Right (Fig. 3c): ODE-Net's "
+        "adjoint backward NFE against its forward NFE, one point per epoch, with y = x and the paper's "
+        f"y = x/2. Runs {runs}, preset {presets}, seeds {', '.join(map(str, seeds))}; {spread}. The "
+        "four-panel Figure 3 with the tolerance sweep is in results/SUMMARY.md.*",
+        "",
+    ]
 
 
 def section(df: pd.DataFrame, metas: list[dict[str, Any]], out_dir: Path) -> str:
@@ -156,10 +181,12 @@ def section(df: pd.DataFrame, metas: list[dict[str, Any]], out_dir: Path) -> str
         Markdown.
     """
     lines = [
-        "Paper values are Chen et al. (2018), Table 1, as published -- not measured here. Ours: test error "
-        "after the last recorded epoch (mean ± sd over seeds), exact parameter counts, process peak RSS "
+        "Paper values are Chen et al. (2018), Table 1, as published -- not measured here (160 epochs). "
+        "Ours: test error after the last recorded epoch (mean ± sd over seeds; one seed shows no spread), "
+        "exact parameter counts, process peak RSS "
         "during training (max over epochs; includes the data and the Python process), training time per "
-        "epoch, and solver evaluations of the ODE block per training iteration (mean over epochs). The "
+        "epoch, and solver evaluations of the ODE block per training iteration: mean ± sd **over the "
+        "epochs** of the run (not over seeds). The "
         "paper's NFE came from an implicit Adams solver; ours from dopri5 at rtol = atol = 1e-3, with the "
         "adjoint's seminorm error control, so NFE are not expected to match.",
         "",
@@ -170,6 +197,15 @@ def section(df: pd.DataFrame, metas: list[dict[str, Any]], out_dir: Path) -> str
         lines += [f"#### Table 1: run `{meta['run_id']}` ({meta.get('preset')}, {meta.get('device')})", ""]
         lines += [f"Torch threads while training: {threads} (the run's config).", ""]
         lines += [markdown_table(table1(run, meta), floatfmt=".4g") if not run.empty else "No records.", ""]
+        under, load = load_state(meta)
+        if under is None:
+            timing = (
+                "Timings: no load average was recorded for this run (it predates load recording); it ran "
+                "beside other jobs on a shared machine, so read its times as taken under load."
+            )
+        else:
+            timing = f"Timings: {load}."
+        lines += [timing, ""]
     if df.empty:
         return "\n".join(lines)
     lines += _figures(df, metas, out_dir)
