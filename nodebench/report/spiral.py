@@ -250,6 +250,17 @@ def _curves_figure(run: pd.DataFrame, out_dir: Path, name: str) -> str | None:
     return f"![spiral training curves](figures/{name})"
 
 
+ADJOINT_RATIO_NOTE = (
+    "Why the adjoint's backward NFE is several times its forward NFE here, not the paper's \"roughly "
+    'half" (Fig. 3c): the loss of Examples 1 and 2 sees the solution at up to 32 observation times per '
+    "segment (10 on the demo), and the backward solve must stop at every one of them to add that time's "
+    "loss gradient to the adjoint state; each stop restarts the step-size controller (a fresh initial "
+    "step selection and short first steps), while the forward solve passes the same times with dense "
+    "output. The paper's MNIST ODE-Net has a single output time, where there is nothing to restart (see "
+    "the mnist report and results/SUMMARY.md). With fixed-step Euler both passes take the same steps."
+)
+
+
 def _run_section(run: pd.DataFrame, meta: dict[str, Any], out_dir: Path) -> list[str]:
     stem = f"spiral-{meta['run_id']}"
     seeds = sorted(run["seed"].unique())
@@ -270,13 +281,23 @@ def _run_section(run: pd.DataFrame, meta: dict[str, Any], out_dir: Path) -> list
         "",
         markdown_table(table),
         "",
+        ADJOINT_RATIO_NOTE,
+        "",
     ]
     if any(v.startswith("example1/") for v in _variants(run)):
         lines += ["Example 1, final learned W (row-major) against the true W:", ""]
         lines += [markdown_table(w_table(run), floatfmt=".4f"), ""]
     curves = _curves_figure(run, out_dir, f"{stem}-curves.png")
     if curves:
-        lines += [curves, ""]
+        spread = "lines: mean, bands: ± sd over seeds" if len(seeds) > 1 else "one seed: no spread"
+        lines += [
+            curves,
+            "",
+            f"*Training curves per variant (loss, NFE and time per iteration, window means of "
+            f"`log_every` iterations; trajectory MSE at the checkpoints); run `{meta['run_id']}`, preset "
+            f"{meta.get('preset')}, seeds {', '.join(map(str, seeds))}; {spread}.*",
+            "",
+        ]
     lines += [
         f"Truth (grey / faint), observations (dots) and the learned model (evaluation solve) at the "
         f"stored snapshots, seed {seeds[0]}; rows are `mode/solver`:",
