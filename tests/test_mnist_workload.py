@@ -76,7 +76,11 @@ def test_report_renders_table_1_and_figure_3(smoke_run: Path, tmp_path: Path) ->
     text = (tmp_path / "REPORT.md").read_text()
     assert "#### Table 1: run" in text and "The mnist section failed" not in text
     odenet_row = next(line for line in text.splitlines() if line.startswith("| ODE-Net |"))
-    assert "| ODE-Net | 1 | 1 |" in odenet_row and "| 0.42 |" in odenet_row and "| 208,266 | 0.22M |" in odenet_row
+    assert (
+        "| ODE-Net | 1 | 1 |" in odenet_row
+        and "| 0.42 |" in odenet_row
+        and "| 208,266 | 0.22M |" in odenet_row
+    )
     assert "| 0 (backprop) |" in next(line for line in text.splitlines() if line.startswith("| RK-Net |"))
     for figure in ("mnist-curves.png", "mnist-nfe.png"):
         assert f"(figures/{figure})" in text

@@ -186,7 +186,11 @@ def test_killed_run_resumes_to_the_uninterrupted_records(
 def test_report_builds_the_section_and_figures(smoke_run: Path, tmp_path: Path):
     assert cli.main(["report", str(smoke_run), "--out", str(tmp_path)]) == 0
     text = (tmp_path / "REPORT.md").read_text()
-    assert "### spiral: results" in text and "section failed" not in text
+    assert (
+        "\n## spiral\n" in text
+        and text.index("| problem | mode | solver |") < text.index("## Appendix")
+        and "section failed" not in text
+    )
     assert "| problem | mode | solver |" in text and "final traj MSE" in text
     for variant in VARIANTS:
         assert "| " + variant.replace("/", " | ") + " | 3 | 1 |" in text, variant
