@@ -95,7 +95,7 @@ PRESETS = {
         libraries=("nodebench",),
         repeats=2,
         mnist_checkpoint=MNIST_CHECKPOINT,
-        mnist_test_size=300,
+        mnist_test_size=200,
         mnist_reference_tol=1e-7,
     ),
 }
