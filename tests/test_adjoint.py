@@ -256,8 +256,12 @@ def test_bad_adjoint_arguments():
         odeint_adjoint(func, y0, t, adjoint_norm="l2")
     with pytest.raises(ValueError, match="valid methods"):
         odeint_adjoint(func, y0, t, adjoint_method="rk45")
-    with pytest.raises(ValueError, match="adjoint_rtol must be positive"):
-        odeint_adjoint(func, y0, t, adjoint_rtol=0.0)
+    with pytest.raises(ValueError, match="adjoint_rtol must be non-negative"):
+        odeint_adjoint(func, y0, t, adjoint_rtol=-1.0)
+    with pytest.raises(ValueError, match="rtol and atol are both 0"):
+        odeint_adjoint(func, y0, t, adjoint_rtol=0.0, adjoint_atol=0.0)
+    with pytest.raises(ValueError, match="a callable backward norm is not supported"):
+        odeint_adjoint(func, y0, t, adjoint_options={"norm": lambda x: 0.0})
 
 
 def test_fixed_grid_adjoint_uses_the_same_step():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 import math
 from types import SimpleNamespace
 
@@ -34,10 +34,22 @@ def test_quick_matrix_passes():
     assert table["passed"].all(), table[~table["passed"]].to_string()
 
 
+def _unchecked(tableau, **changes):
+    """A copy of a tableau with changed coefficients, past the checks construction would make.
+
+    Tableaus refuse such coefficients on construction (tests/test_tableaus.py); the reference check
+    must still catch a method that is wrong in a way no construction check sees.
+    """
+    broken = copy.copy(tableau)
+    for key, value in changes.items():
+        object.__setattr__(broken, key, value)
+    return broken
+
+
 def test_broken_tableau_fails(monkeypatch, capsys):
     rk4 = ALL_SOLVERS["rk4"]
     b = (rk4.b[0] + 0.01, rk4.b[1] - 0.01, *rk4.b[2:])  # still consistent, but first order only
-    monkeypatch.setitem(ALL_SOLVERS, "rk4", dataclasses.replace(rk4, b=b))
+    monkeypatch.setitem(ALL_SOLVERS, "rk4", _unchecked(rk4, b=b))
     monkeypatch.setattr(check, "QUICK", check.Selection(("exponential",), ("rk4",), ("float64",)))
     table = check.run_matrix(quick=True)
     failed = set(table.loc[~table["passed"], "quantity"])
@@ -62,7 +74,7 @@ def test_sloppy_adjoint_fails_the_adjoint_rows_only(monkeypatch):
 
 
 def test_a_solve_that_raises_is_a_failed_row(monkeypatch):
-    monkeypatch.setitem(ALL_SOLVERS, "euler", dataclasses.replace(ALL_SOLVERS["euler"], b=(math.nan,)))
+    monkeypatch.setitem(ALL_SOLVERS, "euler", _unchecked(ALL_SOLVERS["euler"], b=(math.nan,)))
     monkeypatch.setattr(check, "QUICK", check.Selection(("exponential",), ("euler",), ("float64",)))
     table = check.run_matrix(quick=True)
     assert not table["passed"].any()

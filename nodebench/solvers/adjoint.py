@@ -17,11 +17,12 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from nodebench.solvers import stats as _stats
+from nodebench.solvers.boundary import check_low_precision
 from nodebench.solvers.controller import BlockNorm
 from nodebench.solvers.integrate import Counts, make_rhs, solve
-from nodebench.solvers.odeint import prepare
+from nodebench.solvers.odeint import check_tolerances, prepare
 from nodebench.solvers.tableaus import Tableau
-from nodebench.solvers.validate import check_method, check_options, check_tol
+from nodebench.solvers.validate import Options, check_method, check_options
 
 
 @dataclass
@@ -29,16 +30,17 @@ class _Config:
     func: Callable
     ts: list[float]
     tableau: Tableau
-    rtol: float
-    atol: float
-    opts: dict[str, Any]
+    rtol: float | torch.Tensor
+    atol: float | torch.Tensor
+    opts: Options
     adj_tableau: Tableau
-    adj_rtol: float
-    adj_atol: float
-    adj_opts: dict[str, Any]
+    adj_rtol: float | torch.Tensor
+    adj_atol: float | torch.Tensor
+    adj_opts: Options
     adjoint_norm: str
     t_dtype: torch.dtype
     collectors: tuple
+    norm: Any = None  # the forward error norm (None: RMS)
 
 
 class _Adjoint(torch.autograd.Function):
@@ -50,7 +52,16 @@ class _Adjoint(torch.autograd.Function):
         try:
             with torch.no_grad():
                 ys = solve(
-                    f, y0.reshape(-1), shape, cfg.ts, cfg.tableau, cfg.rtol, cfg.atol, cfg.opts, counts
+                    f,
+                    y0.reshape(-1),
+                    shape,
+                    cfg.ts,
+                    cfg.tableau,
+                    cfg.rtol,
+                    cfg.atol,
+                    cfg.opts,
+                    counts,
+                    cfg.norm,
                 )
         finally:
             _stats.report(
@@ -166,27 +177,39 @@ def _find_params(func: Any, adjoint_params: Any) -> tuple[torch.Tensor, ...]:
     return tuple(seen.values())
 
 
+def _adjoint_tol(tol: float | torch.Tensor, n: int, rest: int, seminorm: bool) -> float | torch.Tensor:
+    """A per-component tolerance over the backward state: the same for ``z`` and ``a``, its smallest
+    value for the parameter (and time) channels the full norm looks at."""
+    if not isinstance(tol, torch.Tensor):
+        return tol
+    parts = [tol, tol] if seminorm else [tol, tol, tol.min().expand(rest)]
+    return torch.cat(parts)
+
+
 def odeint_adjoint(
     func: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    y0: torch.Tensor,
+    y0: torch.Tensor | tuple[torch.Tensor, ...],
     t: torch.Tensor,
     method: str = "dopri5",
-    rtol: float = 1e-7,
-    atol: float = 1e-9,
+    rtol: float | torch.Tensor | tuple = 1e-7,
+    atol: float | torch.Tensor | tuple = 1e-9,
     options: dict[str, Any] | None = None,
     adjoint_method: str | None = None,
-    adjoint_rtol: float | None = None,
-    adjoint_atol: float | None = None,
+    adjoint_rtol: float | torch.Tensor | tuple | None = None,
+    adjoint_atol: float | torch.Tensor | tuple | None = None,
     adjoint_params: Sequence[torch.Tensor] | None = None,
     adjoint_norm: str = "seminorm",
     adjoint_options: dict[str, Any] | None = None,
-) -> torch.Tensor:
+) -> torch.Tensor | tuple[torch.Tensor, ...]:
     """Solve like :func:`odeint`, but differentiate with the adjoint method in O(1) memory.
 
     Arguments:
-        func, y0, t, method, rtol, atol, options: as :func:`odeint`.
+        func, y0, t, method, rtol, atol, options: as :func:`odeint` (tuple, complex and low-precision
+            states included).
         adjoint_method, adjoint_rtol, adjoint_atol, adjoint_options: the backward solve's settings
-            (default: the forward ones; fixed-grid options such as ``step_size`` carry over).
+            (default: the forward ones, less a forward ``norm``; fixed-grid options such as ``step_size``
+            carry over). ``adjoint_options["norm"]`` may be ``"seminorm"`` or ``"full"`` (torchdiffeq's
+            way of choosing); it overrides ``adjoint_norm``.
         adjoint_params: the tensors to differentiate (default: ``func.parameters()``; required when
             ``func`` is not an ``nn.Module`` — pass ``()`` when it uses none). Tensors ``func`` does not
             use get a zero gradient; tensors that do not require grad get none.
@@ -194,30 +217,56 @@ def odeint_adjoint(
             norm (Kidger, Chen & Lyons 2021); ``"full"`` includes them. Both take the maximum of the
             blocks' RMS norms, as torchdiffeq does.
     Returns:
-        tensor of shape ``(len(t), *y0.shape)``; gradients reach ``y0``, the parameters and ``t``.
+        tensor of shape ``(len(t), *y0.shape)`` (a tuple of them for tuple states); gradients reach
+        ``y0``, the parameters and ``t``.
     """
-    tableau, ts, rtol, atol, opts, t_dtype = prepare(func, y0, t, method, rtol, atol, options)
+    p = prepare(func, y0, t, method, rtol, atol, options)
     params = _find_params(func, adjoint_params)
+    tableau = p.tableau
+    if adjoint_options is None:
+        same_kind = (
+            check_method(method if adjoint_method is None else adjoint_method).adaptive == tableau.adaptive
+        )
+        adjoint_options = dict(options or {}) if same_kind else {}
+        adjoint_options.pop("norm", None)  # a norm on the state does not apply to the backward state
+    elif not isinstance(adjoint_options, dict):
+        raise TypeError(f"adjoint_options must be a dict or None, got {type(adjoint_options).__name__}")
+    else:
+        adjoint_options = dict(adjoint_options)
+        if "norm" in adjoint_options:
+            choice = adjoint_options.pop("norm")
+            if not isinstance(choice, str):
+                raise ValueError(
+                    "adjoint_options['norm']: a callable backward norm is not supported; use 'seminorm' "
+                    "or 'full' (see README, Differences from torchdiffeq)"
+                )
+            adjoint_norm = choice
     if adjoint_norm not in ("seminorm", "full"):
         raise ValueError(f"adjoint_norm must be 'seminorm' or 'full', got {adjoint_norm!r}")
     adj_tableau = check_method(method if adjoint_method is None else adjoint_method)
-    if adjoint_options is None:
-        adjoint_options = dict(options or {}) if adj_tableau.adaptive == tableau.adaptive else {}
-    adj_opts = check_options(adjoint_options, adj_tableau)
-    adj_opts["t_eps"] = opts["t_eps"]
+    adj_opts = check_options(adjoint_options, adj_tableau, t.dtype)
+    state, first = p.state, (y0[0] if isinstance(y0, tuple) else y0)
+    adj_rtol = p.rtol if adjoint_rtol is None else state.tolerance("adjoint_rtol", adjoint_rtol, first.device)
+    adj_atol = p.atol if adjoint_atol is None else state.tolerance("adjoint_atol", adjoint_atol, first.device)
+    check_tolerances(adj_rtol, adj_atol)
+    check_low_precision(state, adj_rtol, adj_tableau.adaptive)
+    seminorm = adjoint_norm == "seminorm"
+    rest = sum(q.numel() for q in params if q.requires_grad) + (1 if t.requires_grad else 0)
     cfg = _Config(
-        func=func,
-        ts=ts,
+        func=p.func,
+        ts=p.ts,
         tableau=tableau,
-        rtol=rtol,
-        atol=atol,
-        opts=opts,
+        rtol=p.rtol,
+        atol=p.atol,
+        opts=p.opts,
         adj_tableau=adj_tableau,
-        adj_rtol=rtol if adjoint_rtol is None else check_tol("adjoint_rtol", adjoint_rtol),
-        adj_atol=atol if adjoint_atol is None else check_tol("adjoint_atol", adjoint_atol),
+        adj_rtol=_adjoint_tol(adj_rtol, state.n, rest, seminorm),
+        adj_atol=_adjoint_tol(adj_atol, state.n, rest, seminorm),
         adj_opts=adj_opts,
         adjoint_norm=adjoint_norm,
-        t_dtype=t_dtype,
+        t_dtype=p.opts.t_dtype,
         collectors=_stats.active_stats(),
+        norm=p.norm,
     )
-    return _Adjoint.apply(cfg, y0, t, *params)
+    out = _Adjoint.apply(cfg, p.y0, t, *params)
+    return out if state.plain else state.restore(out, (len(p.ts),))

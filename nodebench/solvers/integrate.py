@@ -12,14 +12,15 @@ import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
+import numpy as np
 import torch
 
 from nodebench.solvers.controller import BlockNorm, Controller, initial_step
 from nodebench.solvers.errors import SolverError
 from nodebench.solvers.tableaus import Tableau
-from nodebench.solvers.validate import check_func_output
+from nodebench.solvers.validate import Options, check_func_output
 
 _EPS = 2.220446049250313e-16
 
@@ -43,6 +44,35 @@ def _weights(tableau: Tableau, dtype: torch.dtype, device: torch.device) -> dict
         "b": tens(tableau.b),
         "b_err": tens(tableau.b_err) if tableau.b_err is not None else None,
     }
+
+
+class StageStore(Protocol):
+    """Where a step keeps its stage derivatives ``k_j`` (flat) and how it combines them.
+
+    Two implementations: :class:`_Buffer` (no graph: one preallocated matrix, one ``addmv`` per
+    combination) and :class:`_List` (autograd records: out-of-place adds).
+    """
+
+    def set(self, j: int, k: torch.Tensor) -> None:
+        """Store ``k`` (the state's shape) as dense vector ``j``."""
+
+    def get(self, j: int) -> torch.Tensor:
+        """Dense vector ``j``, flat."""
+
+    def stage_input(self, y0: torch.Tensor, i: int, h: float) -> torch.Tensor:
+        """``y0 + h * sum_j a[i][j] k_j``."""
+
+    def solution(self, y0: torch.Tensor, h: float) -> torch.Tensor:
+        """``y0 + h * sum_j b_j k_j``."""
+
+    def error(self) -> torch.Tensor:
+        """``sum_j b_err_j k_j`` (without ``h``), no graph."""
+
+    def dense(self, y0: torch.Tensor, w: list[float], h: float) -> torch.Tensor:
+        """``y0 + h * sum_j w_j k_j`` over every dense vector."""
+
+    def carry(self, j: int) -> None:
+        """Make vector ``j`` (``f(t1, y1)``) the next step's first stage."""
 
 
 class _Buffer:
@@ -79,8 +109,8 @@ class _Buffer:
         wt = torch.tensor(w, dtype=y0.dtype, device=y0.device)
         return torch.addmv(y0, self.KT[-1], wt, alpha=h)
 
-    def carry_fsal(self) -> None:
-        self.K[0].copy_(self.K[self.s - 1])
+    def carry(self, j: int) -> None:
+        self.K[0].copy_(self.K[j])
 
 
 class _List:
@@ -117,8 +147,8 @@ class _List:
     def dense(self, y0: torch.Tensor, w: list[float], h: float) -> torch.Tensor:
         return self._comb(y0, w, h)
 
-    def carry_fsal(self) -> None:
-        self.ks[0] = self.ks[self.s - 1]
+    def carry(self, j: int) -> None:
+        self.ks[0] = self.ks[j]
 
 
 def make_rhs(
@@ -150,9 +180,9 @@ def solve(
     shape: torch.Size,
     ts: list[float],
     tableau: Tableau,
-    rtol: float,
-    atol: float,
-    opts: dict[str, Any],
+    rtol: float | torch.Tensor,
+    atol: float | torch.Tensor,
+    opts: Options,
     counts: Counts,
     norm: BlockNorm | None = None,
 ) -> list[torch.Tensor]:
@@ -163,7 +193,8 @@ def solve(
         y0: flat initial state at ``ts[0]``.
         shape: the user's state shape.
         ts: strictly monotone output times (Python floats).
-        tableau, rtol, atol, opts: the method, tolerances and validated options.
+        tableau, rtol, atol, opts: the method, tolerances (floats, or flat tensors: one per entry the
+            error norm looks at) and validated options.
         counts: NFE and step counters, updated in place.
         norm: the error norm (default: RMS over the whole state).
     Returns:
@@ -176,7 +207,7 @@ def solve(
         raise SolverError(ts[0], "non-finite derivative", "func(t0, y0) is not finite")
     # Build a graph only when autograd records this solve (through y0 or through func's parameters).
     grad = torch.is_grad_enabled() and (y0.requires_grad or f0.requires_grad)
-    stages = (_List if grad else _Buffer)(tableau, y0, shape)
+    stages: StageStore = (_List if grad else _Buffer)(tableau, y0, shape)
     stages.set(0, f0)
     if tableau.adaptive:
         return _solve_adaptive(f, y0, ts, tableau, rtol, atol, opts, counts, norm, stages)
@@ -202,8 +233,18 @@ def _fixed_grid(ts: list[float], step_size: float | None, max_num_steps: int, t_
     return [t0 + d * k * step_size for k in range(n)] + [t1]
 
 
-def _solve_fixed(f, y0, ts, tab: Tableau, opts, counts: Counts, K) -> list[torch.Tensor]:
-    grid = _fixed_grid(ts, opts.get("step_size"), opts["max_num_steps"], opts.get("t_eps", 1e-16))
+def nudge(t: float, toward: float, t_dtype: torch.dtype) -> float:
+    """The time next to ``t`` toward ``toward`` in the time dtype (torchdiffeq's ``perturb``)."""
+    if t_dtype == torch.float64:
+        return math.nextafter(t, toward)
+    if t_dtype == torch.float32:
+        return float(np.nextafter(np.float32(t), np.float32(toward)))
+    tt = torch.tensor(t, dtype=t_dtype)
+    return float(torch.nextafter(tt, torch.tensor(toward, dtype=t_dtype)))
+
+
+def _solve_fixed(f, y0, ts, tab: Tableau, opts: Options, counts: Counts, K: StageStore) -> list[torch.Tensor]:
+    grid = _fixed_grid(ts, opts.step_size, opts.max_num_steps, opts.t_eps)
     s = tab.stages
     out = [y0]
     j = 1
@@ -211,14 +252,20 @@ def _solve_fixed(f, y0, ts, tab: Tableau, opts, counts: Counts, K) -> list[torch
     y = y0
     first = True  # slot 0 already holds f(t0, y0)
     k1 = None  # f(t1, y1) when an off-grid output needed it: the next step's first stage
+    perturb = opts.perturb
     for t0, t1 in zip(grid[:-1], grid[1:]):
         h = t1 - t0
-        if not first:
-            K.set(0, k1 if k1 is not None else f(t0, y))
+        if not first or perturb:
+            # With perturb, the first stage is evaluated just after t0 (never reused from the last step).
+            t0p = nudge(t0, t1, opts.t_dtype) if perturb else t0
+            K.set(0, k1 if (k1 is not None and not perturb) else f(t0p, y))
         first = False
         k1 = None
         for i in range(1, s):
-            K.set(i, f(t0 + tab.c[i] * h, K.stage_input(y, i, h)))
+            ti = t0 + tab.c[i] * h
+            if perturb and tab.c[i] == 1.0:  # a stage at the step's end is evaluated just before t1
+                ti = nudge(t1, t0, opts.t_dtype)
+            K.set(i, f(ti, K.stage_input(y, i, h)))
         y1 = K.solution(y, h)
         counts.accepted += 1
         while j < len(ts) and (ts[j] - t1) * d <= 0:
@@ -239,20 +286,34 @@ def _solve_fixed(f, y0, ts, tab: Tableau, opts, counts: Counts, K) -> list[torch
     return out
 
 
-def _solve_adaptive(f, y0, ts, tab: Tableau, rtol, atol, opts, counts: Counts, norm, K) -> list[torch.Tensor]:
+def _stops(opts: Options, t0: float, d: float) -> tuple[list[float], set[float]]:
+    """``step_t`` and ``jump_t`` past ``t0`` in the direction of integration, in order; and the jumps."""
+    times = sorted({x for x in (*opts.step_t, *opts.jump_t) if (x - t0) * d > 0}, key=lambda x: x * d)
+    return times, {x for x in opts.jump_t}
+
+
+def _solve_adaptive(
+    f, y0, ts, tab: Tableau, rtol, atol, opts: Options, counts: Counts, norm, K: StageStore
+) -> list[torch.Tensor]:
     t_end = ts[-1]
     d = 1.0 if t_end > ts[0] else -1.0
     s = tab.stages
     m = None if norm is None else norm.prefix
-    sqrt_n = math.sqrt(y0.numel())
-    ctrl = Controller(tab.order, opts["safety"], opts["ifactor"], opts["dfactor"], opts["controller"])
-    max_steps = opts["max_num_steps"]
+    sqrt_n = math.sqrt(y0.numel() if m is None else m)
+    ctrl = Controller(tab.order, opts.safety, opts.ifactor, opts.dfactor, opts.controller)
+    max_steps = opts.max_num_steps
+    stops, jumps = _stops(opts, ts[0], d)
+    next_stop = 0
+    t_dtype = opts.t_dtype
 
     t = ts[0]
     y = y0
     f0 = K.get(0)
-    if opts.get("first_step") is not None:
-        h_abs = opts["first_step"]
+    if ts[0] in jumps:  # a discontinuity at the start: the derivative from the side we go to
+        K.set(0, f(nudge(t, t + d, opts.t_dtype), y))
+        f0 = K.get(0)
+    if opts.first_step is not None:
+        h_abs = opts.first_step
     else:
         h_abs = initial_step(
             lambda t_, y_: f(t_, y_).reshape(-1),
@@ -283,9 +344,16 @@ def _solve_adaptive(f, y0, ts, tab: Tableau, rtol, atol, opts, counts: Counts, n
             raise SolverError(
                 t, "step size underflow", f"step {h:.3g} is too small to advance from t={t:.10g}"
             )
+        while next_stop < len(stops) and (stops[next_stop] - t) * d <= 0:
+            next_stop += 1
+        if next_stop < len(stops) and (t1 - stops[next_stop]) * d >= 0:
+            t1 = stops[next_stop]  # land on step_t / jump_t exactly
+            h = t1 - t
+        # As torchdiffeq: stages at the step's end see f just before t1 (the left side of a jump there).
+        t_end_stage = nudge(t1, t, t_dtype)
         for i in range(1, s):
             yi = K.stage_input(y, i, h)
-            K.set(i, f(t + tab.c[i] * h, yi))
+            K.set(i, f(t_end_stage if tab.c[i] == 1.0 else t + tab.c[i] * h, yi))
         # FSAL tableaus evaluate their last stage at y1 itself; otherwise form y1 from b.
         y1 = yi if tab.fsal else K.solution(y, h)
         with torch.no_grad():
@@ -300,17 +368,25 @@ def _solve_adaptive(f, y0, ts, tab: Tableau, rtol, atol, opts, counts: Counts, n
         h_next = ctrl.next_step(abs(h), ratio)
         if ratio <= 1.0:
             counts.accepted += 1
+            k_end = None  # f(t1, y1) of a method without FSAL, once computed
             while j < len(ts) and (ts[j] - t1) * d <= 0:
                 if ts[j] == t1:
                     out.append(y1)
                 else:
+                    if not tab.fsal and k_end is None:
+                        k_end = f(t1, y1)
+                        K.set(s, k_end)
                     out.append(K.dense(y, tab.dense_weights((ts[j] - t) / h), h))
                 j += 1
             if j == len(ts):
                 return out
             t, y, abs_y = t1, y1, abs_y1
-            if tab.fsal:
-                K.carry_fsal()
+            if t in jumps:  # past a discontinuity: evaluate just after it, carry nothing over
+                K.set(0, f(nudge(t, t + d, opts.t_dtype), y))
+            elif tab.fsal:
+                K.carry(s - 1)
+            elif k_end is not None:
+                K.carry(s)
             else:
                 K.set(0, f(t, y))
         else:

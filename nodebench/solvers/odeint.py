@@ -3,39 +3,84 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from nodebench.solvers import stats as _stats
+from nodebench.solvers.boundary import State, check_low_precision, describe
 from nodebench.solvers.integrate import Counts, make_rhs, solve
-from nodebench.solvers.validate import check_method, check_options, check_t, check_tol, check_y0
+from nodebench.solvers.tableaus import Tableau
+from nodebench.solvers.validate import Options, check_method, check_options, check_t
 
 
-def prepare(func, y0, t, method, rtol, atol, options):
-    """Validate the public arguments; return ``(tableau, ts, rtol, atol, opts, t_dtype)``."""
+@dataclass
+class Problem:
+    """A validated call, with the caller's state mapped onto the core's flat real vector.
+
+    Attributes:
+        state: how the caller's state maps to flat (and back).
+        func: the right-hand side on the core's state.
+        y0: the core's initial state (the caller's tensor itself for a plain real tensor).
+        ts, tableau, rtol, atol, opts: validated times, method, tolerances and options.
+        norm: the forward error norm (None: RMS over the state).
+    """
+
+    state: State
+    func: Callable
+    y0: torch.Tensor
+    ts: list[float]
+    tableau: Tableau
+    rtol: float | torch.Tensor
+    atol: float | torch.Tensor
+    opts: Options
+    norm: Any
+
+
+def check_tolerances(rtol: Any, atol: Any) -> None:
+    """Refuse a component where both tolerances are zero (its error could never be accepted)."""
+    r = rtol if isinstance(rtol, torch.Tensor) else torch.tensor([rtol])
+    a = atol if isinstance(atol, torch.Tensor) else torch.tensor([atol])
+    if bool(((r.cpu() == 0) & (a.cpu() == 0)).any()):
+        raise ValueError("rtol and atol are both 0 (somewhere): at least one must be positive")
+
+
+def prepare(func: Any, y0: Any, t: Any, method: Any, rtol: Any, atol: Any, options: Any) -> Problem:
+    """Validate the public arguments and map the caller's state onto the core's."""
     if not callable(func):
         raise TypeError(f"func must be callable as func(t, y), got {type(func).__name__}")
-    check_y0(y0)
-    ts = check_t(t, y0)
+    state = describe(y0)
+    first = y0[0] if state.is_tuple else y0
+    ts = check_t(t, first)
     tableau = check_method(method)
-    rtol = check_tol("rtol", rtol)
-    atol = check_tol("atol", atol)
-    opts = check_options(options, tableau)
-    opts["t_eps"] = torch.finfo(t.dtype).eps  # the resolution the caller's times were given in
-    t_dtype = opts.get("dtype") or t.dtype
-    return tableau, ts, rtol, atol, opts, t_dtype
+    opts = check_options(options, tableau, t.dtype)
+    rtol = state.tolerance("rtol", rtol, first.device)
+    atol = state.tolerance("atol", atol, first.device)
+    check_tolerances(rtol, atol)
+    check_low_precision(state, rtol, tableau.adaptive)
+    return Problem(
+        state=state,
+        func=state.wrap(func),
+        y0=state.flatten(y0),
+        ts=ts,
+        tableau=tableau,
+        rtol=rtol,
+        atol=atol,
+        opts=opts,
+        norm=state.norm(opts.norm, first.device) if tableau.adaptive else None,
+    )
 
 
 def odeint(
     func: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    y0: torch.Tensor,
+    y0: torch.Tensor | tuple[torch.Tensor, ...],
     t: torch.Tensor,
     method: str = "dopri5",
-    rtol: float = 1e-7,
-    atol: float = 1e-9,
+    rtol: float | torch.Tensor | tuple = 1e-7,
+    atol: float | torch.Tensor | tuple = 1e-9,
     options: dict[str, Any] | None = None,
-) -> torch.Tensor:
+) -> torch.Tensor | tuple[torch.Tensor, ...]:
     """Solve ``dy/dt = func(t, y)`` from ``y(t[0]) = y0`` and return ``y`` at every time in ``t``.
 
     Gradients reach ``y0`` and every tensor ``func`` uses by backpropagating through the solver's
@@ -44,22 +89,31 @@ def odeint(
     ``dy(t_i)/dt_0 = -(dy(t_i)/dy0) f(t_0, y0)``; this costs ``len(t)`` extra evaluations.
 
     Arguments:
-        func: ``func(t, y) -> dy/dt`` with the shape and dtype of ``y``; ``t`` is a 0-d tensor.
-        y0: initial state, any non-empty floating shape.
+        func: ``func(t, y) -> dy/dt`` with the shape and dtype of ``y`` (a tuple like ``y`` for tuple
+            states); ``t`` is a 0-d tensor.
+        y0: initial state: a non-empty floating or complex tensor, or a tuple of them (one dtype).
+            float16/bfloat16 states are integrated in float32 and returned in their dtype; an ``rtol``
+            finer than their epsilon is refused.
         t: 1-D strictly increasing or decreasing floating tensor of output times.
-        method: ``euler``, ``midpoint``, ``rk4`` (fixed grid) or ``bosh3``, ``dopri5``, ``tsit5`` (adaptive).
-        rtol, atol: relative and absolute tolerances (adaptive methods).
-        options: fixed grid: ``step_size``, ``max_num_steps``, ``dtype``; adaptive: ``first_step``,
-            ``max_num_steps``, ``dtype``, ``safety``, ``ifactor``, ``dfactor``, ``controller`` ("I" or "PI").
+        method: fixed grid ``euler``, ``midpoint``, ``heun2``, ``heun3``, ``rk4``; adaptive
+            ``adaptive_heun``, ``fehlberg2``, ``bosh3``, ``dopri5``, ``tsit5``, ``dopri8``.
+        rtol, atol: relative and absolute tolerances (adaptive methods): non-negative floats, or tensors
+            broadcastable to the state (a tuple of them for tuple states); not both zero.
+        options: fixed grid: ``step_size``, ``perturb``, ``max_num_steps``, ``dtype``; adaptive:
+            ``first_step``, ``max_num_steps``, ``dtype``, ``safety``, ``ifactor``, ``dfactor``,
+            ``controller`` ("I" or "PI"), ``step_t``, ``jump_t``, ``norm`` (torchdiffeq's meanings).
     Returns:
-        tensor of shape ``(len(t), *y0.shape)`` with ``result[0] == y0``.
+        tensor of shape ``(len(t), *y0.shape)`` with ``result[0] == y0`` (a tuple of them for tuple states).
     Raises:
+        TypeError, ValueError: bad arguments, named in the message, before any evaluation of ``func``.
         SolverError: step-size underflow, ``max_num_steps`` exceeded, or a non-finite state or derivative.
     """
-    tableau, ts, rtol, atol, opts, t_dtype = prepare(func, y0, t, method, rtol, atol, options)
+    p = prepare(func, y0, t, method, rtol, atol, options)
+    tableau, ts, opts = p.tableau, p.ts, p.opts
+    y0 = p.y0
     shape = y0.shape
     counts = Counts()
-    f = make_rhs(func, shape, t_dtype, y0.device, counts, check=True)
+    f = make_rhs(p.func, shape, opts.t_dtype, y0.device, counts, check=True)
     t_grad = t.requires_grad and torch.is_grad_enabled()
     y_start = y0.reshape(-1)
     if t_grad:
@@ -68,7 +122,7 @@ def odeint(
         # Same value as y0; its derivative in t[0] is -f(t0, y0): the solution's sensitivity to t0.
         y_start = y_start - (t[0] - t[0].detach()).to(y0.dtype) * f_start
     try:
-        ys = solve(f, y_start, shape, ts, tableau, rtol, atol, opts, counts)
+        ys = solve(f, y_start, shape, ts, tableau, p.rtol, p.atol, opts, counts, p.norm)
         if t_grad:
             ys[0] = y0.reshape(-1)
             for i in range(1, len(ts)):
@@ -79,4 +133,5 @@ def odeint(
         _stats.report(
             _stats.active_stats(), counts.nfe, counts.accepted, counts.rejected, False, tableau.name
         )
-    return torch.stack(ys).view(len(ts), *shape)
+    out = torch.stack(ys).view(len(ts), *shape)
+    return out if p.state.plain else p.state.restore(out, (len(ts),))

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from nodebench.solvers.tableaus import ALL_SOLVERS, Tableau
 
-FIXED_OPTIONS = {"step_size", "max_num_steps", "dtype"}
+FIXED_OPTIONS = {"step_size", "max_num_steps", "dtype", "perturb"}
 ADAPTIVE_OPTIONS = {
     "first_step",
     "max_num_steps",
@@ -18,8 +20,45 @@ ADAPTIVE_OPTIONS = {
     "ifactor",
     "dfactor",
     "controller",
+    "step_t",
+    "jump_t",
+    "norm",
 }
 DEFAULT_MAX_NUM_STEPS = 1_000_000
+
+
+@dataclass(frozen=True)
+class Options:
+    """Validated solver options (built by :func:`check_options`; the API sets ``t_dtype``/``t_eps``).
+
+    Attributes:
+        max_num_steps: most steps (attempted, for adaptive methods) before :class:`SolverError`.
+        dtype: the dtype ``func`` receives ``t`` in (None: that of ``t``).
+        step_size, perturb: fixed grid: the step (None: the output times are the grid), and whether
+            stages at a step's ends are evaluated one representable time inside it (torchdiffeq's
+            ``perturb``, for functions with jumps at grid points).
+        first_step, safety, ifactor, dfactor, controller: adaptive step-size control.
+        step_t, jump_t: adaptive: times a step must end on; at ``jump_t`` the derivative is also
+            re-evaluated just past the time (a discontinuity), as in torchdiffeq.
+        norm: adaptive: the caller's error norm on the state (the API adapts it to flat states).
+        t_dtype: dtype of times handed to ``func``.
+        t_eps: machine epsilon of the caller's time dtype (fixed-grid rounding).
+    """
+
+    max_num_steps: int = DEFAULT_MAX_NUM_STEPS
+    dtype: torch.dtype | None = None
+    step_size: float | None = None
+    perturb: bool = False
+    first_step: float | None = None
+    safety: float = 0.9
+    ifactor: float = 10.0
+    dfactor: float = 0.2
+    controller: str = "I"
+    step_t: tuple[float, ...] = ()
+    jump_t: tuple[float, ...] = ()
+    norm: Callable[[Any], Any] | None = None
+    t_dtype: torch.dtype = torch.float64
+    t_eps: float = 2.220446049250313e-16
 
 
 def check_method(method: Any) -> Tableau:
@@ -47,6 +86,8 @@ def check_t(t: Any, y0: torch.Tensor) -> list[float]:
         raise TypeError(f"t must be a floating-point tensor, got dtype {t.dtype}")
     if len(t) == 0:
         raise ValueError("t must hold at least one time")
+    if t.is_meta:
+        raise ValueError("t is on the meta device, which holds shapes but no values; give t on cpu or cuda")
     if t.device != y0.device:
         raise ValueError(f"t is on {t.device} but y0 is on {y0.device}; put both on one device")
     ts = t.detach().cpu().double().tolist()
@@ -59,7 +100,8 @@ def check_t(t: Any, y0: torch.Tensor) -> list[float]:
     return ts
 
 
-def check_tol(name: str, value: Any) -> float:
+def check_tol(name: str, value: Any, allow_zero: bool = False) -> float:
+    """A positive (or, with ``allow_zero``, non-negative) finite scalar, as a float."""
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
             raise ValueError(f"{name} must be a scalar, got a tensor of shape {tuple(value.shape)}")
@@ -67,15 +109,34 @@ def check_tol(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a positive float, got {type(value).__name__}")
     value = float(value)
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be positive and finite, got {value}")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        kind = "non-negative" if allow_zero else "positive"
+        raise ValueError(f"{name} must be {kind} and finite, got {value}")
     return value
 
 
-def check_options(options: Any, tableau: Tableau) -> dict[str, Any]:
-    """Validate options by name and fill defaults."""
+def _times(name: str, value: Any) -> tuple[float, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, torch.Tensor):
+        if value.ndim > 1:
+            raise ValueError(f"options[{name!r}] must be 1-D, got shape {tuple(value.shape)}")
+        value = value.detach().cpu().double().reshape(-1).tolist()
+    try:
+        out = tuple(float(x) for x in value)
+    except (TypeError, ValueError):
+        raise TypeError(f"options[{name!r}] must be a 1-D tensor or sequence of times") from None
+    if not all(math.isfinite(x) for x in out):
+        raise ValueError(f"options[{name!r}] must be finite")
+    return out
+
+
+def check_options(options: Any, tableau: Tableau, t_dtype: torch.dtype = torch.float64) -> Options:
+    """Validate options by name (torchdiffeq's names) and return them as :class:`Options`."""
     if options is None:
         options = {}
+    if isinstance(options, Options):
+        return options
     if not isinstance(options, dict):
         raise TypeError(f"options must be a dict or None, got {type(options).__name__}")
     allowed = ADAPTIVE_OPTIONS if tableau.adaptive else FIXED_OPTIONS
@@ -85,28 +146,42 @@ def check_options(options: Any, tableau: Tableau) -> dict[str, Any]:
             f"options: unknown option(s) {unknown} for method {tableau.name!r}; "
             f"valid options are {sorted(allowed)}"
         )
-    out: dict[str, Any] = dict(options)
-    mns = out.get("max_num_steps", DEFAULT_MAX_NUM_STEPS)
+    kw: dict[str, Any] = {}
+    mns = options.get("max_num_steps", DEFAULT_MAX_NUM_STEPS)
     if isinstance(mns, bool) or not isinstance(mns, int) or mns <= 0:
         raise ValueError(f"options['max_num_steps'] must be a positive int, got {mns!r}")
-    out["max_num_steps"] = mns
-    dtype = out.get("dtype")
+    kw["max_num_steps"] = mns
+    dtype = options.get("dtype")
     if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
         raise TypeError(f"options['dtype'] must be a floating torch.dtype, got {dtype!r}")
+    kw["dtype"] = dtype
+    kw["t_dtype"] = dtype or t_dtype
+    kw["t_eps"] = torch.finfo(t_dtype).eps  # the resolution the caller's times were given in
     if tableau.adaptive:
-        if out.get("first_step") is not None:
-            out["first_step"] = check_tol("options['first_step']", out["first_step"])
+        if options.get("first_step") is not None:
+            kw["first_step"] = check_tol("options['first_step']", options["first_step"])
         for key, default in (("safety", 0.9), ("ifactor", 10.0), ("dfactor", 0.2)):
-            out[key] = check_tol(f"options[{key!r}]", out.get(key, default))
-        if not out["dfactor"] < 1 < out["ifactor"] or not out["safety"] <= 1:
+            kw[key] = check_tol(f"options[{key!r}]", options.get(key, default))
+        if not kw["dfactor"] < 1 < kw["ifactor"] or not kw["safety"] <= 1:
             raise ValueError("options: need dfactor < 1 < ifactor and safety <= 1")
-        ctrl = out.get("controller", "I")
+        ctrl = options.get("controller", "I")
         if ctrl not in ("I", "PI"):
             raise ValueError(f"options['controller'] must be 'I' or 'PI', got {ctrl!r}")
-        out["controller"] = ctrl
-    elif "step_size" in out and out["step_size"] is not None:
-        out["step_size"] = check_tol("options['step_size']", out["step_size"])
-    return out
+        kw["controller"] = ctrl
+        kw["step_t"] = _times("step_t", options.get("step_t"))
+        kw["jump_t"] = _times("jump_t", options.get("jump_t"))
+        norm = options.get("norm")
+        if norm is not None and not callable(norm):
+            raise TypeError(f"options['norm'] must be callable (state -> scalar), got {type(norm).__name__}")
+        kw["norm"] = norm
+    else:
+        if options.get("step_size") is not None:
+            kw["step_size"] = check_tol("options['step_size']", options["step_size"])
+        perturb = options.get("perturb", False)
+        if not isinstance(perturb, bool):
+            raise TypeError(f"options['perturb'] must be a bool, got {type(perturb).__name__}")
+        kw["perturb"] = perturb
+    return Options(**kw)
 
 
 def check_func_output(f: Any, y: torch.Tensor) -> None:
