@@ -10,7 +10,7 @@ import pytest
 import torch
 import torchdiffeq
 
-from nodebench import odeint, odeint_adjoint, solver_stats
+from nodebench import odeint, odeint_adjoint, odeint_event, solver_stats
 from nodebench.solvers import ALL_SOLVERS
 from tests.problems import SpiralDemo
 
@@ -313,3 +313,104 @@ def test_norm_option():
     theirs = torchdiffeq.odeint(func, y0, t, rtol=1e-6, atol=1e-8, options=dict(norm=linf))
     assert s_inf.nfe_forward >= s_rms.nfe_forward  # the max norm is never smaller than RMS
     assert _rel(ours, theirs) < 1e-4
+
+
+# ---- odeint_event --------------------------------------------------------------------------------
+
+
+class Ball(torch.nn.Module):
+    """A ball thrown up from height x0 with speed v0 under gravity g (a parameter)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.g = torch.nn.Parameter(torch.tensor(9.81))
+
+    def forward(self, t, s):
+        return torch.stack([s[..., 1], -self.g * torch.ones_like(s[..., 0])], -1)
+
+
+def _height(t, s):
+    return s[..., 0]
+
+
+@pytest.mark.parametrize("interface", ["odeint", "odeint_adjoint"])
+def test_event_time_and_gradients(interface):
+    """Mirrors torchdiffeq.odeint_event(f, y0, t0, event_fn=..., odeint_interface=...) then backward."""
+    ours_solve = {"odeint": odeint, "odeint_adjoint": odeint_adjoint}[interface]
+    theirs_solve = {"odeint": torchdiffeq.odeint, "odeint_adjoint": torchdiffeq.odeint_adjoint}[interface]
+    out = []
+    for event, solve in ((torchdiffeq.odeint_event, theirs_solve), (odeint_event, ours_solve)):
+        f = Ball()
+        y0 = torch.tensor([10.0, 2.0], requires_grad=True)
+        t0 = torch.tensor(0.0, requires_grad=True)
+        te, sol = event(f, y0, t0, event_fn=_height, odeint_interface=solve, rtol=1e-10, atol=1e-12)
+        (te + sol[-1][1]).backward()
+        out.append((te.detach(), sol.detach(), torch.stack([*y0.grad, t0.grad, f.g.grad])))
+    (te_t, sol_t, g_t), (te_o, sol_o, g_o) = out
+    g, v, x = 9.81, 2.0, 10.0
+    exact_t = (v + (v * v + 2 * g * x) ** 0.5) / g
+    assert abs(te_o.item() - exact_t) < 1e-9 and abs(te_t.item() - exact_t) < 1e-9
+    assert sol_o.shape == sol_t.shape == (2, 2) and abs(sol_o[-1, 0].item()) < 1e-9
+    # d(t* + v(t*))/d(x0, v0, t0, g), analytic: v(t*) = v0 - g (t* - t0), t* - t0 = (v0 + sqrt(v0^2 + 2 g x0)) / g
+    # (autonomous: shifting t0 shifts t* alone)
+    root = (v * v + 2 * g * x) ** 0.5
+    dt_dx, dt_dv = 1 / root, (1 + v / root) / g
+    dt_dg = -(v + root) / g**2 + x / (g * root)
+    exact = torch.tensor([dt_dx - g * dt_dx, dt_dv + 1 - g * dt_dv, 1.0, dt_dg - exact_t - g * dt_dg])
+    assert _rel(g_o, exact) < 1e-7 and _rel(g_o, g_t) < 1e-7
+
+
+def test_event_reverse_time():
+    """Mirrors torchdiffeq.odeint_event(f, y0, t0, event_fn=..., reverse_time=True)."""
+    out = []
+    for event in (torchdiffeq.odeint_event, odeint_event):
+        f = Ball()
+        y0 = torch.tensor([10.0, 2.0], requires_grad=True)
+        te, sol = event(f, y0, torch.tensor(0.0), event_fn=_height, reverse_time=True, rtol=1e-10, atol=1e-12)
+        te.backward()
+        out.append((te.item(), y0.grad.clone()))
+    (te_t, g_t), (te_o, g_o) = out
+    g, v, x = 9.81, 2.0, 10.0
+    exact_t = (v - (v * v + 2 * g * x) ** 0.5) / g  # the earlier root: before t0
+    assert te_o < 0 and abs(te_o - exact_t) < 1e-9 and abs(te_t - exact_t) < 1e-9
+    assert _rel(g_o, g_t) < 1e-7
+
+
+def test_event_tuple_state_and_fixed_grid():
+    """Mirrors torchdiffeq.odeint_event(f, (x, v), t0, event_fn=..., method="rk4", options=dict(step_size=...))."""
+
+    def f(t, s):
+        return s[1], -9.81 * torch.ones_like(s[0])
+
+    def ev(t, s):
+        return s[0]
+
+    y0 = (torch.tensor([10.0]), torch.tensor([2.0]))
+    kw = dict(method="rk4", options=dict(step_size=0.01))
+    te_o, (x_o, v_o) = odeint_event(f, y0, torch.tensor(0.0), event_fn=ev, **kw)
+    te_t, (x_t, v_t) = torchdiffeq.odeint_event(f, y0, torch.tensor(0.0), event_fn=ev, **kw)
+    exact_t = (2.0 + (4.0 + 2 * 9.81 * 10.0) ** 0.5) / 9.81
+    assert x_o.shape == (2, 1) and abs(te_o.item() - exact_t) < 1e-9
+    assert abs(te_t.item() - exact_t) < 1e-3  # torchdiffeq interpolates linearly and bisects to atol
+    with pytest.raises(ValueError, match="step_size"):
+        odeint_event(f, y0, torch.tensor(0.0), event_fn=ev, method="rk4")
+
+
+def test_event_never_reached_is_a_solver_error():
+    from nodebench import SolverError
+
+    with pytest.raises(SolverError, match="max_num_steps"):
+        odeint_event(
+            lambda t, y: -y,
+            torch.ones(1),
+            torch.tensor(0.0),
+            event_fn=lambda t, y: y + 1.0,
+            options=dict(max_num_steps=50),
+        )
+
+
+def test_max_step_bounds_every_step():
+    """Mirrors torchdiffeq.odeint(f, y0, t, options=dict(max_step=0.1))."""
+    with solver_stats() as s:
+        odeint(lambda t, y: -y, torch.ones(1), torch.tensor([0.0, 2.0]), options=dict(max_step=0.1))
+    assert s.steps_accepted >= 20

@@ -5,6 +5,7 @@ Knows nothing of models, data, workloads or files.
 
 from nodebench.solvers.adjoint import odeint_adjoint
 from nodebench.solvers.errors import SolverError
+from nodebench.solvers.event import odeint_event
 from nodebench.solvers.odeint import odeint
 from nodebench.solvers.stats import SolverStats, solver_stats
 from nodebench.solvers.tableaus import ADAPTIVE_SOLVERS, ALL_SOLVERS, FIXED_SOLVERS, Tableau
@@ -12,6 +13,7 @@ from nodebench.solvers.tableaus import ADAPTIVE_SOLVERS, ALL_SOLVERS, FIXED_SOLV
 __all__ = [
     "odeint",
     "odeint_adjoint",
+    "odeint_event",
     "solver_stats",
     "SolverStats",
     "SolverError",

@@ -185,6 +185,7 @@ def solve(
     opts: Options,
     counts: Counts,
     norm: BlockNorm | None = None,
+    event: Event | None = None,
 ) -> list[torch.Tensor]:
     """Integrate the flat state ``y0`` through the times ``ts``.
 
@@ -197,6 +198,8 @@ def solve(
             error norm looks at) and validated options.
         counts: NFE and step counters, updated in place.
         norm: the error norm (default: RMS over the whole state).
+        event: stop at this event function's zero instead (``ts`` is then ``[t0, ±inf]``); the result
+            is ``[y0, y(event.t)]``.
     Returns:
         the flat state at every time in ``ts`` (the first is ``y0`` itself).
     """
@@ -210,8 +213,48 @@ def solve(
     stages: StageStore = (_List if grad else _Buffer)(tableau, y0, shape)
     stages.set(0, f0)
     if tableau.adaptive:
-        return _solve_adaptive(f, y0, ts, tableau, rtol, atol, opts, counts, norm, stages)
-    return _solve_fixed(f, y0, ts, tableau, opts, counts, stages)
+        return _solve_adaptive(f, y0, ts, tableau, rtol, atol, opts, counts, norm, stages, event)
+    return _solve_fixed(f, y0, ts, tableau, opts, counts, stages, event)
+
+
+class Event:
+    """Stop a solve where ``fn(t, y)`` (a scalar on the flat state) changes sign.
+
+    After each accepted step the solver calls :meth:`check`; on a sign change the event time is found
+    by bisection on the step's dense output down to the time dtype's resolution.
+
+    Arguments:
+        fn: ``fn(t, y_flat) -> float``.
+        sign0: the sign of ``fn`` at the start (non-zero).
+        t_eps: machine epsilon of the time dtype.
+    """
+
+    def __init__(self, fn: Callable[[float, torch.Tensor], float], sign0: float, t_eps: float) -> None:
+        self.fn, self.sign0, self.t_eps = fn, sign0, t_eps
+        self.t: float | None = None
+        self.evaluations = 0
+
+    def _sign(self, t: float, y: torch.Tensor) -> float:
+        self.evaluations += 1
+        return math.copysign(1.0, v) if (v := self.fn(t, y)) != 0 else 0.0
+
+    def check(
+        self, t0: float, t1: float, y1: torch.Tensor, at: Callable[[float], torch.Tensor]
+    ) -> torch.Tensor | None:
+        """The state at the event if ``fn`` changed sign on ``(t0, t1]``, else None."""
+        if self._sign(t1, y1) == self.sign0:
+            return None
+        lo, hi = t0, t1
+        while abs(hi - lo) > 2 * self.t_eps * max(1.0, abs(lo), abs(hi)):
+            mid = 0.5 * (lo + hi)
+            if mid in (lo, hi):
+                break
+            if self._sign(mid, at(mid)) == self.sign0:
+                lo = mid
+            else:
+                hi = mid
+        self.t = 0.5 * (lo + hi)
+        return y1 if self.t == t1 else at(self.t)
 
 
 def _fixed_grid(ts: list[float], step_size: float | None, max_num_steps: int, t_eps: float) -> list[float]:
@@ -243,8 +286,30 @@ def nudge(t: float, toward: float, t_dtype: torch.dtype) -> float:
     return float(torch.nextafter(tt, torch.tensor(toward, dtype=t_dtype)))
 
 
-def _solve_fixed(f, y0, ts, tab: Tableau, opts: Options, counts: Counts, K: StageStore) -> list[torch.Tensor]:
-    grid = _fixed_grid(ts, opts.step_size, opts.max_num_steps, opts.t_eps)
+def _event_grid(t0: float, d: float, h: float, max_num_steps: int):
+    """An open-ended fixed grid for an event search: ``t0 + k h``, at most ``max_num_steps`` steps."""
+    for k in range(max_num_steps + 1):
+        yield t0 + d * k * h
+    raise SolverError(
+        t0 + d * max_num_steps * h, "max_num_steps exceeded", "no event within max_num_steps steps"
+    )
+
+
+def _pairs(grid):
+    it = iter(grid)
+    a = next(it)
+    for b in it:
+        yield a, b
+        a = b
+
+
+def _solve_fixed(
+    f, y0, ts, tab: Tableau, opts: Options, counts: Counts, K: StageStore, event: Event | None = None
+) -> list[torch.Tensor]:
+    if event is not None:
+        grid = _event_grid(ts[0], 1.0 if ts[-1] > ts[0] else -1.0, opts.step_size, opts.max_num_steps)
+    else:
+        grid = _fixed_grid(ts, opts.step_size, opts.max_num_steps, opts.t_eps)
     s = tab.stages
     out = [y0]
     j = 1
@@ -253,7 +318,7 @@ def _solve_fixed(f, y0, ts, tab: Tableau, opts: Options, counts: Counts, K: Stag
     first = True  # slot 0 already holds f(t0, y0)
     k1 = None  # f(t1, y1) when an off-grid output needed it: the next step's first stage
     perturb = opts.perturb
-    for t0, t1 in zip(grid[:-1], grid[1:]):
+    for t0, t1 in _pairs(grid):
         h = t1 - t0
         if not first or perturb:
             # With perturb, the first stage is evaluated just after t0 (never reused from the last step).
@@ -268,6 +333,19 @@ def _solve_fixed(f, y0, ts, tab: Tableau, opts: Options, counts: Counts, K: Stag
             K.set(i, f(ti, K.stage_input(y, i, h)))
         y1 = K.solution(y, h)
         counts.accepted += 1
+        if event is not None:
+            end = [None]  # f(t1, y1), for the Hermite interpolant, once
+
+            def at(tt: float, t0=t0, t1=t1, h=h, y=y, y1=y1, end=end) -> torch.Tensor:
+                if end[0] is None:
+                    end[0] = f(t1, y1)
+                    K.set(s, end[0])
+                return K.dense(y, tab.dense_weights((tt - t0) / h), h)
+
+            hit = event.check(t0, t1, y1, at)
+            if hit is not None:
+                return [y0, hit]
+            k1 = end[0]
         while j < len(ts) and (ts[j] - t1) * d <= 0:
             if ts[j] == t1:
                 yj = y1
@@ -293,7 +371,7 @@ def _stops(opts: Options, t0: float, d: float) -> tuple[list[float], set[float]]
 
 
 def _solve_adaptive(
-    f, y0, ts, tab: Tableau, rtol, atol, opts: Options, counts: Counts, norm, K: StageStore
+    f, y0, ts, tab: Tableau, rtol, atol, opts: Options, counts: Counts, norm, K: StageStore, event=None
 ) -> list[torch.Tensor]:
     t_end = ts[-1]
     d = 1.0 if t_end > ts[0] else -1.0
@@ -338,6 +416,7 @@ def _solve_adaptive(
                 t, "max_num_steps exceeded", f"{attempts} steps attempted, max_num_steps={max_steps}"
             )
         attempts += 1
+        h_abs = min(max(h_abs, opts.min_step), opts.max_step)
         h = d * h_abs
         t1 = t + h
         if abs(h) <= 4 * _EPS * abs(t) or t1 == t:
@@ -368,15 +447,20 @@ def _solve_adaptive(
         h_next = ctrl.next_step(abs(h), ratio)
         if ratio <= 1.0:
             counts.accepted += 1
-            k_end = None  # f(t1, y1) of a method without FSAL, once computed
+            end = [None]  # f(t1, y1) of a method without FSAL, once computed
+
+            def at(tt: float, t=t, t1=t1, h=h, y=y, y1=y1, end=end) -> torch.Tensor:
+                if not tab.fsal and end[0] is None:
+                    end[0] = f(t1, y1)
+                    K.set(s, end[0])
+                return K.dense(y, tab.dense_weights((tt - t) / h), h)
+
+            if event is not None:
+                hit = event.check(t, t1, y1, at)
+                if hit is not None:
+                    return [y0, hit]
             while j < len(ts) and (ts[j] - t1) * d <= 0:
-                if ts[j] == t1:
-                    out.append(y1)
-                else:
-                    if not tab.fsal and k_end is None:
-                        k_end = f(t1, y1)
-                        K.set(s, k_end)
-                    out.append(K.dense(y, tab.dense_weights((ts[j] - t) / h), h))
+                out.append(y1 if ts[j] == t1 else at(ts[j]))
                 j += 1
             if j == len(ts):
                 return out
@@ -385,7 +469,7 @@ def _solve_adaptive(
                 K.set(0, f(nudge(t, t + d, opts.t_dtype), y))
             elif tab.fsal:
                 K.carry(s - 1)
-            elif k_end is not None:
+            elif end[0] is not None:
                 K.carry(s)
             else:
                 K.set(0, f(t, y))

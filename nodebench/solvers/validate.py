@@ -23,6 +23,8 @@ ADAPTIVE_OPTIONS = {
     "step_t",
     "jump_t",
     "norm",
+    "min_step",
+    "max_step",
 }
 DEFAULT_MAX_NUM_STEPS = 1_000_000
 
@@ -38,6 +40,7 @@ class Options:
             stages at a step's ends are evaluated one representable time inside it (torchdiffeq's
             ``perturb``, for functions with jumps at grid points).
         first_step, safety, ifactor, dfactor, controller: adaptive step-size control.
+        min_step, max_step: adaptive: bounds on the size of every attempted step (torchdiffeq's names).
         step_t, jump_t: adaptive: times a step must end on; at ``jump_t`` the derivative is also
             re-evaluated just past the time (a discontinuity), as in torchdiffeq.
         norm: adaptive: the caller's error norm on the state (the API adapts it to flat states).
@@ -54,6 +57,8 @@ class Options:
     ifactor: float = 10.0
     dfactor: float = 0.2
     controller: str = "I"
+    min_step: float = 0.0
+    max_step: float = math.inf
     step_t: tuple[float, ...] = ()
     jump_t: tuple[float, ...] = ()
     norm: Callable[[Any], Any] | None = None
@@ -168,6 +173,13 @@ def check_options(options: Any, tableau: Tableau, t_dtype: torch.dtype = torch.f
         if ctrl not in ("I", "PI"):
             raise ValueError(f"options['controller'] must be 'I' or 'PI', got {ctrl!r}")
         kw["controller"] = ctrl
+        kw["min_step"] = check_tol("options['min_step']", options.get("min_step", 0.0), allow_zero=True)
+        max_step = options.get("max_step", math.inf)
+        if max_step != math.inf:
+            max_step = check_tol("options['max_step']", max_step)
+        if kw["min_step"] > max_step:
+            raise ValueError("options: need min_step <= max_step")
+        kw["max_step"] = max_step
         kw["step_t"] = _times("step_t", options.get("step_t"))
         kw["jump_t"] = _times("jump_t", options.get("jump_t"))
         norm = options.get("norm")
