@@ -351,7 +351,8 @@ def test_event_time_and_gradients(interface):
     exact_t = (v + (v * v + 2 * g * x) ** 0.5) / g
     assert abs(te_o.item() - exact_t) < 1e-9 and abs(te_t.item() - exact_t) < 1e-9
     assert sol_o.shape == sol_t.shape == (2, 2) and abs(sol_o[-1, 0].item()) < 1e-9
-    # d(t* + v(t*))/d(x0, v0, t0, g), analytic: v(t*) = v0 - g (t* - t0), t* - t0 = (v0 + sqrt(v0^2 + 2 g x0)) / g
+    # d(t* + v(t*))/d(x0, v0, t0, g), analytic: v(t*) = v0 - g (t* - t0),
+    # t* - t0 = (v0 + sqrt(v0^2 + 2 g x0)) / g
     # (autonomous: shifting t0 shifts t* alone)
     root = (v * v + 2 * g * x) ** 0.5
     dt_dx, dt_dv = 1 / root, (1 + v / root) / g
@@ -377,7 +378,7 @@ def test_event_reverse_time():
 
 
 def test_event_tuple_state_and_fixed_grid():
-    """Mirrors torchdiffeq.odeint_event(f, (x, v), t0, event_fn=..., method="rk4", options=dict(step_size=...))."""
+    """Mirrors torchdiffeq.odeint_event(f, (x, v), t0, event_fn=..., method="rk4", options=...)."""
 
     def f(t, s):
         return s[1], -9.81 * torch.ones_like(s[0])
