@@ -415,3 +415,83 @@ def test_max_step_bounds_every_step():
     with solver_stats() as s:
         odeint(lambda t, y: -y, torch.ones(1), torch.tensor([0.0, 2.0]), options=dict(max_step=0.1))
     assert s.steps_accepted >= 20
+
+
+# ---- fixed-grid Adams --------------------------------------------------------------------------
+
+
+def test_adams_coefficients_equal_torchdiffeqs_tables():
+    """Our exactly computed weights against torchdiffeq 0.2.5's _impl/fixed_adams.py tables."""
+    from torchdiffeq._impl.fixed_adams import _BASHFORTH_DIVISOR, _MOULTON_DIVISOR
+
+    from nodebench.solvers.fixed_adams import bashforth, moulton
+
+    for k in range(1, 13):
+        assert max(abs(a - b) for a, b in zip(bashforth(k), _BASHFORTH_DIVISOR[k].tolist())) < 1e-15
+    for k in range(2, 13):  # torchdiffeq's k = 1 Moulton row (1/11) is never used
+        assert max(abs(a - b) for a, b in zip(moulton(k), _MOULTON_DIVISOR[k].tolist())) < 1e-15
+
+
+@pytest.mark.parametrize("method", ["explicit_adams", "implicit_adams", "fixed_adams"])
+def test_fixed_grid_adams(method):
+    """Mirrors torchdiffeq.odeint(f, y0, t, method=method, options=dict(step_size=0.05, ...)) and its
+    odeint_adjoint gradients (torchdiffeq's fixed-grid Adams; outputs on grid points)."""
+    from tests.problems import PROBLEMS
+
+    p = PROBLEMS["linear"]()
+    t = torch.linspace(0.0, 2.0, 5)
+    # Bashforth of order 11 (the default max_order 12) is unstable on this problem, in torchdiffeq too.
+    opts = dict(step_size=0.05, max_order=5) if method == "explicit_adams" else dict(step_size=0.05)
+    counts = []
+    results = []
+    for lib in ("torchdiffeq", "nodebench"):
+        A = torch.tensor([[-0.1, -1.0, 0.3], [1.0, -0.1, 0.0], [0.2, 0.5, -0.4]], requires_grad=True)
+        y0 = p.y0.clone().requires_grad_(True)
+        f = Count(lambda t, y, A=A: y @ A.T)
+        if lib == "torchdiffeq":
+            y = torchdiffeq.odeint(f, y0, t, method=method, options=opts)
+            ya = torchdiffeq.odeint_adjoint(f, y0, t, method=method, options=opts, adjoint_params=(A,))
+        else:
+            y = odeint(f, y0, t, method=method, options=opts)
+            ya = odeint_adjoint(f, y0, t, method=method, options=opts, adjoint_params=(A,))
+        counts.append(f.n)
+        ga = torch.autograd.grad(ya.pow(2).sum(), (y0, A))
+        gd = torch.autograd.grad(y.pow(2).sum(), (y0, A))
+        results.append(
+            (y.detach(), torch.cat([g.reshape(-1) for g in ga]), torch.cat([g.reshape(-1) for g in gd]))
+        )
+    (y_t, ga_t, gd_t), (y_o, ga_o, gd_o) = results
+    assert _rel(y_o, y_t) < 1e-12  # the same grid and method: round-off
+    assert _rel(y_o, p.exact(t)) < (1e-5 if method == "explicit_adams" else 1e-6)
+    assert _rel(ga_o, ga_t) < 1e-9 and _rel(gd_o, gd_t) < 1e-12
+    assert counts[1] <= counts[0]
+
+
+# ---- scipy_solver --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("solver", ["LSODA", "RK45"])
+def test_scipy_solver(solver):
+    """Mirrors torchdiffeq.odeint(f, y0, t, method="scipy_solver", options=dict(solver=solver)):
+    the same solve_ivp call, so the same numbers; no autograd graph, as torchdiffeq."""
+    func = SpiralDemo()
+    y0 = torch.tensor([[1.0, 0.0], [0.5, -0.3]], requires_grad=True)
+    t = torch.linspace(0.0, 1.0, 5)
+    ours = odeint(func, y0, t, method="scipy_solver", options=dict(solver=solver))
+    theirs = torchdiffeq.odeint(func, y0, t, method="scipy_solver", options=dict(solver=solver))
+    assert torch.equal(ours, theirs) and not ours.requires_grad
+    back = odeint(func, ours[-1].detach(), t.flip(0), method="scipy_solver", rtol=1e-10, atol=1e-12)
+    assert _rel(back[-1], y0.detach()) < 1e-6  # decreasing times integrate backwards (torchdiffeq cannot)
+
+
+def test_scipy_solver_adjoint_gradients():
+    """Mirrors torchdiffeq.odeint_adjoint(f, y0, t, method="scipy_solver") then backward."""
+    grads = []
+    for solve in (torchdiffeq.odeint_adjoint, odeint_adjoint):
+        func = SpiralDemo()
+        y0 = torch.tensor([[1.0, 0.0], [0.5, -0.3]], requires_grad=True)
+        solve(
+            func, y0, torch.linspace(0.0, 1.0, 3), method="scipy_solver", rtol=1e-9, atol=1e-11
+        ).sum().backward()
+        grads.append(torch.cat([y0.grad.reshape(-1), func.A.grad.reshape(-1)]))
+    assert _rel(grads[1], grads[0]) < 1e-8

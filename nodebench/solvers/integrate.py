@@ -19,6 +19,8 @@ import torch
 
 from nodebench.solvers.controller import BlockNorm, Controller, initial_step
 from nodebench.solvers.errors import SolverError
+from nodebench.solvers.fixed_adams import FixedAdams, solve_fixed_adams
+from nodebench.solvers.scipy_solver import ScipyMethod, solve_scipy
 from nodebench.solvers.tableaus import Tableau
 from nodebench.solvers.validate import Options, check_func_output
 
@@ -205,6 +207,13 @@ def solve(
     """
     if len(ts) == 1:
         return [y0]
+    if isinstance(tableau, ScipyMethod):
+        return solve_scipy(f, y0, ts, rtol, atol, opts)
+    if isinstance(tableau, FixedAdams):
+        grid = _fixed_grid(ts, opts.step_size, opts.max_num_steps, opts.t_eps)
+        return solve_fixed_adams(
+            f, y0, ts, tableau, rtol, atol, opts, counts, grid, lambda t, to: nudge(t, to, opts.t_dtype)
+        )
     f0 = f(ts[0], y0)
     if not _finite(f0):
         raise SolverError(ts[0], "non-finite derivative", "func(t0, y0) is not finite")

@@ -9,9 +9,12 @@ from typing import Any
 
 import torch
 
+from nodebench.solvers.fixed_adams import FIXED_ADAMS_SOLVERS, MAX_ORDER, FixedAdams
+from nodebench.solvers.scipy_solver import SCIPY, SCIPY_METHODS, SCIPY_OPTIONS, ScipyMethod
 from nodebench.solvers.tableaus import ALL_SOLVERS, Tableau
 
 FIXED_OPTIONS = {"step_size", "max_num_steps", "dtype", "perturb"}
+FIXED_ADAMS_OPTIONS = FIXED_OPTIONS | {"max_order", "max_iters"}
 ADAPTIVE_OPTIONS = {
     "first_step",
     "max_num_steps",
@@ -40,6 +43,9 @@ class Options:
             stages at a step's ends are evaluated one representable time inside it (torchdiffeq's
             ``perturb``, for functions with jumps at grid points).
         first_step, safety, ifactor, dfactor, controller: adaptive step-size control.
+        solver: ``scipy_solver``: the ``solve_ivp`` method.
+        max_order, max_iters: fixed-grid Adams: the largest order (Bashforth order ``max_order - 1``)
+            and corrector iterations per step (torchdiffeq's names and defaults).
         min_step, max_step: adaptive: bounds on the size of every attempted step (torchdiffeq's names).
         step_t, jump_t: adaptive: times a step must end on; at ``jump_t`` the derivative is also
             re-evaluated just past the time (a discontinuity), as in torchdiffeq.
@@ -57,6 +63,9 @@ class Options:
     ifactor: float = 10.0
     dfactor: float = 0.2
     controller: str = "I"
+    solver: str = "LSODA"
+    max_order: int = MAX_ORDER
+    max_iters: int = 4
     min_step: float = 0.0
     max_step: float = math.inf
     step_t: tuple[float, ...] = ()
@@ -66,10 +75,11 @@ class Options:
     t_eps: float = 2.220446049250313e-16
 
 
-def check_method(method: Any) -> Tableau:
-    if not isinstance(method, str) or method not in ALL_SOLVERS:
-        raise ValueError(f"method: unknown method {method!r}; valid methods are {sorted(ALL_SOLVERS)}")
-    return ALL_SOLVERS[method]
+def check_method(method: Any) -> Tableau | FixedAdams | ScipyMethod:
+    methods = {**ALL_SOLVERS, **FIXED_ADAMS_SOLVERS, SCIPY.name: SCIPY}
+    if not isinstance(method, str) or method not in methods:
+        raise ValueError(f"method: unknown method {method!r}; valid methods are {sorted(methods)}")
+    return methods[method]
 
 
 def check_y0(y0: Any, name: str = "y0") -> None:
@@ -144,7 +154,12 @@ def check_options(options: Any, tableau: Tableau, t_dtype: torch.dtype = torch.f
         return options
     if not isinstance(options, dict):
         raise TypeError(f"options must be a dict or None, got {type(options).__name__}")
-    allowed = ADAPTIVE_OPTIONS if tableau.adaptive else FIXED_OPTIONS
+    adams = isinstance(tableau, FixedAdams)
+    scipy = isinstance(tableau, ScipyMethod)
+    if scipy:
+        allowed = SCIPY_OPTIONS
+    else:
+        allowed = ADAPTIVE_OPTIONS if tableau.adaptive else FIXED_ADAMS_OPTIONS if adams else FIXED_OPTIONS
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise ValueError(
@@ -162,7 +177,15 @@ def check_options(options: Any, tableau: Tableau, t_dtype: torch.dtype = torch.f
     kw["dtype"] = dtype
     kw["t_dtype"] = dtype or t_dtype
     kw["t_eps"] = torch.finfo(t_dtype).eps  # the resolution the caller's times were given in
-    if tableau.adaptive:
+    if scipy:
+        solver = options.get("solver", "LSODA")
+        if solver not in SCIPY_METHODS:
+            raise ValueError(f"options['solver'] must be one of {list(SCIPY_METHODS)}, got {solver!r}")
+        kw["solver"] = solver
+        kw["min_step"] = check_tol("options['min_step']", options.get("min_step", 0.0), allow_zero=True)
+        max_step = options.get("max_step", math.inf)
+        kw["max_step"] = max_step if max_step == math.inf else check_tol("options['max_step']", max_step)
+    elif tableau.adaptive:
         if options.get("first_step") is not None:
             kw["first_step"] = check_tol("options['first_step']", options["first_step"])
         for key, default in (("safety", 0.9), ("ifactor", 10.0), ("dfactor", 0.2)):
@@ -193,6 +216,13 @@ def check_options(options: Any, tableau: Tableau, t_dtype: torch.dtype = torch.f
         if not isinstance(perturb, bool):
             raise TypeError(f"options['perturb'] must be a bool, got {type(perturb).__name__}")
         kw["perturb"] = perturb
+        if adams:
+            for key, default, top in (("max_order", MAX_ORDER, MAX_ORDER), ("max_iters", 4, None)):
+                v = options.get(key, default)
+                if isinstance(v, bool) or not isinstance(v, int) or v < 1 or (top is not None and v > top):
+                    bound = f"1..{top}" if top else ">= 1"
+                    raise ValueError(f"options[{key!r}] must be an int in {bound}, got {v!r}")
+                kw[key] = v
     return Options(**kw)
 
 
