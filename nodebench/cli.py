@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import shlex
 import signal
 import sys
@@ -149,6 +150,10 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
             )
         else:
             device = _device(args.device or "cpu")
+            preflight = getattr(module, "preflight", None)
+            reason = preflight(module.PRESETS.get(args.preset or "smoke"), device) if preflight else None
+            if reason:  # e.g. missing data: say so before a run directory exists
+                raise _UsageError(f"{module.NAME} cannot run: {reason}")
             recorder, config = runner.new_run(
                 module, args.out, args.preset or "smoke", str(device), command, args.seed, args.set
             )
@@ -169,7 +174,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     try:
         run_dirs = store.resolve_run_dirs(run_dirs)
         path = build_report(run_dirs, args.out)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, store.RunStateError) as exc:
         raise _UsageError(str(exc)) from None
     except store.CorruptRecordsError as exc:
         print(f"nodebench report: {exc}", file=sys.stderr)
@@ -255,6 +260,37 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return mnist_cli(args)
 
 
+MAX_SEED = 2**32  # numpy's seeds; -1 is the records' "no seed" marker
+
+
+def _seed(text: str) -> int:
+    """``--seed``: an integer ``0 <= s < 2**32``, checked before a run directory exists."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= value < MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{value} is outside 0 <= seed < 2**32")
+    return value
+
+
+def _out_dir(text: str) -> str:
+    """``--out``: a directory that exists and is writable, or that can be created (nearest existing
+    parent a writable directory); checked before anything is written."""
+    path = Path(text).expanduser()
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        what = "is" if probe == path else f"has {probe} in its path, which is"
+        raise argparse.ArgumentTypeError(f"{text} {what} a file, not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"{text}: {probe} is not writable")
+    return text
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nodebench", description="Benchmark and reproducibility suite for Neural ODEs."
@@ -269,8 +305,10 @@ def _parser() -> argparse.ArgumentParser:
         help=f"config preset ({', '.join(presets)}, or another the workload defines; default: smoke)",
     )
     run.add_argument("--device", choices=["cpu", "cuda"], help="device (default: cpu)")
-    run.add_argument("--seed", type=int, nargs="+", metavar="N", help="seeds, replacing the preset's")
-    run.add_argument("--out", default="results/runs", help="runs folder (default: results/runs)")
+    run.add_argument("--seed", type=_seed, nargs="+", metavar="N", help="seeds, replacing the preset's")
+    run.add_argument(
+        "--out", type=_out_dir, default="results/runs", help="runs folder (default: results/runs)"
+    )
     run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted or failed run")
     run.add_argument(
         "--set",
@@ -294,7 +332,9 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--runs", default="results/runs", help="where to look for runs by default (default: results/runs)"
     )
-    report.add_argument("--out", default="results/report", help="report folder (default: results/report)")
+    report.add_argument(
+        "--out", type=_out_dir, default="results/report", help="report folder (default: results/report)"
+    )
     report.add_argument(
         "--summary",
         nargs="?",
@@ -319,7 +359,10 @@ def _parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--preset", choices=presets, default="smoke")
     reproduce.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     reproduce.add_argument(
-        "--out", default="results", help="results folder: runs in OUT/runs, report in OUT/report"
+        "--out",
+        type=_out_dir,
+        default="results",
+        help="results folder: runs in OUT/runs, report in OUT/report",
     )
     return parser
 
@@ -350,5 +393,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_data(args)
         return _cmd_reproduce(args, argv)
     except _UsageError as exc:
+        print(f"nodebench: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (OSError, store.RunStateError) as exc:  # a bad path, an unreadable file or directory
         print(f"nodebench: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -190,7 +190,17 @@ def read_records(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
     run_dir = Path(run_dir)
     meta = read_meta(run_dir)
     path = run_dir / RECORDS_FILE
-    rows = _parse_records(path.read_bytes(), path, meta.get("run_id"))
+    data = path.read_bytes()
+    units, _, _ = _read_units(run_dir)
+    journal_end = max(units.values(), default=0)
+    if len(data) < journal_end:
+        lost = sum(1 for end in units.values() if end > len(data))
+        raise CorruptRecordsError(
+            f"{path}: {len(data)} bytes but {UNITS_FILE} says {journal_end} were recorded: the rows of "
+            f"{lost} completed unit(s) are missing; `nodebench run {meta.get('workload', 'WORKLOAD')} --resume "
+            f"{run_dir}` reruns them"
+        )
+    rows = _parse_records(data, path, meta.get("run_id"))
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     return frame.astype({"seed": "int64", "step": "int64", "value": "float64"})
 
@@ -639,10 +649,11 @@ def create_run(
     return Recorder(run_dir, meta, fd, {})
 
 
-def _read_units(run_dir: Path) -> tuple[dict[str, int], dict[str, list[str]], int]:
+def _read_units(run_dir: Path, limit: int | None = None) -> tuple[dict[str, int], dict[str, list[str]], int]:
     """Completed units, their artifacts, and the byte length of the journal's valid part.
 
-    A torn last line is not valid.
+    A torn last line is not valid. With ``limit`` (the size of ``records.csv``), the journal ends before
+    the first unit whose rows end past it.
     """
     path = run_dir / UNITS_FILE
     data = path.read_bytes() if path.exists() else b""
@@ -652,6 +663,8 @@ def _read_units(run_dir: Path) -> tuple[dict[str, int], dict[str, list[str]], in
     for lineno, raw in enumerate(data.split(b"\n")[:-1], start=1):
         try:
             entry = json.loads(raw)
+            if limit is not None and int(entry["end"]) > limit:
+                break
             units[entry["unit"]] = int(entry["end"])
             artifacts[entry["unit"]] = [str(name) for name in entry.get("artifacts", [])]
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -680,19 +693,19 @@ def resume_run(run_dir: str | os.PathLike[str], command: str | None = None) -> R
     run_dir = Path(run_dir)
     meta = read_meta(run_dir)
     meta.pop("run_dir")
-    if meta.get("status") == "complete":
-        raise RunStateError(f"run {run_dir} is already complete; start a new run instead of resuming")
     records_path = run_dir / RECORDS_FILE
+    lost_rows = records_path.exists() and records_path.stat().st_size < max(
+        _read_units(run_dir)[0].values(), default=0
+    )
+    if meta.get("status") == "complete" and not lost_rows:
+        raise RunStateError(f"run {run_dir} is already complete; start a new run instead of resuming")
     fd = os.open(records_path, os.O_RDWR | os.O_APPEND)
     _lock(fd, records_path)
     try:
-        units, artifacts, journal_valid = _read_units(run_dir)
-        end = max(units.values(), default=len(_HEADER))
         data = records_path.read_bytes()
-        if len(data) < end:
-            raise CorruptRecordsError(
-                f"{records_path}: {len(data)} bytes but the unit journal says {end} were complete"
-            )
+        # Units whose rows are no longer all in records.csv (a file cut short) leave the journal and rerun.
+        units, artifacts, journal_valid = _read_units(run_dir, limit=len(data))
+        end = max(units.values(), default=len(_HEADER))
         _parse_records(data[:end], records_path, meta["run_id"])
         os.ftruncate(fd, end)
         os.fsync(fd)

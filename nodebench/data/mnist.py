@@ -156,10 +156,18 @@ def data_root(root: str | os.PathLike[str] | None = None) -> Path:
 
     Returns:
         The root as an absolute path (it may not exist yet).
+
+    Raises:
+        NotADirectoryError: the root (from ``--dir`` or ``$NODEBENCH_DATA``) is a file.
     """
+    source = "--dir" if root is not None else "NODEBENCH_DATA" if os.environ.get("NODEBENCH_DATA") else None
     if root is None:
         root = os.environ.get("NODEBENCH_DATA") or Path.home() / ".cache" / "nodebench"
-    return Path(root).expanduser().absolute()
+    path = Path(root).expanduser().absolute()
+    if path.exists() and not path.is_dir():
+        where = f"{source}={root}" if source else str(path)
+        raise NotADirectoryError(f"{where} is a file; the data cache root must be a directory")
+    return path
 
 
 def _spec(dataset: str) -> _Spec:

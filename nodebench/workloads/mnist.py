@@ -136,7 +136,7 @@ def preflight(config: Config, device: torch.device) -> str | None:
     """Why the workload cannot run now (MNIST missing or corrupt, with the command to fix it), or None."""
     try:
         verify_mnist()
-    except (FileNotFoundError, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # missing, corrupt, unreadable, or a cache root that is a file
         return str(exc)
     return None
 
