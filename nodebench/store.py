@@ -197,8 +197,8 @@ def read_records(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
         lost = sum(1 for end in units.values() if end > len(data))
         raise CorruptRecordsError(
             f"{path}: {len(data)} bytes but {UNITS_FILE} says {journal_end} were recorded: the rows of "
-            f"{lost} completed unit(s) are missing; `nodebench run {meta.get('workload', 'WORKLOAD')} --resume "
-            f"{run_dir}` reruns them"
+            f"{lost} completed unit(s) are missing; "
+            f"`nodebench run {meta.get('workload', 'WORKLOAD')} --resume {run_dir}` reruns them"
         )
     rows = _parse_records(data, path, meta.get("run_id"))
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
