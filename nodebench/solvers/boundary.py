@@ -87,7 +87,7 @@ class State:
             if self.is_complex:
                 part = torch.view_as_complex(part.reshape(*lead, *shape, 2).contiguous())
             else:
-                part = part.reshape(*lead, *shape).to(self.dtype)
+                part = part.reshape((*lead, *shape)).to(self.dtype)
             out.append(part)
         return tuple(out) if self.is_tuple else out[0]
 
