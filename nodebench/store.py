@@ -185,12 +185,15 @@ def read_records(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
     """The records of one run as a DataFrame with :data:`COLUMNS` (seed, step int64; value float64).
 
     Raises:
-        CorruptRecordsError: a line is malformed; the message names the file and line number.
+        CorruptRecordsError: a line is malformed (the message names the file and line number), or the
+            file is shorter than ``units.jsonl`` says its completed units wrote (rows were lost; the
+            message gives the ``--resume`` command that reruns those units).
     """
     run_dir = Path(run_dir)
     meta = read_meta(run_dir)
     path = run_dir / RECORDS_FILE
     data = path.read_bytes()
+    rows = _parse_records(data, path, meta.get("run_id"))
     units, _, _ = _read_units(run_dir)
     journal_end = max(units.values(), default=0)
     if len(data) < journal_end:
@@ -200,7 +203,6 @@ def read_records(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
             f"{lost} completed unit(s) are missing; "
             f"`nodebench run {meta.get('workload', 'WORKLOAD')} --resume {run_dir}` reruns them"
         )
-    rows = _parse_records(data, path, meta.get("run_id"))
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     return frame.astype({"seed": "int64", "step": "int64", "value": "float64"})
 

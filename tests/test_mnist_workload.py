@@ -47,6 +47,7 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     out = tmp_path_factory.mktemp("runs")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(mnist, "load_mnist", fake_load_mnist)
+        patch.setattr(mnist, "preflight", lambda config, device: None)  # fake data: nothing to verify
         assert cli.main(["run", "mnist", "--preset", "smoke", "--out", str(out)]) == 0
     (run_dir,) = (out / "mnist").iterdir()
     yield run_dir
@@ -130,6 +131,7 @@ def test_kill_then_resume_equals_an_uninterrupted_run(
     )
     monkeypatch.setitem(mnist.PRESETS, "smoke", tiny)
     monkeypatch.setattr(mnist, "load_mnist", fake_load_mnist)
+    monkeypatch.setattr(mnist, "preflight", lambda config, device: None)  # fake data: nothing to verify
     assert cli.main(["run", "mnist", "--out", str(tmp_path / "reference")]) == 0
     (reference,) = (tmp_path / "reference" / "mnist").iterdir()
 
