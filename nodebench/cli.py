@@ -138,8 +138,8 @@ def _summary(run_dir: Path, brief: bool = False) -> None:
 def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     module = _load_workload(args.workload)
     command = _command(argv)
+    executor = _make_executor(args)
     try:
-        executor = runner.get_executor(args.executor)
         if args.resume is not None:
             if args.set:
                 raise runner.RunSetupError("--set: a resumed run keeps its stored config; omit --set")
@@ -159,7 +159,10 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
             )
     except (runner.RunSetupError, ValueError) as exc:
         raise _UsageError(str(exc)) from None
-    return _execute(module, recorder, config, executor=executor)
+    try:
+        return _execute(module, recorder, config, executor=executor)
+    finally:
+        _close(executor)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -199,9 +202,19 @@ def _cmd_summary(args: argparse.Namespace) -> int:
 
 
 def _cmd_reproduce(args: argparse.Namespace, argv: list[str]) -> int:
+    device = _device(args.device)
+    executor = _make_executor(args)
+    try:
+        return _reproduce(args, argv, device, executor)
+    finally:
+        _close(executor)
+
+
+def _reproduce(
+    args: argparse.Namespace, argv: list[str], device: torch.device, executor: runner.Executor
+) -> int:
     from nodebench.report import build_report
 
-    device = _device(args.device)
     runs_root = Path(args.out) / "runs"
     command = _command(argv)
     produced: list[Path] = []
@@ -232,7 +245,7 @@ def _cmd_reproduce(args: argparse.Namespace, argv: list[str]) -> int:
             print(f"skip {name}: {exc}", file=sys.stderr)
             failed = True
             continue
-        status = _execute(module, recorder, config, brief=True)
+        status = _execute(module, recorder, config, brief=True, executor=executor)
         produced.append(recorder.run_dir)
         if status == EXIT_INTERRUPTED:
             return status
@@ -291,6 +304,63 @@ def _out_dir(text: str) -> str:
     return text
 
 
+def _executor_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("executor (where the units run)")
+    group.add_argument(
+        "--executor",
+        choices=sorted(runner.EXECUTORS),
+        default="local",
+        help="local: one after another in this process (default); ray: as Ray tasks (pip install "
+        "'nodebench[ray]'), on an embedded local Ray or the cluster at --address",
+    )
+    group.add_argument(
+        "--address", help="Ray cluster address (ray start --head prints it; 'auto': the local one)"
+    )
+    group.add_argument("--cpus-per-unit", type=float, metavar="C", help="Ray: CPUs per unit (default 1)")
+    group.add_argument(
+        "--gpus-per-unit",
+        type=float,
+        metavar="G",
+        help="Ray: GPUs per unit, fractions share (default: 1 on cuda)",
+    )
+    group.add_argument(
+        "--max-retries", type=int, metavar="N", help="Ray: reruns of a unit whose worker died (default 3)"
+    )
+
+
+def _make_executor(args: argparse.Namespace) -> runner.Executor:
+    """The executor the arguments ask for; ``_UsageError`` for Ray options without ``--executor ray``."""
+    options = {
+        "address": args.address,
+        "cpus_per_unit": args.cpus_per_unit,
+        "gpus_per_unit": args.gpus_per_unit,
+        "max_retries": args.max_retries,
+    }
+    given = {key: value for key, value in options.items() if value is not None}
+    if args.executor != "ray":
+        if given:
+            flags = ", ".join("--" + key.replace("_", "-") for key in given)
+            raise _UsageError(f"{flags}: only with --executor ray")
+        return runner.get_executor(args.executor)
+    from nodebench.ray_executor import RayNotInstalled, import_ray
+
+    try:
+        import_ray()
+    except RayNotInstalled as exc:
+        raise _UsageError(str(exc)) from None
+    try:
+        return runner.get_executor("ray", **given)
+    except runner.RunSetupError as exc:
+        raise _UsageError(str(exc)) from None
+
+
+def _close(executor: object) -> None:
+    """Release what the executor holds (an embedded Ray it started)."""
+    close = getattr(executor, "close", None)
+    if callable(close):
+        close()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nodebench", description="Benchmark and reproducibility suite for Neural ODEs."
@@ -318,9 +388,7 @@ def _parser() -> argparse.ArgumentParser:
         help="change one config field of the preset (VALUE a Python literal); the run's preset label "
         "becomes PRESET+KEY=VALUE,... and its protocol card names the change",
     )
-    run.add_argument(
-        "--executor", default="local", help=f"where units run ({', '.join(runner.EXECUTORS)}; default: local)"
-    )
+    _executor_options(run)
 
     report = sub.add_parser("report", help="write REPORT.md and figures from stored runs")
     report.add_argument(
@@ -364,6 +432,7 @@ def _parser() -> argparse.ArgumentParser:
         default="results",
         help="results folder: runs in OUT/runs, report in OUT/report",
     )
+    _executor_options(reproduce)
     return parser
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import socket
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -45,6 +46,12 @@ class Executor(Protocol):
 class LocalExecutor:
     """Runs units one after another in this process, in plan order, with live progress."""
 
+    name = "local"
+
+    def describe(self) -> dict[str, Any]:
+        """What ``meta.json`` records about the executor of an attempt."""
+        return {"executor": self.name}
+
     def run(self, tasks: Sequence[UnitTask], progress: Callable[[int], None]) -> Iterator[UnitResult]:
         """See :meth:`Executor.run`."""
         done: dict[str, UnitResult] = {}
@@ -54,15 +61,34 @@ class LocalExecutor:
             yield result
 
 
-#: Executors by name (``nodebench run --executor NAME``); each value builds one.
-EXECUTORS: dict[str, Callable[[], Executor]] = {"local": LocalExecutor}
+def _ray_executor(**options: Any) -> Executor:
+    from nodebench.ray_executor import RayExecutor
+
+    return RayExecutor(**options)
 
 
-def get_executor(name: str) -> Executor:
-    """The executor registered as ``name``; RunSetupError listing the known ones otherwise."""
+#: Executors by name (``nodebench run --executor NAME``); each value builds one from keyword options.
+EXECUTORS: dict[str, Callable[..., Executor]] = {"local": LocalExecutor, "ray": _ray_executor}
+
+
+def get_executor(name: str, **options: Any) -> Executor:
+    """The executor registered as ``name``, built with ``options``.
+
+    Raises:
+        RunSetupError: unknown name, or options the executor does not take or refuses.
+    """
     if name not in EXECUTORS:
         raise RunSetupError(f"unknown executor {name!r}; known: {', '.join(EXECUTORS)}")
-    return EXECUTORS[name]()
+    try:
+        return EXECUTORS[name](**options)
+    except (TypeError, ValueError) as exc:
+        raise RunSetupError(f"--executor {name}: {exc}") from None
+
+
+def describe_executor(executor: Executor) -> dict[str, Any]:
+    """What ``meta.json`` records about an attempt's executor (its ``describe()``, else its class)."""
+    describe = getattr(executor, "describe", None)
+    return describe() if callable(describe) else {"executor": type(executor).__name__}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -232,26 +258,40 @@ def run_units(
     resume drops them), and the exception propagates. Units that declare ``releases_inputs`` have
     their dependencies' artifacts deleted once they are journalled.
     """
+    executor = executor or LocalExecutor()
     tasks = pending_tasks(module, config, recorder)
     by_key = {task.spec.key: task for task in tasks}
     waiting: dict[str, UnitResult] = {}
     position = 0
+    attempt = len(recorder.meta.get("attempts", [])) - 1
+    units: dict[str, Any] = recorder.meta.setdefault("units", {})
+    host = socket.gethostname()
 
     def commit(result: UnitResult) -> None:
+        if recorder.completed(result.key):  # delivered twice: journalled once
+            return
         recorder.commit(result)
         spec = by_key[result.key].spec
         if spec.releases_inputs:
             for key in spec.depends_on:
                 recorder.delete_artifacts(key)
+        where = dict(getattr(executor, "placements", {}).get(result.key) or {})
+        where.setdefault("host", host)
+        where.setdefault("device", recorder.meta.get("device", "cpu"))
+        units[result.key] = {"attempt": attempt, **where}
 
+    recorder.meta["attempts"][-1]["executor"] = describe_executor(executor)
     try:
-        for result in (executor or LocalExecutor()).run(tasks, recorder.tick):
+        for result in executor.run(tasks, recorder.tick):
             if result.key not in by_key:
                 raise RuntimeError(f"executor returned unit {result.key!r}, which was not asked for")
             waiting[result.key] = result
             while position < len(tasks) and tasks[position].spec.key in waiting:
                 commit(waiting.pop(tasks[position].spec.key))
                 position += 1
+        if position != len(tasks):
+            missing = [task.spec.key for task in tasks[position:] if task.spec.key not in waiting]
+            raise RuntimeError(f"the executor finished without returning units {missing}")
     except BaseException as exc:
         for task in tasks[position:]:
             if task.spec.key in waiting:
@@ -260,6 +300,5 @@ def run_units(
         if isinstance(partial, UnitResult):
             recorder.keep_unfinished(partial)
         raise
-    if position != len(tasks):
-        missing = [task.spec.key for task in tasks[position:]]
-        raise RuntimeError(f"the executor finished without running units {missing}")
+    finally:
+        recorder.meta["attempts"][-1]["executor"] = describe_executor(executor)

@@ -16,6 +16,9 @@ A workload is a module ``nodebench/workloads/<name>.py`` exposing
   and whenever it runs. :mod:`nodebench.runner` runs the plan and journals the results;
 - optionally ``preflight(config, device) -> str | None``: why the workload cannot run now (e.g. its
   data is missing), or ``None``; ``nodebench reproduce`` skips the workload with that message.
+- optionally ``RAY_PLACEMENT``: ``"parallel"`` (the default: under ``--executor ray`` units run side
+  by side) or ``"serial"`` (one at a time on one node holding all its CPUs, for workloads whose
+  timings are compared across units); see :mod:`nodebench.ray_executor`.
 
 Modules are imported lazily by :func:`load`, so a missing or broken workload does not break the CLI.
 """

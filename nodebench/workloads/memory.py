@@ -25,6 +25,9 @@ from nodebench.workloads._common import CountingFunc, solve
 from nodebench.workloads.base import seed_everything
 
 NAME = "memory"
+#: Under ``--executor ray`` the units run one at a time on one node holding all its CPUs: their
+#: timings are compared across units, so they must come from one machine with nothing beside them.
+RAY_PLACEMENT = "serial"
 MODES = ("nodebench-direct", "nodebench-adjoint", "torchdiffeq-direct", "torchdiffeq-adjoint", "resnet")
 #: Bytes saved for backward per rk4 step of direct backpropagation, in units of the state's bytes
 #: (measured: about 28.4 at 64x7x7, both libraries); the preflight uses a margin above it.

@@ -15,6 +15,9 @@ from nodebench.workloads._common import LIBRARIES, NORMS, CountingFunc, dtype_of
 from nodebench.workloads.base import seed_everything
 
 NAME = "nfe"
+#: Under ``--executor ray`` the units run one at a time on one node holding all its CPUs: their
+#: timings are compared across units, so they must come from one machine with nothing beside them.
+RAY_PLACEMENT = "serial"
 
 PROTOCOL = """\
 ## Adjoint NFE, forward against backward (paper Fig. 3c: backward roughly half of forward)

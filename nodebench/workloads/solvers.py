@@ -18,6 +18,9 @@ from nodebench.units import NO_STEP, UnitContext, UnitSpec
 from nodebench.workloads._common import CountingFunc, solve
 
 NAME = "solvers"
+#: Under ``--executor ray`` the units run one at a time on one node holding all its CPUs: their
+#: timings are compared across units, so they must come from one machine with nothing beside them.
+RAY_PLACEMENT = "serial"
 #: Adaptive Runge-Kutta methods per library.
 METHODS = {
     "nodebench": ("bosh3", "dopri5", "tsit5"),

@@ -16,6 +16,9 @@ from nodebench.workloads._common import LIBRARIES, CountingFunc, dtype_of, solve
 from nodebench.workloads.base import seed_everything
 
 NAME = "tolerance"
+#: Under ``--executor ray`` the units run one at a time on one node holding all its CPUs: their
+#: timings are compared across units, so they must come from one machine with nothing beside them.
+RAY_PLACEMENT = "serial"
 REFERENCE_TOL = 1e-12
 #: The ODE-Net checkpoint of the committed MNIST standard run (relative to the repository root).
 MNIST_CHECKPOINT = "results/runs/mnist/20261128T001325Z-87ceb0/checkpoints/odenet-seed0-epochs006.pt"
