@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from nodebench.data.spirals import SpiralConfig, make_spirals, observation_batch
+from nodebench.data.latent_spirals import SpiralConfig, make_spirals, observation_batch
 from nodebench.models.latent import LatentODE
 from nodebench.models.mnist import build_model
 

@@ -18,31 +18,15 @@ from torch import nn
 
 from nodebench import odeint, odeint_adjoint, solver_stats
 from nodebench.measure import SavedTensorsMeter
+from nodebench.models.demo_spirals import DemoModel
 from nodebench.solvers import integrate
 
 ADAPTIVE = ("bosh3", "dopri5", "tsit5")
 
 
-class SpiralDemo(nn.Module):
-    """torchdiffeq's spiral demo network on y**3 (seeded initialisation)."""
-
-    def __init__(self, seed: int = 0) -> None:
-        super().__init__()
-        g = torch.Generator().manual_seed(seed)
-        self.l1 = nn.Linear(2, 50)
-        self.l2 = nn.Linear(50, 2)
-        with torch.no_grad():
-            for lin in (self.l1, self.l2):
-                lin.weight.copy_(torch.randn(lin.weight.shape, generator=g) * 0.1)
-                lin.bias.zero_()
-
-    def forward(self, t, y):
-        return self.l2(torch.tanh(self.l1(y**3)))
-
-
 def spiral_setup(dtype: torch.dtype = torch.float64):
     g = torch.Generator().manual_seed(1)
-    func = SpiralDemo().to(dtype)
+    func = DemoModel(generator=torch.Generator().manual_seed(0)).to(dtype)  # torchdiffeq's demo network
     y0 = torch.randn(20, 2, generator=g, dtype=dtype) * 1.5
     t = torch.linspace(0.0, 1.0, 10, dtype=dtype)
     return func, y0, t

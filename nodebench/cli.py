@@ -17,7 +17,7 @@ from types import ModuleType
 import torch
 
 from nodebench import runner, store, workloads
-from nodebench.report._tables import final_values, markdown_table
+from nodebench.report import final_values, markdown_table
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -151,7 +151,8 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         else:
             device = _device(args.device or "cpu")
             preflight = getattr(module, "preflight", None)
-            reason = preflight(module.PRESETS.get(args.preset or "smoke"), device) if preflight else None
+            planned = runner.configure(module, args.preset or "smoke", args.seed, args.set)[0]
+            reason = preflight(planned, device) if preflight else None
             if reason:  # e.g. missing data: say so before a run directory exists
                 raise _UsageError(f"{module.NAME} cannot run: {reason}")
             recorder, config = runner.new_run(
@@ -261,16 +262,22 @@ def _reproduce(
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from nodebench.reference.check import main as check_main
+    from nodebench.reference import check
 
     _device(args.device)
-    return check_main(args)
+    return check.main(args.device, args.quick)
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
-    from nodebench.data.mnist import cli as mnist_cli
+    from nodebench.data import mnist
 
-    return mnist_cli(args)
+    try:
+        info = mnist.get_dataset(args.dataset or "mnist", args.dir, args.from_dir, log=print)
+    except (OSError, ValueError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(info.summary())
+    return 0
 
 
 MAX_SEED = 2**32  # numpy's seeds; -1 is the records' "no seed" marker

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import torch
 
+from nodebench.models.demo_spirals import DemoTrue, Example2True
+
 
 @dataclass
 class Problem:
@@ -62,29 +64,14 @@ def decay() -> Problem:
 PROBLEMS = {p.__name__: p for p in (linear, time_dependent, decay)}
 
 
-class SpiralDemo(torch.nn.Module):
-    """torchdiffeq's spiral demo true dynamics y' = (y**3) A, as a module with A a parameter."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.A = torch.nn.Parameter(torch.tensor([[-0.1, 2.0], [-2.0, -0.1]]))
-
-    def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return (y**3) @ self.A
+def spiral_demo() -> torch.nn.Module:
+    """torchdiffeq's spiral demo true dynamics y' = (y**3) A, A a parameter, in the default dtype."""
+    return DemoTrue(torch.get_default_dtype(), learnable=True)
 
 
-class Example2(torch.nn.Module):
-    """The slides' Example 2 sigmoid-gated dynamics with A, B, x0 parameters."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.A = torch.nn.Parameter(torch.tensor([[-0.1, -0.5], [0.5, -0.1]]))
-        self.B = torch.nn.Parameter(torch.tensor([[0.2, 1.0], [-1.0, 0.2]]))
-        self.x0 = torch.nn.Parameter(torch.tensor([-1.0, 0.0]))
-
-    def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        s = (x * self.x0).sum(-1, keepdim=True)
-        return torch.sigmoid(s) * ((x - self.x0) @ self.A.T) + torch.sigmoid(-s) * ((x + self.x0) @ self.B.T)
+def example2() -> torch.nn.Module:
+    """The slides' Example 2 sigmoid-gated dynamics, A, B, x0 parameters, in the default dtype."""
+    return Example2True(torch.get_default_dtype(), learnable=True)
 
 
 class TimeMLP(torch.nn.Module):

@@ -9,7 +9,7 @@ import torchdiffeq
 
 from nodebench import odeint, odeint_adjoint, solver_stats
 from nodebench.measure import SavedTensorsMeter
-from tests.problems import Example2, SpiralDemo, TimeMLP
+from tests.problems import TimeMLP, example2, spiral_demo
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -50,8 +50,8 @@ def test_linear_gradients_against_matrix_exponential(mode, decreasing):
 
 
 NONLINEAR = {
-    "spiral_demo": (SpiralDemo, lambda: torch.tensor([[2.0, 0.0], [0.5, -1.0]])),
-    "example2": (Example2, lambda: torch.tensor([[0.6, 0.3], [-0.5, 0.2]])),
+    "spiral_demo": (spiral_demo, lambda: torch.tensor([[2.0, 0.0], [0.5, -1.0]])),
+    "example2": (example2, lambda: torch.tensor([[0.6, 0.3], [-0.5, 0.2]])),
     "time_mlp": (lambda: (torch.manual_seed(3), TimeMLP())[1], lambda: torch.randn(3, 2)),
 }
 

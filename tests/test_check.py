@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import math
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -55,7 +54,7 @@ def test_broken_tableau_fails(monkeypatch, capsys):
     failed = set(table.loc[~table["passed"], "quantity"])
     assert {"solution vs analytic", "solution vs torchdiffeq", "grad params vs torchdiffeq"} <= failed
     assert "nfe forward vs torchdiffeq" not in failed  # the same number of stages
-    assert check.main(SimpleNamespace(device="cpu", quick=True)) == 1
+    assert check.main("cpu", quick=True) == 1
     assert " failed" in capsys.readouterr().out.splitlines()[-1]
 
 
@@ -153,5 +152,5 @@ def test_problems_are_deterministic_and_exact_at_t0(name):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
 def test_cuda_unavailable_is_a_clear_error(capsys):
-    assert check.main(SimpleNamespace(device="cuda", quick=True)) == 2
+    assert check.main("cuda", quick=True) == 2
     assert "CUDA is not available" in capsys.readouterr().err

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import signal
 from pathlib import Path
 
@@ -145,10 +144,14 @@ def test_data_and_check_are_dispatched(monkeypatch):
     import nodebench.data.mnist
     import nodebench.reference.check
 
-    seen: list[argparse.Namespace] = []
-    monkeypatch.setattr(nodebench.data.mnist, "cli", lambda args: seen.append(args) or 0)
-    monkeypatch.setattr(nodebench.reference.check, "main", lambda args: seen.append(args) or 1)
+    seen: list[tuple] = []
+
+    class Info:
+        def summary(self) -> str:
+            return "verified"
+
+    monkeypatch.setattr(nodebench.data.mnist, "get_dataset", lambda *args, **kw: seen.append(args) or Info())
+    monkeypatch.setattr(nodebench.reference.check, "main", lambda *args: seen.append(args) or 1)
     assert cli.main(["data", "mnist", "--from", "/x", "--dataset", "fashion-mnist"]) == 0
     assert cli.main(["check", "--quick"]) == 1
-    assert (seen[0].dir, seen[0].from_dir, seen[0].dataset) == (None, "/x", "fashion-mnist")
-    assert (seen[1].device, seen[1].quick) == ("cpu", True)
+    assert seen == [("fashion-mnist", None, "/x"), ("cpu", True)]

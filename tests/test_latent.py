@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from nodebench.data.spirals import ObsBatch, SpiralConfig, make_spirals, observation_batch
+from nodebench.data.latent_spirals import ObsBatch, SpiralConfig, make_spirals, observation_batch
 from nodebench.models.latent import LatentODE, RNNBaseline, gaussian_log_prob, kl_normal_std_normal
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from nodebench import cli, store
-from nodebench.data.spirals import ObsBatch
+from nodebench.data.latent_spirals import ObsBatch
 from nodebench.report import build_report
 from nodebench.workloads import latent
 

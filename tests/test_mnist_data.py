@@ -1,6 +1,5 @@
 """MNIST data: IDX format, the wheel route on a small fake wheel, verification and loading. Offline."""
 
-import argparse
 import collections
 import gzip
 import hashlib
@@ -14,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from nodebench import cli
 from nodebench.data import mnist
 from nodebench.data.mnist import (
     data_root,
@@ -306,21 +306,17 @@ def test_data_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert data_root(tmp_path / "explicit") == tmp_path / "explicit"
 
 
-def _args(**kw: object) -> argparse.Namespace:
-    return argparse.Namespace(**{"dir": None, "from_dir": None, "dataset": None, **kw})
-
-
 def test_cli_fashion_mnist_without_the_debian_package(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(mnist, "FASHION_DEBIAN_DIR", tmp_path / "absent")
-    assert mnist.cli(_args(dir=str(tmp_path), dataset="fashion-mnist")) == 1
+    monkeypatch.setattr(mnist.acquire, "FASHION_DEBIAN_DIR", tmp_path / "absent")
+    assert cli.main(["data", "mnist", "--dir", str(tmp_path), "--dataset", "fashion-mnist"]) == 1
     assert "apt-get install dataset-fashion-mnist" in capsys.readouterr().err
 
 
 def test_cli_reports_a_bad_from_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "src").mkdir()
-    assert mnist.cli(_args(dir=str(tmp_path / "cache"), from_dir=str(tmp_path / "src"))) == 1
+    assert cli.main(["data", "mnist", "--dir", str(tmp_path / "cache"), "--from", str(tmp_path / "src")]) == 1
     assert "neither train-images-idx3-ubyte nor train-images-idx3-ubyte.gz" in capsys.readouterr().err
 
 
@@ -336,8 +332,8 @@ def test_cli_prints_the_verified_dataset(
         dict(MNIST.first_labels),
         dict(MNIST.sha256),
     )
-    monkeypatch.setattr(mnist, "_verify_dir", lambda spec, path: fake)
-    assert mnist.cli(_args(dir=str(tmp_path))) == 0
+    monkeypatch.setattr(mnist.acquire, "_verify_dir", lambda spec, path: fake)
+    assert cli.main(["data", "mnist", "--dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert (
         "nothing fetched" in out and "5923 6742 5958" in out and MNIST.sha256["t10k-images-idx3-ubyte"] in out

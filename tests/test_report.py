@@ -110,14 +110,16 @@ def test_workload_section_hook(tmp_path, runs, monkeypatch):
 def test_figure_metrics_leave_the_final_values(tmp_path, runs, monkeypatch):
     hook = types.ModuleType(f"nodebench.report.{WORKLOAD}")
     hook.section = lambda df, metas, out_dir: "Ghost section body"
-    hook.FIGURE_METRICS = (r"lo+ss",)  # whole-name match: "loss" is figure data, "accuracy" stays
     monkeypatch.setitem(sys.modules, hook.__name__, hook)
+    schema = types.ModuleType(f"nodebench.schema.{WORKLOAD}")  # the workload's record schema names them
+    schema.FIGURE_METRICS = (r"lo+ss",)  # whole-name match: "loss" is figure data, "accuracy" stays
+    monkeypatch.setitem(sys.modules, schema.__name__, schema)
     text = build_report(runs[:1], tmp_path / "report").read_text()
     values = text[text.index("##### Final values") : text.index("## Versions and machines")]
     assert "| ode | accuracy | % | 85 | 7.071 | 2 |" in values and "| loss |" not in values
     assert "Figure data (12 rows: `loss`) is left out of this table" in values
 
-    hook.FIGURE_METRICS = (r"los",)  # a prefix alone does not match
+    schema.FIGURE_METRICS = (r"los",)  # a prefix alone does not match
     text = build_report(runs[:1], tmp_path / "report2").read_text()
     assert "| ode | loss |  | 0.8333 | 0.7071 | 2 |" in text and "Figure data" not in text
 

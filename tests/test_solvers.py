@@ -13,7 +13,7 @@ from nodebench import SolverError, odeint, solver_stats
 from nodebench.solvers import ADAPTIVE_SOLVERS, ALL_SOLVERS, FIXED_SOLVERS
 from nodebench.solvers.integrate import Counts, make_rhs, solve
 from nodebench.solvers.validate import check_options
-from tests.problems import PROBLEMS, SpiralDemo, slope
+from tests.problems import PROBLEMS, slope, spiral_demo
 
 SHARED = ["euler", "midpoint", "rk4", "bosh3", "dopri5"]  # methods torchdiffeq 0.2.5 also has
 
@@ -200,7 +200,7 @@ class _Counter(torch.nn.Module):
 @pytest.mark.parametrize("method", SHARED)
 def test_agrees_with_torchdiffeq(method, shape, dtype):
     torch.manual_seed(1)
-    func = SpiralDemo().to(dtype)
+    func = spiral_demo().to(dtype)
     y0 = (torch.rand(*shape, dtype=dtype) - 0.5) * 2
     t = torch.linspace(0.0, 2.0, 6, dtype=dtype)
     rtol, atol = (1e-7, 1e-9) if dtype == torch.float64 else (1e-5, 1e-6)
@@ -222,7 +222,7 @@ def test_agrees_with_torchdiffeq(method, shape, dtype):
 
 
 def test_decreasing_time_agrees_with_torchdiffeq():
-    func = SpiralDemo()
+    func = spiral_demo()
     with torch.no_grad():
         y_end = odeint(func, torch.tensor([[2.0, 0.0], [0.5, -0.5]]), torch.tensor([0.0, 2.0]))[-1]
         t = torch.linspace(2.0, 0.0, 5)

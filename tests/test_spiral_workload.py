@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from nodebench import cli, runner, store
-from nodebench.data.spiral_examples import (
+from nodebench.data.demo_spirals import (
     BATCH_STREAM,
     EXAMPLE_NOISE_STD,
     Trajectory,
@@ -19,7 +19,7 @@ from nodebench.data.spiral_examples import (
     generator,
     make_trajectory,
 )
-from nodebench.models.spiral import W_TRUE, make_model, true_dynamics
+from nodebench.models.demo_spirals import W_TRUE, make_model, true_dynamics
 from nodebench.workloads import spiral
 from nodebench.workloads.base import config_to_dict
 

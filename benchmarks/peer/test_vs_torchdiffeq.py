@@ -4,31 +4,16 @@ from __future__ import annotations
 
 import torch
 import torchdiffeq
-from torch import nn
 
 from benchmarks.peer.conftest import interleaved_medians
 from nodebench import odeint, odeint_adjoint, solver_stats
+from nodebench.models.demo_spirals import DemoModel
 from nodebench.models.mnist import ode_block_func
-
-
-class SpiralDemoModel(nn.Module):
-    """torchdiffeq's spiral demo network: Linear(2,50)-Tanh-Linear(50,2) on y**3."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(2, 50), nn.Tanh(), nn.Linear(50, 2))
-        for m in self.net.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, std=0.1)
-                nn.init.constant_(m.bias, 0)
-
-    def forward(self, t, y):
-        return self.net(y**3)
 
 
 def _spiral_setup():
     torch.manual_seed(0)
-    func = SpiralDemoModel().float()
+    func = DemoModel()  # torchdiffeq's demo network, float32
     y0 = torch.randn(20, 1, 2)
     t = torch.linspace(0.0, 1.0, 10)
     return func, y0, t

@@ -7,7 +7,7 @@ Both models share the interface the latent-spiral workload uses:
 
 A batch is any object with ``times`` ``(B, n)`` (increasing per row, measured from t = 0, the start
 of the observation window), ``values`` ``(B, n, obs_dim)`` and ``gaps`` ``(B, n)`` (time since the
-previous observation, ``gaps[:, 0] = times[:, 0]``), such as ``nodebench.data.spirals.ObsBatch``.
+previous observation, ``gaps[:, 0] = times[:, 0]``), such as ``nodebench.data.latent_spirals.ObsBatch``.
 Different rows may have different observation times.
 
 Choices (**ours** where the paper is silent):

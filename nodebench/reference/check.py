@@ -373,17 +373,18 @@ def run_matrix(device: str = "cpu", quick: bool = False) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def main(args: Any) -> int:
+def main(device: str = "cpu", quick: bool = False) -> int:
     """``nodebench check``: print the matrix and a summary; non-zero exit status if any row fails.
 
     Arguments:
-        args: has ``device`` (``"cpu"`` or ``"cuda"``) and ``quick`` (bool).
+        device: ``"cpu"`` or ``"cuda"``.
+        quick: the reduced matrix.
     Returns:
         0 if every row passed, 1 if any failed, 2 if the device is not available.
     """
     start = time.perf_counter()
     try:
-        table = run_matrix(device=args.device, quick=args.quick)
+        table = run_matrix(device=device, quick=quick)
     except DeviceUnavailable as exc:
         print(f"nodebench check: {exc}", file=sys.stderr)
         return 2
@@ -393,5 +394,5 @@ def main(args: Any) -> int:
     failed = int((~table["passed"]).sum())
     passed = len(table) - failed
     elapsed = time.perf_counter() - start
-    print(f"{passed} passed, {failed} failed ({'quick' if args.quick else 'full'} matrix, {elapsed:.1f} s)")
+    print(f"{passed} passed, {failed} failed ({'quick' if quick else 'full'} matrix, {elapsed:.1f} s)")
     return 1 if failed else 0

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from nodebench.models.demo_spirals import DemoTrue, Example2True
+
 
 class LinearODE(nn.Module):
     """``y' = A y`` for a batch of row states ``y`` of shape ``(batch, d)``."""
@@ -63,35 +65,6 @@ class ExponentialODE(nn.Module):
     def exact(self, y0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         dt = (t - t[0]).view(-1, *([1] * y0.ndim))
         return y0 * torch.exp(self.rate * dt)
-
-
-class CubicSpiral(nn.Module):
-    """torchdiffeq's spiral demo dynamics ``y' = (y**3) @ A`` (row states), ``A`` a parameter."""
-
-    def __init__(self, A: torch.Tensor) -> None:
-        super().__init__()
-        self.A = nn.Parameter(A)
-
-    def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return (y**3) @ self.A
-
-
-class GatedSpiral(nn.Module):
-    """The slides' Example 2: ``x' = s(x.x0) A (x - x0) + s(-x.x0) B (x + x0)``, ``s`` the sigmoid.
-
-    The gate is kept as a column (``keepdim``) so that it multiplies each state of a batch; the slides'
-    code broadcasts a ``(batch,)`` gate against ``(batch, 2)``, which is only right for one state.
-    """
-
-    def __init__(self, A: torch.Tensor, B: torch.Tensor, x0: torch.Tensor) -> None:
-        super().__init__()
-        self.A = nn.Parameter(A)
-        self.B = nn.Parameter(B)
-        self.x0 = nn.Parameter(x0)
-
-    def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        s = (x * self.x0).sum(-1, keepdim=True)
-        return torch.sigmoid(s) * ((x - self.x0) @ self.A.T) + torch.sigmoid(-s) * ((x + self.x0) @ self.B.T)
 
 
 class TimeMLP(nn.Module):
@@ -162,17 +135,13 @@ def _exponential(dtype: torch.dtype, device: torch.device) -> tuple[nn.Module, t
 
 def _cubic_spiral(dtype: torch.dtype, device: torch.device) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
     # The demo starts at [2, 0], where |y|**3 makes it fast; states of norm 0.8 keep C small on [0, 2].
-    func = CubicSpiral(torch.tensor([[-0.1, 2.0], [-2.0, -0.1]])).to(dtype=dtype, device=device)
+    func = DemoTrue(dtype, learnable=True).to(device=device)
     y0 = torch.tensor([[0.8, 0.0], [0.4, -0.64]], dtype=dtype, device=device)
     return func, y0, _t([0.0, 0.5, 1.0, 2.0], dtype, device)
 
 
 def _gated_spiral(dtype: torch.dtype, device: torch.device) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
-    func = GatedSpiral(
-        torch.tensor([[-0.1, -0.5], [0.5, -0.1]]),
-        torch.tensor([[0.2, 1.0], [-1.0, 0.2]]),
-        torch.tensor([-1.0, 0.0]),
-    ).to(dtype=dtype, device=device)
+    func = Example2True(dtype, learnable=True).to(device=device)
     y0 = torch.tensor([[0.6, 0.3], [-0.5, 1.0]], dtype=dtype, device=device)
     return func, y0, _t([0.0, 1.0, 2.0, 4.0], dtype, device)
 

@@ -1,4 +1,5 @@
-"""torchdiffeq behind nodebench's signatures, and one :func:`solve` for both libraries.
+"""torchdiffeq behind nodebench's signatures, and one way to call either library: :func:`integrate`
+(as a user of that library would) and :func:`solve` (the same, counting evaluations).
 
 The adapters take exactly nodebench's arguments (method, rtol, atol, options, adjoint_norm, ...) and
 translate them: ``adjoint_norm="seminorm"`` becomes torchdiffeq's ``adjoint_options={"norm": "seminorm"}``
@@ -25,6 +26,8 @@ import torchdiffeq
 from nodebench import solvers
 
 MODES = ("odeint", "odeint_adjoint")
+LIBRARIES = ("nodebench", "torchdiffeq")
+NORMS = ("seminorm", "full")
 # The methods both libraries have (torchdiffeq 0.2.5 has no tsit5).
 TORCHDIFFEQ_METHODS = ("euler", "midpoint", "rk4", "bosh3", "dopri5")
 
@@ -46,24 +49,26 @@ def state_seminorm(tensors: tuple[torch.Tensor, ...]) -> torch.Tensor:
 
 
 class CountingFunc(torch.nn.Module):
-    """``func`` with its evaluations counted into ``stats["nfe_<phase>"]``.
+    """``func`` with its evaluations counted into ``counts["nfe_<phase>"]``.
 
-    A module ``func`` becomes a submodule, so ``parameters()`` (what both adjoints differentiate by
-    default) are its parameters.
+    Evaluations count as forward until :attr:`phase` is set to ``"backward"``. A module ``func`` becomes
+    a submodule, so ``parameters()`` (what both adjoints differentiate by default) are its parameters.
+    Both libraries' evaluations are counted this same way, so NFE figures are comparable.
 
     Arguments:
         func: the right-hand side ``func(t, y)``.
-        stats: counters ``{"nfe_forward": int, "nfe_backward": int}``, updated in place.
+        counts: counters ``{"nfe_forward": int, "nfe_backward": int}`` updated in place (``None``: new
+            ones, zero).
     """
 
-    def __init__(self, func: Func, stats: dict[str, int]) -> None:
+    def __init__(self, func: Func, counts: dict[str, int] | None = None) -> None:
         super().__init__()
         self.func = func
-        self.stats = stats
+        self.counts = {"nfe_forward": 0, "nfe_backward": 0} if counts is None else counts
         self.phase = "forward"
 
     def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        self.stats[f"nfe_{self.phase}"] += 1
+        self.counts[f"nfe_{self.phase}"] += 1
         return self.func(t, y)
 
 
@@ -76,13 +81,6 @@ def _options(options: dict[str, Any] | None) -> dict[str, Any]:
             f"options['controller']: torchdiffeq has only the 'I' controller, got {controller!r}"
         )
     return out
-
-
-def _check_method(name: str, method: str) -> None:
-    if method not in TORCHDIFFEQ_METHODS:
-        raise ValueError(
-            f"{name}: torchdiffeq 0.2.5 has no {method!r}; shared methods are {TORCHDIFFEQ_METHODS}"
-        )
 
 
 def odeint(
@@ -99,7 +97,6 @@ def odeint(
     Returns:
         tensor of shape ``(len(t), *y0.shape)``.
     """
-    _check_method("method", method)
     return torchdiffeq.odeint(func, y0, t, rtol=rtol, atol=atol, method=method, options=_options(options))
 
 
@@ -128,9 +125,7 @@ def odeint_adjoint(
     Returns:
         tensor of shape ``(len(t), *y0.shape)``.
     """
-    _check_method("method", method)
     adj_method = method if adjoint_method is None else adjoint_method
-    _check_method("adjoint_method", adj_method)
     if adjoint_options is None:  # nodebench carries the forward options over to a method of the same kind
         same_kind = (method in solvers.ADAPTIVE_SOLVERS) == (adj_method in solvers.ADAPTIVE_SOLVERS)
         adjoint_options = options if same_kind else None
@@ -161,6 +156,42 @@ _IMPLS = {
 }
 
 
+def integrate(
+    library: str,
+    func: Func,
+    y0: torch.Tensor,
+    t: torch.Tensor,
+    method: str = "dopri5",
+    rtol: float = 1e-7,
+    atol: float = 1e-9,
+    options: dict[str, Any] | None = None,
+    adjoint: bool = False,
+    adjoint_norm: str | Norm = "seminorm",
+    adjoint_params: Sequence[torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Solve with ``library``'s ``odeint`` (or ``odeint_adjoint``), as a user of that library would.
+
+    Arguments:
+        library: ``"nodebench"`` or ``"torchdiffeq"``.
+        func, y0, t, method, rtol, atol, options: as :func:`nodebench.odeint`; torchdiffeq takes any of
+            its own methods too.
+        adjoint: use the adjoint method (gradients to ``func.parameters()`` unless ``adjoint_params``).
+        adjoint_norm, adjoint_params: as :func:`nodebench.odeint_adjoint` (see :func:`odeint_adjoint`
+            for torchdiffeq's).
+
+    Returns:
+        The solution, shape ``(len(t), *y0.shape)``.
+    """
+    if library not in _IMPLS:
+        raise ValueError(f"library must be one of {LIBRARIES}, got {library!r}")
+    direct, adjoint_fn = _IMPLS[library]
+    if not adjoint:
+        return direct(func, y0, t, method, rtol, atol, options)
+    return adjoint_fn(
+        func, y0, t, method, rtol, atol, options, adjoint_params=adjoint_params, adjoint_norm=adjoint_norm
+    )
+
+
 def solve(
     library: str,
     mode: str,
@@ -174,7 +205,7 @@ def solve(
     adjoint_norm: str | Norm = "seminorm",
     adjoint_params: Sequence[torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, dict[str, int]]:
-    """Solve with either library in either mode, counting evaluations of ``func``.
+    """:func:`integrate` in either mode, counting evaluations of ``func``.
 
     Evaluations made while the call runs count as forward; those made afterwards (the adjoint's
     backward solve, once ``backward()`` runs) as backward. Direct backpropagation (``odeint``) never
@@ -183,33 +214,26 @@ def solve(
     Arguments:
         library: ``"nodebench"`` or ``"torchdiffeq"``.
         mode: ``"odeint"`` (backpropagate through the solver) or ``"odeint_adjoint"``.
-        func, y0, t, method, rtol, atol, options: as :func:`nodebench.odeint`.
-        adjoint_norm, adjoint_params: as :func:`nodebench.odeint_adjoint` (adjoint mode only); torchdiffeq
-            also takes a norm callable (see :func:`odeint_adjoint`).
+        others: as :func:`integrate`.
     Returns:
-        ``(y, stats)``: the solution, shape ``(len(t), *y0.shape)``, and ``{"nfe_forward": int,
+        ``(y, counts)``: the solution, shape ``(len(t), *y0.shape)``, and ``{"nfe_forward": int,
         "nfe_backward": int}``, which keeps counting when ``backward()`` runs later.
     """
-    if library not in _IMPLS:
-        raise ValueError(f"library must be one of {tuple(_IMPLS)}, got {library!r}")
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    direct, adjoint = _IMPLS[library]
-    stats = {"nfe_forward": 0, "nfe_backward": 0}
-    counted = CountingFunc(func, stats)
-    if mode == "odeint":
-        y = direct(counted, y0, t, method, rtol, atol, options)
-    else:
-        y = adjoint(
-            counted,
-            y0,
-            t,
-            method,
-            rtol,
-            atol,
-            options,
-            adjoint_params=adjoint_params,
-            adjoint_norm=adjoint_norm,
-        )
+    counted = CountingFunc(func)
+    y = integrate(
+        library,
+        counted,
+        y0,
+        t,
+        method,
+        rtol,
+        atol,
+        options,
+        adjoint=mode == "odeint_adjoint",
+        adjoint_norm=adjoint_norm,
+        adjoint_params=adjoint_params,
+    )
     counted.phase = "backward"
-    return y, stats
+    return y, counted.counts

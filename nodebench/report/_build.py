@@ -33,9 +33,9 @@ STATUS_LABELS = {
 Section = Callable[[pd.DataFrame, list[dict[str, Any]], Path], str]
 
 
-def _report_module(workload: str) -> Any:
-    """``nodebench.report.<workload>`` if that module exists, else ``None``."""
-    name = f"{__package__}.{workload}"
+def _report_module(workload: str, package: str = __package__) -> Any:
+    """``<package>.<workload>`` (by default ``nodebench.report.<workload>``) if it exists, else ``None``."""
+    name = f"{package}.{workload}"
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:
@@ -45,10 +45,11 @@ def _report_module(workload: str) -> Any:
 
 
 def _figure_pattern(module: Any) -> re.Pattern[str] | None:
-    """A report module's figure-data metrics (per-point series such as trajectories), as one pattern.
+    """A workload's figure-data metrics (per-point series such as trajectories), as one pattern.
 
-    A report module lists them in ``FIGURE_METRICS`` (regular expressions matched against the whole
-    metric name); they are plotted by its section and left out of the per-run final-values table.
+    The workload's schema (``nodebench.schema.<workload>``) lists them in ``FIGURE_METRICS`` (regular
+    expressions matched against the whole metric name); they are plotted by its report section and left
+    out of the per-run final-values table.
     """
     patterns = getattr(module, "FIGURE_METRICS", ())
     return re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
@@ -322,7 +323,8 @@ def build_report(run_dirs: Iterable[str | os.PathLike[str]], out_dir: str | os.P
         section, figures, failure = None, None, None
         try:
             module = _report_module(workload)
-            section, figures = getattr(module, "section", None), _figure_pattern(module)
+            section = getattr(module, "section", None)
+            figures = _figure_pattern(_report_module(workload, "nodebench.schema"))
             if section is not None:
                 text = section(workload_records, workload_metas, out_dir).strip()
         except Exception:

@@ -1,7 +1,7 @@
 """Report section of workload ``latent``: Table 2 beside the paper's, Figure-8-like plots, protocol studies.
 
-Built from stored records only (see :mod:`nodebench.workloads.latent` for the metrics and the
-trajectory encoding ``step = slot * TRAJ_STRIDE + i``).
+Built from stored records only; :mod:`nodebench.schema.latent` says what they mean (variant names, the
+trajectory encoding ``step = slot * TRAJ_STRIDE + i``, the paper's Table 2).
 
 Scale-free figures: every RMSE is also divided by ``train_std``, the pooled coordinate standard
 deviation of the training spirals' noisy observation windows (validation spirals excluded), recorded
@@ -21,12 +21,10 @@ from typing import Any
 import pandas as pd
 
 from nodebench.report._tables import markdown_table
-from nodebench.workloads.latent import TRAJ_STRIDE
+from nodebench.schema import PRESET_NAMES as MAIN_PRESETS
+from nodebench.schema.latent import OBS_POINTS, TRAJ_STRIDE, VARIANT_PATTERN
+from nodebench.schema.latent import PAPER_TABLE2 as PAPER
 
-PAPER = {
-    "rnn": {30: 0.3937, 50: 0.3202, 100: 0.1813},
-    "latent_ode": {30: 0.1642, 50: 0.1502, 100: 0.1346},
-}
 PAPER_COUNTS = tuple(PAPER["latent_ode"])  # the observation counts of Table 2
 PAPER_RATIO = {n: PAPER["latent_ode"][n] / PAPER["rnn"][n] for n in PAPER_COUNTS}
 BASELINES = ("rnn_tanh", "rnn_tanh_nodt", "gru")  # Table 2 order: the paper's RNN first, ours last
@@ -38,12 +36,8 @@ LABELS = {
     "latent_ode": "Latent ODE",
 }
 SHORT = {"rnn_tanh": "tanh RNN", "rnn_tanh_nodt": "tanh RNN, no Δt", "gru": "GRU", "latent_ode": "latent ODE"}
-MAIN_PRESETS = ("smoke", "standard", "paper")
 SENSITIVITY = "sensitivity"  # preset (label prefix) of the protocol study's cells
 COLOURS = {"rnn_tanh": "tab:orange", "rnn_tanh_nodt": "tab:red", "gru": "tab:green", "latent_ode": "tab:blue"}
-OBS_POINTS = 100  # points in the observation window (the workload's); the rest are extrapolated
-# figure data (Figure 8 trajectories and which test spirals they are): plotted, not tabulated
-FIGURE_METRICS = (r"pred_[xy]", r"truth_[xy]", r"obs_[xy]", r"traj_spiral", r"traj_orient")
 BOOKKEEPING = ("seeds", "obs_counts", "trajectory_spirals", "eval_every", "threads")
 # config fields that fix a seed's data set (train_std depends on nothing else), with the values of
 # runs made before the field existed
@@ -72,7 +66,7 @@ def canonical_model(model: str, config: dict[str, Any]) -> str:
 
 def _tagged(df: pd.DataFrame, metas: list[dict[str, Any]] | None = None) -> pd.DataFrame:
     """Model records with ``model`` and ``n`` columns parsed from variants ``"<model>/n=<n>"``."""
-    parts = df["variant"].str.extract(r"^(?P<model>[a-z_]+)/n=(?P<n>\d+)$")
+    parts = df["variant"].str.extract(VARIANT_PATTERN)
     configs = {meta["run_id"]: _config(meta) for meta in metas or []}
     models = [
         canonical_model(model, configs.get(run, {})) if isinstance(model, str) else model

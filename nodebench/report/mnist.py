@@ -7,9 +7,9 @@ from typing import Any
 
 import pandas as pd
 
-from nodebench.models.mnist import PAPER_TABLE1
 from nodebench.report._load import load_state
 from nodebench.report._tables import markdown_table
+from nodebench.schema.mnist import PAPER_TABLE1
 
 PAPER_EPOCHS = 160  # the paper's (torchdiffeq example's) training length
 LABELS = {"mlp": "1-layer MLP", "resnet": "ResNet", "rknet": "RK-Net", "odenet": "ODE-Net"}

@@ -3,7 +3,7 @@
 Per run: a table with one row per variant (trajectory MSEs, Example 1's W error, NFE and time per
 training iteration), Example 1's learned W, training curves, and per problem the phase portraits and
 x(t), y(t) of the truth, the observations and the learned model at the stored snapshots (first seed).
-The record encoding is documented in the workload's protocol card (``nodebench.workloads.spiral``).
+The record encoding is :mod:`nodebench.schema.spiral` and the run's protocol card.
 """
 
 from __future__ import annotations
@@ -15,13 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nodebench.models.spiral import PROBLEMS, W_TRUE
 from nodebench.report._tables import markdown_table
-
-SNAPSHOT = re.compile(r"traj_([xy])@(\d+)")
-# figure data (the time grid, truth, observations, trajectory snapshots): plotted, not tabulated
-FIGURE_METRICS = (SNAPSHOT.pattern, r"t", r"truth_[xy]", r"obs_[xy]")
-W_METRICS = ("W_11", "W_12", "W_21", "W_22")
+from nodebench.schema.spiral import PROBLEMS, SNAPSHOT, W_METRICS, W_TRUE
 
 
 def _variants(run: pd.DataFrame) -> list[str]:
@@ -126,7 +121,7 @@ def _snapshots(run: pd.DataFrame, variant: str, seed: int) -> dict[int, pd.DataF
     rows = run[(run["variant"] == variant) & (run["seed"] == seed)]
     found: dict[int, dict[str, pd.Series]] = {}
     for metric, group in rows.groupby("metric", sort=False):
-        match = SNAPSHOT.fullmatch(metric)
+        match = re.fullmatch(SNAPSHOT, metric)
         if match:
             axis, updates = match.group(1), int(match.group(2))
             found.setdefault(updates, {})[axis] = group.set_index("step")["value"]

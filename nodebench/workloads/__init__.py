@@ -29,7 +29,8 @@ import importlib
 import re
 from types import ModuleType
 
-PRESET_NAMES = ("smoke", "standard", "paper")
+from nodebench.schema import PRESET_NAMES
+
 BUILTIN = ("spiral", "memory", "tolerance", "nfe", "solvers", "mnist", "latent")
 REQUIRED = ("NAME", "Config", "PRESETS", "PROTOCOL", "plan", "execute")
 

@@ -73,3 +73,10 @@ def torch_threads(threads: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def dtype_of(name: str) -> torch.dtype:
+    """``"float32"`` / ``"float64"`` -> the torch dtype; ValueError otherwise."""
+    if name not in ("float32", "float64"):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {name!r}")
+    return getattr(torch, name)

@@ -55,8 +55,10 @@ import torch
 from torch import Tensor, nn
 
 from nodebench import solver_stats
-from nodebench.data.spirals import ObsBatch, SpiralConfig, SpiralData, make_spirals, observation_batch
+from nodebench.data.latent_spirals import ObsBatch, SpiralConfig, SpiralData, make_spirals, observation_batch
 from nodebench.models.latent import LatentODE, RNNBaseline
+from nodebench.schema import latent as schema
+from nodebench.schema.latent import TRAJ_STRIDE
 from nodebench.units import NO_STEP, UnitContext, UnitSpec
 from nodebench.workloads.base import seed_everything
 
@@ -71,7 +73,6 @@ BASELINES: dict[str, tuple[str, bool]] = {
 }
 MODELS = ("latent_ode", *BASELINES)
 DEFAULT_MODELS = ("latent_ode", "rnn_tanh", "rnn_tanh_nodt", "gru")
-TRAJ_STRIDE = 1000
 DTYPE = torch.float32
 
 PROTOCOL = """\
@@ -508,7 +509,7 @@ def _fit_and_evaluate(
     slots: list[int],
 ) -> None:
     """Train model ``name`` on n observations per training spiral, select on validation, test, record."""
-    variant = f"{name}/n={n}"
+    variant = schema.variant(name, n)
     train_idx, val_idx, test_idx = split
     train_obs, val_obs = observation_batch(data, n, train_idx), observation_batch(data, n, val_idx)
     affine = _Affine.fit(train_obs.values, config.standardise)

@@ -20,8 +20,8 @@ from nodebench.measure import (
     reset_cuda_peak,
     run_in_fresh_process,
 )
+from nodebench.reference.torchdiffeq_adapter import CountingFunc, integrate
 from nodebench.units import UnitContext, UnitSpec
-from nodebench.workloads._common import CountingFunc, solve
 from nodebench.workloads.base import seed_everything
 
 NAME = "memory"
@@ -134,7 +134,7 @@ def measure(
         if mode == "resnet":
             return model(x).sum()
         options = {"step_size": 1.0 / steps}
-        return solve(library, model, x, t, "rk4", options=options, adjoint=kind == "adjoint")[-1].sum()
+        return integrate(library, model, x, t, "rk4", options=options, adjoint=kind == "adjoint")[-1].sum()
 
     def step() -> None:
         model.zero_grad(set_to_none=True)

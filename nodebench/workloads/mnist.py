@@ -30,11 +30,11 @@ from nodebench import solver_stats
 from nodebench.data.mnist import data_root, load_mnist, verify_mnist
 from nodebench.measure import Timer, cuda_peak_bytes, peak_rss_bytes, reset_cuda_peak, reset_peak_rss
 from nodebench.models.mnist import build_model, count_parameters
+from nodebench.schema.mnist import MODEL_NAMES
 from nodebench.units import NO_STEP, UnitContext, UnitSpec
 from nodebench.workloads.base import seed_everything
 
 NAME = "mnist"
-MODEL_NAMES: tuple[str, ...] = ("mlp", "resnet", "rknet", "odenet")
 MIB = 2.0**20
 TRAIN_IMAGES = 60_000
 

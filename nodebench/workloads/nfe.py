@@ -9,10 +9,10 @@ from dataclasses import dataclass
 
 import torch
 
+from nodebench.reference.torchdiffeq_adapter import LIBRARIES, NORMS, CountingFunc, integrate
 from nodebench.units import UnitContext, UnitSpec
-from nodebench.workloads import _spiral_demo as demo
-from nodebench.workloads._common import LIBRARIES, NORMS, CountingFunc, dtype_of, solve
-from nodebench.workloads.base import seed_everything
+from nodebench.workloads import _demo_training as demo
+from nodebench.workloads.base import dtype_of, seed_everything
 
 NAME = "nfe"
 #: Under ``--executor ray`` the units run one at a time on one node holding all its CPUs: their
@@ -125,7 +125,7 @@ def _adjoint_nfe(
 ) -> tuple[int, int]:
     """One adjoint forward and backward pass; returns ``(nfe_forward, nfe_backward)``."""
     counted = CountingFunc(func)
-    y = solve(library, counted, y0, t, "dopri5", tol, tol, adjoint=True, adjoint_norm=norm)
+    y = integrate(library, counted, y0, t, "dopri5", tol, tol, adjoint=True, adjoint_norm=norm)
     loss = loss_fn(y[-1])
     counted.phase = "backward"
     loss.backward()

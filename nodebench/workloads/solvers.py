@@ -13,9 +13,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from nodebench.data.demo_spirals import DEMO_T_MAX, DEMO_Y0
 from nodebench.measure import Timer, run_in_fresh_process
+from nodebench.models.demo_spirals import DemoTrue
+from nodebench.reference.torchdiffeq_adapter import CountingFunc, integrate
 from nodebench.units import NO_STEP, UnitContext, UnitSpec
-from nodebench.workloads._common import CountingFunc, solve
 
 NAME = "solvers"
 #: Under ``--executor ray`` the units run one at a time on one node holding all its CPUs: their
@@ -127,17 +129,6 @@ class VanDerPol(nn.Module):
         return torch.stack([v, self.mu * (1 - x**2) * v - x], dim=-1)
 
 
-class CubicSpiral(nn.Module):
-    """torchdiffeq's spiral demo dynamics ``y' = (y**3) @ A``."""
-
-    def __init__(self, A: torch.Tensor) -> None:
-        super().__init__()
-        self.register_buffer("A", A)
-
-    def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return (y**3) @ self.A
-
-
 def make_problem(
     name: str, seed: int, device: str | torch.device = "cpu"
 ) -> tuple[nn.Module, torch.Tensor, float]:
@@ -154,8 +145,7 @@ def make_problem(
             VDP_PERIOD,
         )
     elif name == "spiral":
-        A = torch.tensor([[-0.1, 2.0], [-2.0, -0.1]], dtype=f64)
-        func, y0, T = CubicSpiral(A), torch.tensor([[2.0, 0.0]], dtype=f64), 25.0
+        func, y0, T = DemoTrue(f64), torch.tensor([DEMO_Y0], dtype=f64), DEMO_T_MAX
     else:
         raise ValueError(f"unknown problem {name!r}; known: linear, vdp, spiral")
     return func.to(device), y0.to(device), T
@@ -228,7 +218,7 @@ def _solver(
 
     def run(y0: torch.Tensor, T: float) -> torch.Tensor:
         t = torch.tensor([0.0, T], dtype=y0.dtype, device=y0.device)
-        return solve(library, func, y0, t, method, rtol, atol)[-1]
+        return integrate(library, func, y0, t, method, rtol, atol)[-1]
 
     return run
 

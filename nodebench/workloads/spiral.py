@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from nodebench.data.spiral_examples import (
+from nodebench.data.demo_spirals import (
     BATCH_STREAM,
     Trajectory,
     demo_starts,
@@ -28,14 +28,14 @@ from nodebench.data.spiral_examples import (
     make_trajectory,
 )
 from nodebench.measure.timing import Timer
-from nodebench.models.spiral import PROBLEMS, W_TRUE, make_model
+from nodebench.models.demo_spirals import make_model
+from nodebench.schema.spiral import MODES, PROBLEMS, SOLVERS, W_TRUE
+from nodebench.schema.spiral import variant as variant_name
 from nodebench.solvers import SolverError, odeint, odeint_adjoint, solver_stats
 from nodebench.units import UnitContext, UnitSpec
 from nodebench.workloads.base import seed_everything
 
 NAME = "spiral"
-MODES = ("direct", "adjoint")
-SOLVERS = ("euler", "dopri5")
 DEMO_BATCH_TIME = 10
 UNITS = {"loss": "", "nfe_forward": "evals", "nfe_backward": "evals", "time_step": "s"}
 
@@ -167,11 +167,6 @@ except Example 2 trains 1000 steps instead of the original 3000: the full protoc
 per step, ~20-27 min for 3000), over the suite's ~40 min budget for `standard`. `paper`: the full
 protocol (Example 2 3000 steps) with seeds 0, 1, 2 (no published numbers exist for these problems).
 """
-
-
-def variant_name(problem: str, mode: str, solver: str) -> str:
-    """The variant label ``<problem>/<mode>/<solver>``."""
-    return f"{problem}/{mode}/{solver}"
 
 
 def _check(config: Config) -> None:

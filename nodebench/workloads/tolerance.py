@@ -10,10 +10,10 @@ from dataclasses import dataclass
 import torch
 
 from nodebench.measure import median_time
+from nodebench.reference.torchdiffeq_adapter import LIBRARIES, CountingFunc, integrate
 from nodebench.units import NO_STEP, UnitContext, UnitSpec
-from nodebench.workloads import _spiral_demo as demo
-from nodebench.workloads._common import LIBRARIES, CountingFunc, dtype_of, solve
-from nodebench.workloads.base import seed_everything
+from nodebench.workloads import _demo_training as demo
+from nodebench.workloads.base import dtype_of, seed_everything
 
 NAME = "tolerance"
 #: Under ``--executor ray`` the units run one at a time on one node holding all its CPUs: their
@@ -124,8 +124,8 @@ def _train_and_reference(config: Config, recorder: UnitContext, seed: int, data:
     y0, t = data.y[0].double(), data.t.double()
     with torch.no_grad():
         counted = CountingFunc(reference)
-        ref = solve("nodebench", counted, y0, t, "dopri5", REFERENCE_TOL, REFERENCE_TOL)
-        check = solve("torchdiffeq", reference, y0, t, "dopri5", REFERENCE_TOL, REFERENCE_TOL)
+        ref = integrate("nodebench", counted, y0, t, "dopri5", REFERENCE_TOL, REFERENCE_TOL)
+        check = integrate("torchdiffeq", reference, y0, t, "dopri5", REFERENCE_TOL, REFERENCE_TOL)
     recorder.record("reference", seed, NO_STEP, "nfe_forward", counted.counts["nfe_forward"])
     recorder.record("reference", seed, NO_STEP, "reference_gap", (ref - check).abs().max())
     buffer = io.BytesIO()
@@ -151,10 +151,10 @@ def _evaluate(
     for step, tol in enumerate(config.tolerances):
         with torch.no_grad():
             counted.counts["nfe_forward"] = 0
-            y = solve(library, counted, y0, t, method, tol, tol)
+            y = integrate(library, counted, y0, t, method, tol, tol)
             nfe = counted.counts["nfe_forward"]
             seconds = median_time(
-                lambda tol=tol: solve(library, counted, y0, t, method, tol, tol),
+                lambda tol=tol: integrate(library, counted, y0, t, method, tol, tol),
                 repeats=config.repeats,
                 warmup=0,  # the counted solve above was the warm-up
                 device=device,
@@ -193,7 +193,9 @@ def _mnist_sweep(config: Config, recorder: UnitContext, seed: int, device: torch
         func = model.features.func
         ref_func = CountingFunc(copy.deepcopy(func).double())
         tight = config.mnist_reference_tol
-        reference = solve("nodebench", ref_func, features.double(), t.double(), "dopri5", tight, tight)[-1]
+        reference = integrate("nodebench", ref_func, features.double(), t.double(), "dopri5", tight, tight)[
+            -1
+        ]
     recorder.record(
         f"{MNIST_VARIANT}/reference", seed, NO_STEP, "nfe_forward", ref_func.counts["nfe_forward"]
     )
@@ -204,10 +206,10 @@ def _mnist_sweep(config: Config, recorder: UnitContext, seed: int, device: torch
     for step, tol in enumerate(config.tolerances):
         with torch.no_grad():
             counted.counts["nfe_forward"] = 0
-            z = solve("nodebench", counted, y0, tt, "dopri5", tol, tol)[-1]
+            z = integrate("nodebench", counted, y0, tt, "dopri5", tol, tol)[-1]
             nfe = counted.counts["nfe_forward"]
             seconds = median_time(
-                lambda tol=tol: solve("nodebench", counted, y0, tt, "dopri5", tol, tol),
+                lambda tol=tol: integrate("nodebench", counted, y0, tt, "dopri5", tol, tol),
                 repeats=config.repeats,
                 warmup=0,
                 device=device,

@@ -47,6 +47,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from nodebench.schema.latent import OBS_POINTS
+
 __all__ = ["GEOMETRIES", "SpiralConfig", "SpiralData", "ObsBatch", "make_spirals", "observation_batch"]
 
 GEOMETRIES = ("torchdiffeq", "archimedean")
@@ -78,7 +80,7 @@ class SpiralConfig:
     """
 
     n_spirals: int = 1000
-    obs_points: int = 100
+    obs_points: int = OBS_POINTS
     extrap_points: int = 100
     obs_counts: tuple[int, ...] = (30, 50, 100)
     noise_std: float = 0.1

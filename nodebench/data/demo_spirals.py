@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from nodebench.models.spiral import true_dynamics
+from nodebench.models.demo_spirals import true_dynamics
 from nodebench.solvers import odeint
 
 NOISE_STREAM = 0
