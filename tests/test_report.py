@@ -188,3 +188,12 @@ def test_load_and_relative_run_directory(tmp_path, monkeypatch):
     assert f"- run directory: `runs/{WORKLOAD}/{recorder.run_id}`" in text
     assert "**timings taken under load**" in text
     assert str(tmp_path) not in text
+
+
+def test_placeholder_protocol_card_is_explained(tmp_path):
+    recorder = store.create_run(tmp_path, WORKLOAD, "explore", {"seeds": [0]}, "cpu", "## Card\n\nTODO\n")
+    with recorder.unit("u"):
+        recorder.record("v", 0, 0, "m", 1.0)
+    recorder.finish("complete")
+    text = build_report([recorder.run_dir], tmp_path / "report").read_text()
+    assert "\nTODO\n" not in text and "stored a placeholder instead of its protocol card" in text

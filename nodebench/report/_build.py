@@ -18,6 +18,12 @@ from nodebench.report._tables import final_values, markdown_table
 from nodebench.store import load_runs, read_meta, resolve_run_dirs
 
 MAX_CURVES = 6
+#: Replaces a placeholder ("TODO") that early exploratory runs stored instead of their protocol card.
+PLACEHOLDER_CARD = (
+    "*(This run stored a placeholder instead of its protocol card: it ran before the card was written. "
+    "What it ran is its full config in `meta.json` -- the preset label lists the overrides -- with the "
+    "workload's code at commit {commit}; the protocol as it stands is in docs/protocols.md.)*"
+)
 #: How every report reads ``a ± b``; stated once at its top.
 PLUS_MINUS = (
     "Throughout, `a ± b` is the mean ± the sample standard deviation over seeds; a table or figure that "
@@ -59,6 +65,7 @@ def _protocol_card(meta: dict[str, Any]) -> str:
     """The run's stored protocol card. Cards of early runs cite the team's internal notes
     (``PROTOCOLS.md``), whose content now lives in the repository's ``docs/protocols.md``."""
     card = (meta.get("protocol") or "(no protocol card stored)").strip()
+    card = re.sub(r"(?m)^TODO$", PLACEHOLDER_CARD.format(commit=(meta.get("git_commit") or "?")[:12]), card)
     return re.sub(r"(?<![/\w])PROTOCOLS\.md", "docs/protocols.md", card)
 
 
