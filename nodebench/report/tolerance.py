@@ -64,8 +64,10 @@ def _figure(table: pd.DataFrame, fits: pd.DataFrame, out_dir: Path, name: str) -
 def section(df: pd.DataFrame, meta_list: list[dict[str, Any]], out_dir: Path) -> str:
     """The tolerance section: the sweep table, the time-per-NFE fits and Fig. 3a/3b per run."""
     lines = [
-        "A trained spiral-demo model solved at rtol = atol = tol (paper Fig. 3a, 3b; the paper's model was "
-        "MNIST's and its solver an implicit Adams method, so only the trends compare).",
+        "A trained model solved at rtol = atol = tol (paper Fig. 3a, 3b): the spiral-demo model, or, in runs "
+        "of preset `mnist` (variants `mnist_odenet/...`), the ODE block of the trained MNIST ODE-Net on the "
+        "first test images (a subset; their test error is in the run's records and in results/SUMMARY.md's "
+        "Figure 3). The paper's solver was an implicit Adams method, so only the trends compare.",
         "",
     ]
     for meta, records in _cost.runs(df, meta_list):
