@@ -89,7 +89,7 @@ def draw(
         task.plot(ordered["nfe_forward"], ordered["task"], color="black", ls="--", marker="x", lw=0.9)
         if (values > 0).all() and values.max() / values.min() > 50:
             task.set_yscale("log")
-    task.set_ylabel(f"{task_label} (dashed, x)")
+    task.set_ylabel(f"{task_label} (dashed)", fontsize="small")
     ax_b.set(xlabel="NFE forward", ylabel="wall time of one forward solve [s]")
     ax_b.set_title("(b) NFE vs wall time")
     legend = [Line2D([], [], marker="o", ls="", color=colours[t], label=_tol_label(t)) for t in tols] + [

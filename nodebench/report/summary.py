@@ -346,7 +346,10 @@ def _sweep_rows(ev: Evidence, prefix: str, model: str, workload: str, task: tupl
     task_metric, task_label = task
     task_text = ""
     if task_metric in wide:
-        task_text = f"; {task_label} {wide[task_metric].min():.3g}-{wide[task_metric].max():.3g}"
+        low, high = wide[task_metric].min(), wide[task_metric].max()
+        task_text = f"; {task_label} " + (
+            f"{low:.3g} at every tol" if low == high else f"{low:.3g}-{high:.3g}"
+        )
     rows = [
         _row(
             *claims[0],
