@@ -12,7 +12,7 @@ import torchdiffeq
 
 from nodebench import odeint, odeint_adjoint, odeint_event, solver_stats
 from nodebench.solvers import ALL_SOLVERS
-from tests.problems import SpiralDemo
+from tests.problems import spiral_demo
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -42,7 +42,7 @@ RTOL = {"adaptive_heun": 1e-4, "fehlberg2": 1e-5, "dopri8": 1e-7}  # second orde
 @pytest.mark.parametrize("method", NEW_FIXED)
 def test_fixed_grid_method_matches(method):
     """Mirrors torchdiffeq.odeint(f, y0, t, method=method, options=dict(step_size=0.05))."""
-    func = SpiralDemo()
+    func = spiral_demo()
     y0 = torch.tensor([[2.0, 0.0], [0.5, -0.3]])
     t = torch.linspace(0.0, 1.0, 5)
     theirs_f, ours_f = Count(func), Count(func)
@@ -56,7 +56,7 @@ def test_fixed_grid_method_matches(method):
 @pytest.mark.parametrize("method", NEW_ADAPTIVE)
 def test_adaptive_method_matches(method):
     """Mirrors torchdiffeq.odeint(f, y0, t, rtol=rtol, atol=atol, method=method)."""
-    func = SpiralDemo()
+    func = spiral_demo()
     y0 = torch.tensor([[2.0, 0.0], [0.5, -0.3]])
     t = torch.linspace(0.0, 2.0, 5)
     rtol, atol = RTOL[method], RTOL[method] * 1e-2
@@ -81,7 +81,7 @@ def test_adjoint_gradients_match(method):
     kw = dict(options=dict(step_size=0.05)) if fixed else dict(rtol=RTOL[method], atol=RTOL[method] * 1e-2)
     grads = []
     for lib in (torchdiffeq, None):
-        func = SpiralDemo()
+        func = spiral_demo()
         y0 = torch.tensor([[1.5, 0.0], [0.5, -0.3]], requires_grad=True)
         t = torch.linspace(0.0, 0.5, 3)
         solve = torchdiffeq.odeint_adjoint if lib else odeint_adjoint
@@ -190,7 +190,7 @@ def test_complex_state_adjoint_gradients():
 
 def test_per_component_tensor_tolerances():
     """Mirrors torchdiffeq.odeint(f, y0, t, rtol=tensor, atol=tensor): one tolerance per entry."""
-    func = SpiralDemo()
+    func = spiral_demo()
     y0 = torch.tensor([[2.0, 0.0], [0.5, -0.3]])
     t = torch.linspace(0.0, 2.0, 5)
     rtol = torch.tensor([[1e-8, 1e-4], [1e-8, 1e-4]])
@@ -216,7 +216,7 @@ def test_tuple_tolerances():
 
 def test_rtol_zero_is_pure_absolute_control():
     """Mirrors torchdiffeq.odeint(f, y0, t, rtol=0, atol=1e-8)."""
-    func = SpiralDemo()
+    func = spiral_demo()
     y0 = torch.tensor([[2.0, 0.0], [0.5, -0.3]])
     t = torch.linspace(0.0, 2.0, 5)
     with torch.no_grad():
@@ -234,7 +234,7 @@ def test_adjoint_options_seminorm():
     """Mirrors torchdiffeq.odeint_adjoint(..., adjoint_options=dict(norm="seminorm"))."""
     results = []
     for adjoint_options in (dict(norm="seminorm"), dict(norm="full")):
-        func = SpiralDemo()
+        func = spiral_demo()
         y0 = torch.tensor([[1.5, 0.0]], requires_grad=True)
         with solver_stats() as s:
             odeint_adjoint(
@@ -299,7 +299,7 @@ def test_perturb_on_a_fixed_grid(method):
 
 def test_norm_option():
     """Mirrors torchdiffeq.odeint(f, y0, t, options=dict(norm=max-norm)): the caller's error norm."""
-    func = SpiralDemo()
+    func = spiral_demo()
     y0 = torch.tensor([[2.0, 0.0], [0.5, -0.3]])
     t = torch.linspace(0.0, 2.0, 5)
 
@@ -474,7 +474,7 @@ def test_fixed_grid_adams(method):
 def test_scipy_solver(solver):
     """Mirrors torchdiffeq.odeint(f, y0, t, method="scipy_solver", options=dict(solver=solver)):
     the same solve_ivp call, so the same numbers; no autograd graph, as torchdiffeq."""
-    func = SpiralDemo()
+    func = spiral_demo()
     y0 = torch.tensor([[1.0, 0.0], [0.5, -0.3]], requires_grad=True)
     t = torch.linspace(0.0, 1.0, 5)
     ours = odeint(func, y0, t, method="scipy_solver", options=dict(solver=solver))
@@ -488,7 +488,7 @@ def test_scipy_solver_adjoint_gradients():
     """Mirrors torchdiffeq.odeint_adjoint(f, y0, t, method="scipy_solver") then backward."""
     grads = []
     for solve in (torchdiffeq.odeint_adjoint, odeint_adjoint):
-        func = SpiralDemo()
+        func = spiral_demo()
         y0 = torch.tensor([[1.0, 0.0], [0.5, -0.3]], requires_grad=True)
         solve(
             func, y0, torch.linspace(0.0, 1.0, 3), method="scipy_solver", rtol=1e-9, atol=1e-11
