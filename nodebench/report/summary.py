@@ -21,6 +21,8 @@ import pandas as pd
 from nodebench.measure.provenance import utc_now
 from nodebench.report._load import load_state
 from nodebench.report._tables import markdown_table
+from nodebench.schema import latent as latent_schema
+from nodebench.schema import mnist as mnist_schema
 from nodebench.store import load_runs, read_meta, resolve_run_dirs
 
 #: Presets a claim may rest on, most complete first: smoke and exploratory runs are plumbing checks.
@@ -30,19 +32,24 @@ REPRODUCED, PARTLY, NOT, NOT_RUN = "reproduced", "partly", "not", "not run"
 CLOSE_FACTOR = 1.25
 PARTLY_FACTOR = 2.0
 
-#: Chen et al. (2018) Table 1, as published (test error %, parameters in millions, memory class).
+_MNIST_LABELS = {"mlp": ("1-layer MLP", "-"), "resnet": ("ResNet", "O(L)"), "rknet": ("RK-Net", "O(L~)")}
+_MNIST_LABELS["odenet"] = ("ODE-Net", "O(1)")
+#: Chen et al. (2018) Table 1 from the mnist schema (label, test error %, parameters in millions, memory).
 PAPER_TABLE1 = {
-    "mlp": ("1-layer MLP", 1.60, 0.24, "-"),
-    "resnet": ("ResNet", 0.41, 0.60, "O(L)"),
-    "rknet": ("RK-Net", 0.47, 0.22, "O(L~)"),
-    "odenet": ("ODE-Net", 0.42, 0.22, "O(1)"),
+    model: (
+        label,
+        mnist_schema.PAPER_TABLE1[model]["test_error_pct"],
+        mnist_schema.PAPER_TABLE1[model]["params_millions"],
+        memory,
+    )
+    for model, (label, memory) in _MNIST_LABELS.items()
 }
 #: Which variant of the memory workload measures each Table 1 model's memory class.
 MEMORY_MODE = {"resnet": "resnet", "rknet": "nodebench-direct", "odenet": "nodebench-adjoint"}
 #: Chen et al. (2018) Table 2: predictive RMSE on 100 extrapolated points, by observed points n.
 PAPER_TABLE2 = {
-    "rnn": ("RNN", {30: 0.3937, 50: 0.3202, 100: 0.1813}),
-    "latent_ode": ("Latent ODE", {30: 0.1642, 50: 0.1502, 100: 0.1346}),
+    "rnn": ("RNN", latent_schema.PAPER_TABLE2["rnn"]),
+    "latent_ode": ("Latent ODE", latent_schema.PAPER_TABLE2["latent_ode"]),
 }
 #: Memory slope (bytes per step) below this fraction of direct backpropagation's counts as flat, O(1).
 FLAT_FRACTION = 0.01
