@@ -103,13 +103,18 @@ def test_counts_agree_with_solver_stats_and_torchdiffeq(mode):
         with solver_stats() as reported[library]:
             y, counts[library] = solve(library, mode, func, y0, t, "dopri5", rtol=1e-6, atol=1e-8)
             y.sum().backward()
-    assert counts["nodebench"] == counts["torchdiffeq"]
+    assert counts["nodebench"]["nfe_forward"] == counts["torchdiffeq"]["nfe_forward"]
+    # The backward pass does not restart at the output times: fewer evaluations than torchdiffeq's.
+    assert counts["nodebench"]["nfe_backward"] <= counts["torchdiffeq"]["nfe_backward"]
     assert reported["torchdiffeq"].nfe_forward == 0  # solver_stats sees nodebench's solves only
     ours = reported["nodebench"]
     assert ours.nfe_forward == counts["nodebench"]["nfe_forward"]
     assert ours.nfe_backward == counts["nodebench"]["nfe_backward"]
     steps = ours.steps_accepted + ours.steps_rejected
     assert counts["nodebench"]["nfe_forward"] == 2 + 6 * steps
+    if mode == "odeint_adjoint":  # f0 and the initial step once, 6 per step, f after each of the jumps
+        back = ours.steps_accepted_backward + ours.steps_rejected_backward
+        assert counts["nodebench"]["nfe_backward"] == 2 + 6 * back + (len(t) - 2)
 
 
 def test_torchdiffeq_seminorm_includes_the_time_channel():
@@ -124,7 +129,8 @@ def test_torchdiffeq_seminorm_includes_the_time_channel():
         y, stats = solve(library, "odeint_adjoint", func, y0, t, "dopri5", 1e-8, 1e-10, adjoint_norm=norm)
         y.sum().backward()
         nfe[name] = stats["nfe_backward"]
-    assert nfe["torchdiffeq, state_seminorm"] == nfe["nodebench"] < nfe["torchdiffeq"]
+    # nodebench's backward pass also does not restart at the output times, hence "<=".
+    assert nfe["nodebench"] <= nfe["torchdiffeq, state_seminorm"] < nfe["torchdiffeq"]
 
 
 def test_adapter_rejects_what_torchdiffeq_lacks():

@@ -5,6 +5,12 @@ augmented state ``[z, a, dL/dθ, dL/dt]`` from the last output time to the first
 interval: on each interval ``z`` follows ``f``, the adjoint ``a = dL/dz`` follows ``-a ∂f/∂z``, and the
 parameter and time channels accumulate ``-a ∂f/∂θ`` and ``-a ∂f/∂t``. At every output time ``z`` is reset
 to the stored forward value and ``∂L/∂z(t_i)`` is added to ``a``.
+
+Adaptive methods make the backward pass one solve that lands on every output time: the first step is
+chosen once, a step that would pass an output time is clipped to end on it, the jump is applied there
+and the integration continues with the step the controller proposed (torchdiffeq instead restarts in
+every interval, with a new initial-step selection and small first steps each time). Adams restarts
+at order 1 after each jump, since the jump invalidates its history.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from nodebench.solvers import stats as _stats
+from nodebench.solvers.adams import Multistep
 from nodebench.solvers.boundary import check_low_precision
 from nodebench.solvers.controller import BlockNorm
 from nodebench.solvers.integrate import Counts, make_rhs, solve
@@ -115,30 +122,63 @@ class _Adjoint(torch.autograd.Function):
         s[n : 2 * n] = grad_y[-1].reshape(-1)
         time_vjps = torch.zeros(len(cfg.ts), dtype=t.dtype, device=t.device) if t_req else None
         ts = cfg.ts
+
+        def time_vjp(i: int) -> None:
+            """``dL/dt_i`` from the output's derivative; it also enters the ``t`` channel of the state."""
+            counts.nfe += 1
+            fi = func(scalar(ts[i], dtype=cfg.t_dtype, device=y.device), y[i])
+            dl_dti = (fi.reshape(-1) * grad_y[i].reshape(-1)).sum()
+            time_vjps[i] = dl_dti
+            s[-1] -= dl_dti
+
+        def jump(j: int, s_new: torch.Tensor) -> torch.Tensor:
+            """At the ``j``-th time of the backward solve: reset ``z``, add ``dL/dz(t_i)`` to the adjoint."""
+            nonlocal s
+            i = len(ts) - 1 - j
+            s = s_new.clone()
+            s[:n] = y[i].reshape(-1)
+            s[n : 2 * n] += grad_y[i].reshape(-1)
+            if t_req and i > 0:
+                time_vjp(i)
+            return s
+
         with torch.no_grad():
             try:
-                for i in range(len(ts) - 1, 0, -1):
-                    if t_req:
-                        with torch.no_grad():
-                            counts.nfe += 1
-                            fi = func(scalar(ts[i], dtype=cfg.t_dtype, device=y.device), y[i])
-                        dl_dti = (fi.reshape(-1) * grad_y[i].reshape(-1)).sum()
-                        time_vjps[i] = dl_dti
-                        s[-1] -= dl_dti
-                    s = solve(
+                if t_req:
+                    time_vjp(len(ts) - 1)
+                if cfg.adj_tableau.adaptive and isinstance(cfg.adj_tableau, (Tableau, Multistep)):
+                    # One backward solve through every output time: the first step is chosen once and
+                    # the controller's proposal carries across the jumps of the adjoint.
+                    s_end = solve(
                         aug,
                         s,
                         s.shape,
-                        [ts[i], ts[i - 1]],
+                        ts[::-1],
                         cfg.adj_tableau,
                         cfg.adj_rtol,
                         cfg.adj_atol,
                         cfg.adj_opts,
                         counts,
                         norm,
-                    )[-1].clone()
-                    s[:n] = y[i - 1].reshape(-1)
-                    s[n : 2 * n] += grad_y[i - 1].reshape(-1)
+                        None,
+                        jump,
+                    )[-1]
+                    jump(len(ts) - 1, s_end)  # dL/dz(t_0)
+                else:  # a fixed grid (or scipy) restarts in every interval, as torchdiffeq's
+                    for i in range(len(ts) - 1, 0, -1):
+                        s_end = solve(
+                            aug,
+                            s,
+                            s.shape,
+                            [ts[i], ts[i - 1]],
+                            cfg.adj_tableau,
+                            cfg.adj_rtol,
+                            cfg.adj_atol,
+                            cfg.adj_opts,
+                            counts,
+                            norm,
+                        )[-1]
+                        jump(len(ts) - i, s_end)
             finally:
                 _stats.report(
                     cfg.collectors, counts.nfe, counts.accepted, counts.rejected, True, cfg.adj_tableau.name

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from nodebench.solvers.adams import Multistep, solve_adams
 from nodebench.solvers.controller import BlockNorm, Controller, initial_step
 from nodebench.solvers.errors import SolverError
 from nodebench.solvers.fixed_adams import FixedAdams, solve_fixed_adams
@@ -188,6 +189,7 @@ def solve(
     counts: Counts,
     norm: BlockNorm | None = None,
     event: Event | None = None,
+    jump: Callable[[int, torch.Tensor], torch.Tensor] | None = None,
 ) -> list[torch.Tensor]:
     """Integrate the flat state ``y0`` through the times ``ts``.
 
@@ -202,9 +204,13 @@ def solve(
         norm: the error norm (default: RMS over the whole state).
         event: stop at this event function's zero instead (``ts`` is then ``[t0, ±inf]``); the result
             is ``[y0, y(event.t)]``.
+        jump: adaptive methods only: land on every output time ``ts[j]`` (``0 < j < len(ts) - 1``) and
+            continue from ``jump(j, y)`` instead of ``y`` (the adjoint's jump; see :func:`_solve_adaptive`).
     Returns:
-        the flat state at every time in ``ts`` (the first is ``y0`` itself).
+        the flat state at every time in ``ts`` (the first is ``y0`` itself; with ``jump``, before it).
     """
+    if isinstance(tableau, Multistep):
+        return solve_adams(f, y0, ts, rtol, atol, opts, counts, norm, jump)
     if len(ts) == 1:
         return [y0]
     if isinstance(tableau, ScipyMethod):
@@ -222,7 +228,7 @@ def solve(
     stages: StageStore = (_List if grad else _Buffer)(tableau, y0, shape)
     stages.set(0, f0)
     if tableau.adaptive:
-        return _solve_adaptive(f, y0, ts, tableau, rtol, atol, opts, counts, norm, stages, event)
+        return _solve_adaptive(f, y0, ts, tableau, rtol, atol, opts, counts, norm, stages, event, jump)
     return _solve_fixed(f, y0, ts, tableau, opts, counts, stages, event)
 
 
@@ -380,8 +386,26 @@ def _stops(opts: Options, t0: float, d: float) -> tuple[list[float], set[float]]
 
 
 def _solve_adaptive(
-    f, y0, ts, tab: Tableau, rtol, atol, opts: Options, counts: Counts, norm, K: StageStore, event=None
+    f,
+    y0,
+    ts,
+    tab: Tableau,
+    rtol,
+    atol,
+    opts: Options,
+    counts: Counts,
+    norm,
+    K: StageStore,
+    event=None,
+    jump=None,
 ) -> list[torch.Tensor]:
+    """The adaptive loop: dense output at the output times, or, with ``jump``, a landing on each.
+
+    With ``jump`` a step that would pass the next output time is clipped to end on it; once accepted the
+    state is replaced by ``jump(j, y)``, ``f`` is evaluated there (the jump invalidates FSAL) and the
+    integration goes on with the step the controller had proposed before the clip — no new initial
+    step, no restart.
+    """
     t_end = ts[-1]
     d = 1.0 if t_end > ts[0] else -1.0
     s = tab.stages
@@ -437,6 +461,10 @@ def _solve_adaptive(
         if next_stop < len(stops) and (t1 - stops[next_stop]) * d >= 0:
             t1 = stops[next_stop]  # land on step_t / jump_t exactly
             h = t1 - t
+        clipped = jump is not None and (t1 - ts[j]) * d >= 0
+        if clipped:  # land on the output time, where the state jumps
+            t1 = ts[j]
+            h = t1 - t
         # As torchdiffeq: stages at the step's end see f just before t1 (the left side of a jump there).
         t_end_stage = nudge(t1, t, t_dtype)
         for i in range(1, s):
@@ -454,6 +482,17 @@ def _solve_adaptive(
             else:
                 ratio = norm(err[:m].div_(tol)) * abs(h)
         h_next = ctrl.next_step(abs(h), ratio)
+        if ratio <= 1.0 and clipped:
+            counts.accepted += 1
+            out.append(y1)
+            j += 1
+            if j == len(ts):
+                return out
+            t, y = t1, jump(j - 1, y1)
+            abs_y = (y.detach() if m is None else y.detach()[:m]).abs()
+            K.set(0, f(nudge(t, t + d, t_dtype) if t in jumps else t, y))
+            h_abs = max(h_abs, h_next)  # the proposal before the clip (or a larger one after it)
+            continue
         if ratio <= 1.0:
             counts.accepted += 1
             end = [None]  # f(t1, y1) of a method without FSAL, once computed

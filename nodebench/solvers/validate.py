@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from nodebench.solvers.adams import ADAMS_OPTIONS, MULTISTEP_SOLVERS, Multistep, check_adams_options
 from nodebench.solvers.fixed_adams import FIXED_ADAMS_SOLVERS, MAX_ORDER, FixedAdams
 from nodebench.solvers.scipy_solver import SCIPY, SCIPY_METHODS, SCIPY_OPTIONS, ScipyMethod
 from nodebench.solvers.tableaus import ALL_SOLVERS, Tableau
@@ -75,8 +76,8 @@ class Options:
     t_eps: float = 2.220446049250313e-16
 
 
-def check_method(method: Any) -> Tableau | FixedAdams | ScipyMethod:
-    methods = {**ALL_SOLVERS, **FIXED_ADAMS_SOLVERS, SCIPY.name: SCIPY}
+def check_method(method: Any) -> Tableau | FixedAdams | ScipyMethod | Multistep:
+    methods = {**ALL_SOLVERS, **FIXED_ADAMS_SOLVERS, SCIPY.name: SCIPY, **MULTISTEP_SOLVERS}
     if not isinstance(method, str) or method not in methods:
         raise ValueError(f"method: unknown method {method!r}; valid methods are {sorted(methods)}")
     return methods[method]
@@ -156,8 +157,11 @@ def check_options(options: Any, tableau: Tableau, t_dtype: torch.dtype = torch.f
         raise TypeError(f"options must be a dict or None, got {type(options).__name__}")
     adams = isinstance(tableau, FixedAdams)
     scipy = isinstance(tableau, ScipyMethod)
+    multistep = isinstance(tableau, Multistep)
     if scipy:
         allowed = SCIPY_OPTIONS
+    elif multistep:
+        allowed = ADAMS_OPTIONS
     else:
         allowed = ADAPTIVE_OPTIONS if tableau.adaptive else FIXED_ADAMS_OPTIONS if adams else FIXED_OPTIONS
     unknown = sorted(set(options) - allowed)
@@ -177,7 +181,11 @@ def check_options(options: Any, tableau: Tableau, t_dtype: torch.dtype = torch.f
     kw["dtype"] = dtype
     kw["t_dtype"] = dtype or t_dtype
     kw["t_eps"] = torch.finfo(t_dtype).eps  # the resolution the caller's times were given in
-    if scipy:
+    if multistep:
+        if options.get("first_step") is not None:
+            kw["first_step"] = check_tol("options['first_step']", options["first_step"])
+        kw["max_order"] = check_adams_options(dict(options))["max_order"]
+    elif scipy:
         solver = options.get("solver", "LSODA")
         if solver not in SCIPY_METHODS:
             raise ValueError(f"options['solver'] must be one of {list(SCIPY_METHODS)}, got {solver!r}")

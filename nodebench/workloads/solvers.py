@@ -16,6 +16,7 @@ from torch import nn
 from nodebench.data.demo_spirals import DEMO_T_MAX, DEMO_Y0
 from nodebench.measure import Timer, run_in_fresh_process
 from nodebench.models.demo_spirals import DemoTrue
+from nodebench.reference.scipy_peer import solve_scipy
 from nodebench.reference.torchdiffeq_adapter import CountingFunc, integrate
 from nodebench.units import NO_STEP, UnitContext, UnitSpec
 
@@ -23,11 +24,12 @@ NAME = "solvers"
 #: Under ``--executor ray`` the units run one at a time on one node holding all its CPUs: their
 #: timings are compared across units, so they must come from one machine with nothing beside them.
 RAY_PLACEMENT = "serial"
-#: Adaptive Runge-Kutta methods per library.
+#: Adaptive methods per library (Runge-Kutta; nodebench's and scipy's Adams codes).
 METHODS = {
-    "nodebench": ("bosh3", "dopri5", "tsit5"),
+    "nodebench": ("bosh3", "dopri5", "tsit5", "adams"),
     "torchdiffeq": ("bosh3", "dopri5", "dopri8", "fehlberg2", "adaptive_heun"),
     "torchode": ("dopri5", "tsit5"),
+    "scipy": ("lsoda", "vode"),
 }
 REFERENCE_RTOL, REFERENCE_ATOL = 1e-13, 1e-15
 VDP_MU, VDP_PERIOD = 2.0, 7.6297
@@ -49,6 +51,10 @@ PROTOCOL = """\
   torchdiffeq 0.2.5 bosh3, dopri5, dopri8, fehlberg2, adaptive_heun; torchode (if installed) Dopri5,
   Tsit5 with its integral controller, eager mode, no compilation. torchode controls the step of every
   batch member separately; its NFE counts calls of the batched function, as for the others.
+  Multistep: nodebench's `adams` (variable-step, variable-order Adams PECE) and, as the reference
+  peer, scipy's Fortran Adams codes `lsoda` (LSODA via `solve_ivp`) and `vode` (VODE, Adams mode) on
+  the flattened batch — the LSODE family the paper used. scipy's times include converting the state
+  between numpy and torch at every evaluation.
 - Tolerances: rtol from `rtols`, atol = rtol * `atol_factor`; methods listed in `tightest_rtol` stop
   at that rtol (low orders would take minutes per solve at the tightest).
 - Error: RMS over the batch and components of y(T) minus the truth (`error`).
@@ -68,8 +74,8 @@ class Config:
     Attributes:
         seeds: seeds of the problems' initial states.
         problems: subset of ``("linear", "vdp", "spiral")``.
-        libraries: subset of ``("nodebench", "torchdiffeq", "torchode")``; torchode is skipped where it
-            is not installed.
+        libraries: subset of ``("nodebench", "torchdiffeq", "torchode", "scipy")``; torchode is skipped
+            where it is not installed. ``scipy``: LSODA and VODE (Adams).
         rtols: relative tolerances, loosest first.
         atol_factor: atol = rtol * atol_factor.
         tightest_rtol: ``(method, rtol)`` pairs: the tightest rtol run for that method.
@@ -80,7 +86,7 @@ class Config:
 
     seeds: tuple[int, ...] = (0,)
     problems: tuple[str, ...] = ("linear", "vdp", "spiral")
-    libraries: tuple[str, ...] = ("nodebench", "torchdiffeq", "torchode")
+    libraries: tuple[str, ...] = ("nodebench", "torchdiffeq", "torchode", "scipy")
     rtols: tuple[float, ...] = (1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10)
     atol_factor: float = 1e-3
     tightest_rtol: tuple[tuple[str, float], ...] = (
@@ -215,6 +221,13 @@ def _solver(
     """A function ``(y0, T) -> y(T)`` solving with ``library``'s ``method``."""
     if library == "torchode":
         return _torchode_solver(func, method, rtol, atol)
+    if library == "scipy":
+
+        def run_scipy(y0: torch.Tensor, T: float) -> torch.Tensor:
+            t = torch.tensor([0.0, T], dtype=y0.dtype, device=y0.device)
+            return solve_scipy(func, y0, t, method, rtol, atol)[0][-1]
+
+        return run_scipy
 
     def run(y0: torch.Tensor, T: float) -> torch.Tensor:
         t = torch.tensor([0.0, T], dtype=y0.dtype, device=y0.device)

@@ -1,0 +1,414 @@
+"""``method="adams"``: variable-step, variable-order (1 to 12) Adams–Bashforth–Moulton, PECE.
+
+This is the integrator of Shampine & Gordon's DE/STEP ("Computer Solution of Ordinary Differential
+Equations", 1975; Hairer, Nørsett & Wanner I, Sec. III.5), transcribed onto flat torch states:
+
+- **Modified divided differences** ``phi_i`` of ``f`` carry the history. On a step of size ``h`` and
+  order ``k`` the predictor is ``p = y + h sum_i g_i phi*_i`` (Adams–Bashforth of order ``k``), ``f`` is
+  evaluated at ``p`` (P, E), the corrector is ``y1 = p + h g_{k+1} (f(p) - phi_1)`` (Adams–Moulton of
+  order ``k + 1``, C) and ``f`` is evaluated again at ``y1`` (E): two evaluations per step. The
+  coefficients ``g, alpha, beta, sigma, psi`` are recomputed only for the parts the last step change
+  made stale, as in STEP (none at all after ``k`` steps of one size).
+- **Local error estimates** at orders ``k - 2, k - 1, k`` (and ``k + 1`` after constant steps) come
+  from the same differences; they choose the order, accept or reject the step (the corrector's error
+  in the weighted RMS norm with weights ``rtol * max(|y0|, |p|) + atol``, the norm of the Runge–Kutta
+  methods, must be at most 1) and size the next one: double when the error is far below tolerance,
+  keep the size when below it, else shrink by a factor in ``[0.5, 0.9]``. Keeping the size constant
+  keeps the coefficients fixed and the estimates reliable — which is why this scheme needs so few
+  evaluations on smooth problems.
+- **Start** at order 1 with ``h = 0.25 / sqrt(||f0 / w||)`` (STEP's rule, no extra evaluation), then a
+  start phase that doubles the step and raises the order each step until an estimate says stop.
+- **Dense output** is STEP's companion INTRP: the interpolating polynomial through the last ``k + 1``
+  points, evaluated at the requested times inside the last step. The solver lands exactly on the final
+  time (the last step is clipped), so ``func`` is never evaluated beyond ``t[-1]``.
+
+Why this form and not LSODE's Nordsieck array: the divided-difference form is exact for variable
+steps (the Nordsieck form interpolates the history to the new step size, which is only approximately
+the variable-step method and needs a step-size-change restriction), its error estimates at
+neighbouring orders fall out of the differences without extra work, and every update is a short linear
+combination of stored vectors — here one matrix product per step, out of place, so autograd can
+backpropagate through the solve (``odeint``) exactly as through the Runge–Kutta loop.
+
+After a discontinuity of the state (the adjoint's jump at an output time) the history is invalid and
+the method restarts at order 1 (:meth:`_Adams.start`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from nodebench.solvers.errors import SolverError
+
+_EPS = 2.220446049250313e-16
+_FOURU = 4 * _EPS
+MAX_ORDER = 12
+# |gamma*_k|: the error constants of the constant-step Adams–Moulton formulas (STEP's GSTR), 1-based.
+_GSTR = (0.0, 0.5, 0.0833, 0.0417, 0.0264, 0.0188, 0.0143, 0.0114, 0.00936, 0.00789, 0.00679, 0.00592,
+         0.00524, 0.00468)  # fmt: skip
+_P5EPS = 0.5  # half the tolerance of the weighted norm (errors are measured in units of the tolerance)
+
+
+@dataclass(frozen=True)
+class Multistep:
+    """A linear multistep method: what :func:`~nodebench.solvers.validate.check_method` returns for it.
+
+    It offers the attributes the callers read from a :class:`~nodebench.solvers.tableaus.Tableau`
+    (``name``, ``order``, ``adaptive``) and nothing of a Butcher tableau.
+    """
+
+    name: str
+    order: int
+    adaptive: bool = True
+
+
+ADAMS = Multistep("adams", MAX_ORDER)
+MULTISTEP_SOLVERS: dict[str, Multistep] = {ADAMS.name: ADAMS}
+ADAMS_OPTIONS = {"first_step", "max_num_steps", "dtype", "max_order"}
+
+
+def check_adams_options(out: dict[str, Any]) -> dict[str, Any]:
+    """Validate the adams-only options of an already name-checked options dict (in place)."""
+    mo = out.get("max_order", MAX_ORDER)
+    if isinstance(mo, bool) or not isinstance(mo, int) or not 1 <= mo <= MAX_ORDER:
+        raise ValueError(f"options['max_order'] must be an int in 1..{MAX_ORDER}, got {mo!r}")
+    out["max_order"] = mo
+    return out
+
+
+class _Adams:
+    """The state of one STEP integration: coefficients (Python floats, 1-based lists) and differences."""
+
+    def __init__(self, f, rtol: float, atol: float, max_order: int, norm, counts, direction: float) -> None:
+        self.f = f
+        self.rtol = rtol
+        self.atol = atol
+        self.max_order = max_order
+        self.norm = norm
+        self.m = None if norm is None else norm.prefix
+        self.counts = counts
+        self.d = direction
+        n = MAX_ORDER + 3
+        self.alpha = [0.0] * n
+        self.beta = [0.0] * n
+        self.psi = [0.0] * n
+        self.sigma = [0.0] * n
+        self.g = [0.0] * n
+        self.v = [0.0] * n
+        self.w = [0.0] * n
+        self.iv = [0] * n
+        self.g[1], self.g[2], self.sigma[1] = 1.0, 0.5, 1.0
+        self.x_target: float | None = None  # the exact end of a step clipped to land on a time
+        self.x_old = 0.0
+        self.version = 0  # bumped whenever block 1 recomputes coefficients
+        self.cache: tuple = (None, None, None)  # (key, gb, tri) of the predictor
+
+    # -- helpers -----------------------------------------------------------------------------------
+    def _eval(self, t: float, y: torch.Tensor) -> torch.Tensor:
+        return self.f(t, y).reshape(-1)
+
+    def _weights(self, y: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        m = self.m
+        yd, pd = (y.detach(), p.detach()) if m is None else (y.detach()[:m], p.detach()[:m])
+        return torch.maximum(yd.abs(), pd.abs()).mul_(self.rtol).add_(self.atol)
+
+    def _norms(self, vecs: list[torch.Tensor], wt: torch.Tensor) -> list[float]:
+        """Weighted RMS norms of several vectors, with one host synchronisation (default norm)."""
+        if self.norm is None:
+            ms = torch.stack(vecs).div_(wt).square_().sum(1)
+            n = wt.numel()
+            return [math.sqrt(x / n) for x in ms.tolist()]
+        return [self.norm(v / wt) for v in vecs]
+
+    # -- start / restart ---------------------------------------------------------------------------
+    def start(self, x: float, y: torch.Tensor, yp: torch.Tensor, h_abs: float | None, span: float) -> None:
+        """Begin (or, after a jump of the state, restart) at order 1 from ``(x, y)`` with ``yp = f(x, y)``.
+
+        ``h_abs`` is the caller's first step (``options['first_step']``); without it STEP's rule
+        ``0.25 / sqrt(||yp / w||)``, at most ``span``.
+        """
+        self.x, self.y, self.yp = x, y, yp
+        if h_abs is None:
+            with torch.no_grad():
+                ypd = yp.detach() if self.m is None else yp.detach()[: self.m]
+                wt = self._weights(y, y)
+                s = self._norms([ypd], wt)[0]
+            h_abs = span if s == 0.0 or not math.isfinite(s) else min(span, 0.25 / math.sqrt(s))
+        h_abs = max(h_abs, _FOURU * abs(x))
+        self.h = self.d * h_abs
+        self.phi = torch.stack([yp, torch.zeros_like(yp)])
+        self.hold = 0.0
+        self.k = 1
+        self.kold = 0
+        self.kprev = 0
+        self.ns = 0
+        self.ivc = 0
+        self.phase1 = True
+        self.ifail = 0
+
+    # -- one step (STEP, blocks 1 to 4) ------------------------------------------------------------
+    def _coefficients(self) -> None:
+        """Block 1: the coefficients ``alpha, beta, psi, sigma, g`` stale after a change of step or order."""
+        k, h = self.k, self.h
+        kp1, kp2 = k + 1, k + 2
+        alpha, beta, psi, sigma, g, v, w, iv = (
+            self.alpha, self.beta, self.psi, self.sigma, self.g, self.v, self.w, self.iv)  # fmt: skip
+        if h != self.hold:
+            self.ns = 0
+        if self.ns <= self.kold:
+            self.ns += 1
+        ns = self.ns
+        nsp1 = ns + 1
+        if k < ns:
+            return
+        self.version += 1
+        beta[ns] = 1.0
+        alpha[ns] = 1.0 / ns
+        temp1 = h * ns
+        sigma[nsp1] = 1.0
+        for i in range(nsp1, k + 1):
+            temp2 = psi[i - 1]
+            psi[i - 1] = temp1
+            beta[i] = beta[i - 1] * psi[i - 1] / temp2
+            temp1 = temp2 + h
+            alpha[i] = h / temp1
+            sigma[i + 1] = i * alpha[i] * sigma[i]
+        psi[k] = temp1
+        if ns <= 1:
+            for iq in range(1, k + 1):
+                v[iq] = 1.0 / (iq * (iq + 1))
+                w[iq] = v[iq]
+            self.ivc = 0
+        else:
+            if k > self.kprev:
+                if self.ivc != 0:
+                    jv = kp1 - iv[self.ivc]
+                    self.ivc -= 1
+                else:
+                    jv = 1
+                    v[k] = 1.0 / (k * kp1)
+                    w[k] = v[k]
+                for j in range(jv, ns - 1):
+                    i = k - j
+                    v[i] = v[i] - alpha[j + 1] * v[i + 1]
+                    w[i] = v[i]
+            limit1 = kp1 - ns
+            temp5 = alpha[ns]
+            for iq in range(1, limit1 + 1):
+                v[iq] = v[iq] - temp5 * v[iq + 1]
+                w[iq] = v[iq]
+            g[nsp1] = w[1]
+            w[limit1 + 1] = v[limit1 + 1]
+            if k < self.kold:
+                self.ivc += 1
+                iv[self.ivc] = limit1 + 2
+        self.kprev = k
+        for i in range(ns + 2, kp1 + 1):
+            limit2 = kp2 - i
+            temp6 = alpha[i - 1]
+            for iq in range(1, limit2 + 1):
+                w[iq] = w[iq] - temp6 * w[iq + 1]
+            g[i] = w[1]
+
+    def step(self) -> bool:
+        """Attempt one step of size ``self.h``; True when it was accepted (the state then advanced)."""
+        k, h = self.k, self.h
+        kp1, km1, km2 = k + 1, k - 1, k - 2
+        psi_saved = self.psi[:]
+        self._coefficients()
+        ns, g, beta, sigma = self.ns, self.g, self.beta, self.sigma
+        # Block 2: predict. phi*_i = beta_i phi_i (i > ns), p = y + h sum g_i phi*_i, and the predicted
+        # differences phi_i <- sum_{j >= i} phi*_j, as one matrix product each.
+        phi, y, x = self.phi, self.y, self.x
+        key = (k, self.version, min(ns, k + 1), phi.dtype)
+        if self.cache[0] == key:
+            gb, tri = self.cache[1], self.cache[2]
+        else:
+            b = [beta[i] if i >= ns + 1 else 1.0 for i in range(1, k + 1)]
+            dt, dev = phi.dtype, phi.device
+            gb = torch.tensor([g[i + 1] * b[i] for i in range(k)], dtype=dt, device=dev)
+            tri = torch.tensor(
+                [[b[j] if j >= i else 0.0 for j in range(k)] for i in range(k)], dtype=dt, device=dev
+            )
+            self.cache = (key, gb, tri)
+        p = torch.addmv(y, phi[:k].t(), gb, alpha=h)
+        pred = torch.mm(tri, phi[:k])
+        x1 = self.x_target if self.x_target is not None else x + h
+        yp = self._eval(x1, p)
+        absh = abs(h)
+        with torch.no_grad():
+            m = self.m
+            wt = self._weights(y, p)
+            t4 = yp.detach() - pred[0].detach()
+            if m is not None:
+                t4 = t4[:m]
+            vecs = [t4]
+            if km2 >= 0:
+                vecs.append(pred[k - 1].detach()[:m] + t4)
+            if km2 > 0:
+                vecs.append(pred[km1 - 1].detach()[:m] + t4)
+            norms = self._norms(vecs, wt)
+        erk_raw = norms[0]
+        erkm1 = absh * sigma[k] * _GSTR[km1] * norms[1] if km2 >= 0 else 0.0
+        erkm2 = absh * sigma[km1] * _GSTR[km2] * norms[2] if km2 > 0 else 0.0
+        temp5 = absh * erk_raw
+        err = temp5 * (g[k] - g[kp1])
+        erk = temp5 * sigma[kp1] * _GSTR[k]
+        knew = k
+        if km2 > 0:
+            if max(erkm1, erkm2) <= erk:
+                knew = km1
+        elif km2 == 0:
+            if erkm1 <= 0.5 * erk:
+                knew = km1
+        if not err <= 1.0:  # also catches NaN
+            # Block 3: failure. Restore psi (phi and x were never overwritten); halve, then order 1.
+            self.counts.rejected += 1
+            self.phase1 = False
+            self.psi = psi_saved
+            self.ifail += 1
+            temp2 = 0.5
+            if self.ifail > 3 and math.isfinite(erk) and _P5EPS < 0.25 * erk:
+                temp2 = math.sqrt(_P5EPS / erk)
+            if self.ifail >= 3 or not math.isfinite(err):
+                knew = 1
+            self.h = temp2 * h
+            self.k = knew
+            self.ns = 0
+            return False
+        # Block 4: success. Correct, evaluate, update the differences.
+        self.counts.accepted += 1
+        self.ifail = 0
+        self.kold = k
+        self.hold = h
+        t4full = yp - pred[0]
+        y1 = torch.add(p, t4full, alpha=h * g[kp1])
+        yp1 = self._eval(x1, y1)
+        e = yp1 - pred[0]
+        self.phi = torch.cat([pred + e, e[None], (e - phi[k])[None]])
+        self.x_old, self.x, self.y, self.yp = x, x1, y1, yp1
+        erkp1 = 0.0
+        if knew == km1 or k == self.max_order:
+            self.phase1 = False
+        if self.phase1:
+            k, erk = kp1, erkp1
+        elif knew == km1:
+            k, erk = km1, erkm1
+        elif kp1 <= ns:
+            with torch.no_grad():
+                last = self.phi[kp1].detach()
+                erkp1 = absh * _GSTR[kp1] * self._norms([last if m is None else last[:m]], wt)[0]
+            if k > 1:
+                if erkm1 <= min(erk, erkp1):
+                    k, erk = km1, erkm1
+                elif not (erkp1 >= erk or k == self.max_order):
+                    k, erk = kp1, erkp1
+            elif erkp1 < 0.5 * erk:
+                k, erk = kp1, erkp1
+        # With the new order, the next step size.
+        hnew = h + h
+        if not self.phase1 and not _P5EPS >= erk * 2.0 ** (k + 1):
+            hnew = h
+            if not _P5EPS >= erk:
+                r = (_P5EPS / erk) ** (1.0 / (k + 1))
+                hnew = self.d * max(absh * max(0.5, min(0.9, r)), _FOURU * abs(x1))
+        self.k = min(k, self.max_order)
+        self.h = hnew
+        return True
+
+    def interpolate(self, t: float) -> torch.Tensor:
+        """INTRP: the state at ``t`` (inside the last step) from the polynomial of the last step's order."""
+        hi = t - self.x
+        ki = self.kold + 1
+        w = [0.0] + [1.0 / i for i in range(1, ki + 1)] + [0.0]
+        gi = [0.0, 1.0] + [0.0] * ki
+        term = 0.0
+        for j in range(2, ki + 1):
+            psijm1 = self.psi[j - 1]
+            gamma = (hi + term) / psijm1
+            eta = hi / psijm1
+            for i in range(1, ki + 2 - j):
+                w[i] = gamma * w[i] - eta * w[i + 1]
+            gi[j] = w[1]
+            term = psijm1
+        coef = torch.tensor(gi[1 : ki + 1], dtype=self.phi.dtype, device=self.phi.device)
+        return torch.addmv(self.y, self.phi[:ki].t(), coef, alpha=hi)
+
+
+def solve_adams(
+    f: Callable[[float, torch.Tensor], torch.Tensor],
+    y0: torch.Tensor,
+    ts: list[float],
+    rtol: float,
+    atol: float,
+    opts: Any,
+    counts: Any,
+    norm: Callable[[torch.Tensor], float] | None = None,
+    jump: Callable[[int, torch.Tensor], torch.Tensor] | None = None,
+) -> list[torch.Tensor]:
+    """Integrate the flat state ``y0`` through the times ``ts`` with the Adams PECE method.
+
+    Arguments:
+        f: right-hand side on flat states (see :func:`~nodebench.solvers.integrate.make_rhs`).
+        y0: flat initial state at ``ts[0]``.
+        ts: strictly monotone output times (Python floats).
+        rtol, atol, opts: tolerances and validated options (``first_step``, ``max_num_steps``, ``max_order``).
+        counts: NFE and step counters (``nfe`` is counted by ``f``), updated in place.
+        norm: the error norm of the leading ``norm.prefix`` entries (default: RMS over the whole state).
+        jump: if given, the solver lands on every output time and replaces the state there by
+            ``jump(j, y)`` (the adjoint's jump), then restarts at order 1.
+    Returns:
+        the flat state at every time in ``ts`` (the first is ``y0``; with ``jump``, before each jump).
+    """
+    if len(ts) == 1:
+        return [y0]
+    d = 1.0 if ts[-1] > ts[0] else -1.0
+    st = _Adams(f, rtol, atol, opts.max_order, norm, counts, d)
+    max_steps = opts.max_num_steps
+    first = opts.first_step
+
+    def begin(x: float, y: torch.Tensor, target: float) -> None:
+        yp = st._eval(x, y)
+        if not bool(torch.isfinite(yp).all()):
+            raise SolverError(x, "non-finite derivative", f"func(t, y) is not finite at t={x:.10g}")
+        st.start(x, y, yp, first, abs(target - x))
+
+    out = [y0]
+    j = 1
+    stop = 1 if jump is not None else len(ts) - 1  # the index of the next time the solver must land on
+    begin(ts[0], y0, ts[stop])
+    attempts = 0
+    while True:
+        target = ts[stop]
+        x = st.x
+        if abs(target - x) <= _FOURU * abs(x):  # a sliver left: the state at x is the state at target
+            st.x = target
+        else:
+            if attempts >= max_steps:
+                raise SolverError(
+                    x, "max_num_steps exceeded", f"{attempts} steps attempted, max_num_steps={max_steps}"
+                )
+            attempts += 1
+            if abs(st.h) <= _FOURU * abs(x) or x + st.h == x:
+                raise SolverError(
+                    x, "step size underflow", f"step {st.h:.3g} is too small to advance from t={x:.10g}"
+                )
+            st.x_target = None
+            if (x + st.h - target) * d >= 0:
+                st.h = target - x
+                st.x_target = target
+            if not st.step():  # a non-finite predictor or derivative gives a non-finite error: rejected
+                continue
+        while j < len(ts) and (ts[j] - st.x) * d <= 0:
+            out.append(st.y if ts[j] == st.x else st.interpolate(ts[j]))
+            j += 1
+        if st.x == target:
+            if stop == len(ts) - 1:
+                return out
+            y = jump(stop, st.y)
+            stop += 1
+            begin(target, y, ts[stop])
