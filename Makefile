@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 PRESET ?= smoke
 
-.PHONY: setup run test lint gpu-check gpu-deps
+.PHONY: setup run test lint gpu-check gpu-deps asv-compare asv-record asv-site
 setup: $(VENV)/.nodebench-installed
 
 $(VENV)/.nodebench-installed: pyproject.toml
@@ -41,3 +41,17 @@ gpu-check:
 
 gpu-deps: setup
 	$(PY) -m pip install --quiet --no-deps --target .gpu-deps tqdm pytest-benchmark py-cpuinfo
+
+# asv (see benchmarks/asvtool.py): compare two commits, record into the committed history on purpose,
+# publish that history as an offline site. Plain runs write only under .asv/ (ignored by git).
+BASE ?= main
+NEW ?= HEAD
+RANGE ?= HEAD^!
+asv-compare: setup
+	$(PY) -m benchmarks.asvtool continuous $(BASE) $(NEW)
+
+asv-record: setup
+	$(PY) -m benchmarks.asvtool record "$(RANGE)"
+
+asv-site: setup
+	$(PY) -m benchmarks.asvtool site --check

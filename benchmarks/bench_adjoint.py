@@ -1,4 +1,4 @@
-"""asv: the adjoint's backward pass, its NFE and its gradient error against torchdiffeq."""
+"""asv: the adjoint's backward pass (CPU time, ratio to torchdiffeq), its NFE and its gradient error."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import torch
 from benchmarks import metrics
 from nodebench import odeint_adjoint
 
+NORMS = ["seminorm", "full"]
 
-class AdjointBackward:
-    params = [["seminorm", "full"]]
+
+class AdjointBackward(metrics.TimeSettings):
+    params = [NORMS]
     param_names = ["norm"]
 
     def setup(self, norm):
@@ -22,8 +24,20 @@ class AdjointBackward:
         torch.autograd.grad(self.loss, self.params_, retain_graph=True)
 
 
-class AdjointCounts:
-    params = [["seminorm", "full"]]
+class AdjointBackwardVsTorchdiffeq(metrics.TrackSettings):
+    params = [NORMS]
+    param_names = ["norm"]
+    timeout = 300
+
+    def track_ratio_vs_torchdiffeq(self, norm):
+        """nodebench / torchdiffeq CPU time of the backward pass, interleaved in one process."""
+        return metrics.adjoint_backward_ratio_vs_torchdiffeq(norm)["ratio"]
+
+    track_ratio_vs_torchdiffeq.unit = "ratio"
+
+
+class AdjointCounts(metrics.TrackSettings):
+    params = [NORMS]
     param_names = ["norm"]
 
     def setup(self, norm):

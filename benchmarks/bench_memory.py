@@ -1,36 +1,30 @@
 """asv: memory of direct backprop (O(L)) against the adjoint (O(1)) on a fixed rk4 grid of L steps.
 
-asv runs each benchmark in its own process, so ``peakmem_*`` is the peak RSS of that process.
+``track_rss_growth`` runs one forward + backward in a fresh process and reports how far its peak RSS
+rose above the process's RSS after its imports (``nodebench.measure.run_in_fresh_process``): the torch
+import (~400 MB) is not counted, so direct at 5 steps reads below the adjoint's fixed cost and grows
+with L, the adjoint does not. ``track_saved_bytes`` counts what autograd saves for backward (exact).
 """
 
 from __future__ import annotations
 
-import torch
-
 from benchmarks import metrics
-from nodebench import odeint, odeint_adjoint
-from nodebench.models.mnist import ode_block_func
+from nodebench.measure import run_in_fresh_process
 
 STEPS = [5, 20, 80]
 
 
-class DirectVsAdjoint:
+class DirectVsAdjoint(metrics.TrackSettings):
     params = [["direct", "adjoint"], STEPS]
     param_names = ["mode", "steps"]
     timeout = 300
 
-    def setup(self, mode, steps):
-        torch.set_num_threads(1)
-        torch.manual_seed(0)
-        self.func = ode_block_func(64)
-        self.x = torch.randn(8, 64, 7, 7, requires_grad=True)
+    def track_rss_growth(self, mode, steps):
+        kwargs = {"mode": mode, "steps": steps}
+        run = run_in_fresh_process("benchmarks.metrics:direct_vs_adjoint_memory", kwargs, timeout=240)
+        return run.rss_growth_bytes
 
-    def peakmem_forward_backward(self, mode, steps):
-        solve = odeint if mode == "direct" else odeint_adjoint
-        y = solve(
-            self.func, self.x, torch.tensor([0.0, 1.0]), method="rk4", options={"step_size": 1.0 / steps}
-        )
-        y[-1].sum().backward()
+    track_rss_growth.unit = "bytes"
 
     def track_saved_bytes(self, mode, steps):
         return metrics.saved_bytes(mode, steps)

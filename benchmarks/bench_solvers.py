@@ -1,9 +1,12 @@
-"""asv: forward solves of nodebench's own solvers (time per solve, time per NFE, counts, accuracy)."""
+"""asv: forward solves of nodebench's own solvers (CPU time, ratio to torchdiffeq, counts, accuracy).
+
+Speed is tracked two ways: ``time_solve`` (asv's statistics over many samples, settings in
+:class:`metrics.TimeSettings`) and ``track_ratio_vs_torchdiffeq`` (nodebench / torchdiffeq measured call
+by call in the same process, so it carries across machines and load). Counts and errors are
+deterministic ``track_`` figures.
+"""
 
 from __future__ import annotations
-
-import statistics
-import time
 
 import torch
 
@@ -11,49 +14,50 @@ from benchmarks import metrics
 from nodebench import odeint, solver_stats
 
 METHODS = ["bosh3", "dopri5", "tsit5", "rk4", "midpoint", "euler"]
+PEER_METHODS = ["bosh3", "dopri5", "rk4", "midpoint", "euler"]  # torchdiffeq has no tsit5
 
 
-def _options(method: str):
-    return {"step_size": 0.05} if method in ("rk4", "midpoint", "euler") else None
-
-
-class SpiralSolve:
+class SpiralSolve(metrics.TimeSettings):
     """The spiral demo network (batch 20, 10 output times, float32, no grad) as in issue 2."""
 
     params = [METHODS]
     param_names = ["method"]
-    version = 1
 
     def setup(self, method):
         torch.set_num_threads(1)
         self.func, self.y0, self.t = metrics.spiral_setup(torch.float32)
-        self.opts = _options(method)
-        with torch.no_grad(), solver_stats() as s:
-            odeint(self.func, self.y0, self.t, method=method, options=self.opts)
-        self.nfe = s.nfe_forward
+        self.opts = metrics.solver_options(method)
 
     def time_solve(self, method):
         with torch.no_grad():
             odeint(self.func, self.y0, self.t, method=method, options=self.opts)
 
-    def track_time_per_nfe(self, method):
-        times = []
-        with torch.no_grad():
-            for _ in range(15):
-                t0 = time.perf_counter()
-                odeint(self.func, self.y0, self.t, method=method, options=self.opts)
-                times.append(time.perf_counter() - t0)
-        return statistics.median(times) / self.nfe * 1e6
 
-    track_time_per_nfe.unit = "microseconds"
+class SpiralSolveCounts(metrics.TrackSettings):
+    params = [METHODS]
+    param_names = ["method"]
 
     def track_nfe(self, method):
-        return self.nfe
+        func, y0, t = metrics.spiral_setup(torch.float32)
+        with torch.no_grad(), solver_stats() as s:
+            odeint(func, y0, t, method=method, options=metrics.solver_options(method))
+        return s.nfe_forward
 
     track_nfe.unit = "evaluations"
 
 
-class LinearAccuracy:
+class SpiralSolveVsTorchdiffeq(metrics.TrackSettings):
+    params = [PEER_METHODS]
+    param_names = ["method"]
+
+    def track_ratio_vs_torchdiffeq(self, method):
+        """nodebench / torchdiffeq CPU time of the same solve, interleaved in one process."""
+        return metrics.speed_ratio_vs_torchdiffeq(method)["ratio"]
+
+    track_ratio_vs_torchdiffeq.unit = "ratio"
+
+
+class LinearAccuracy(metrics.TrackSettings):
     """Counts and error against the matrix exponential at rtol 1e-6 (deterministic)."""
 
     params = [["bosh3", "dopri5", "tsit5"]]
@@ -81,11 +85,3 @@ class LinearAccuracy:
         return self.stats["error"]
 
     track_error.unit = "relative error"
-
-
-def track_time_ratio_vs_torchdiffeq():
-    """nodebench / torchdiffeq wall time on the spiral solve, measured in the same process."""
-    return metrics.speed_ratio_vs_torchdiffeq()["ratio"]
-
-
-track_time_ratio_vs_torchdiffeq.unit = "ratio"

@@ -10,7 +10,7 @@ import contextlib
 import math
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 import torchdiffeq
@@ -18,15 +18,66 @@ from torch import nn
 
 from nodebench import odeint, odeint_adjoint, solver_stats
 from nodebench.measure import SavedTensorsMeter
-from nodebench.models.demo_spirals import DemoModel
 from nodebench.solvers import integrate
 
 ADAPTIVE = ("bosh3", "dopri5", "tsit5")
 
 
+class TimeSettings:
+    """asv settings shared by every ``time_*`` benchmark, for a noisy, shared 2-core machine.
+
+    - ``timer``: CPU time of the benchmark process (``time.process_time``), not wall time: with one torch
+      thread it is the solve's own work, and time spent waiting while other jobs hold the cores does
+      not count. (A slowdown that is only waiting, e.g. I/O or sleeping, would not show; the solvers do
+      none.)
+    - ``sample_time`` 0.1 s: asv repeats a short call (a 1-ms euler solve) in each sample until it lasts
+      0.1 s, so one sample averages about a hundred calls and short-lived load.
+    - ``warmup_time`` 0.5 s before the first sample of each round (allocator, caches, lazy init).
+    - ``repeat`` (5, 10, 10.0): 5 to 10 samples per round, stopping after 10 s.
+    - ``rounds`` 4: each benchmark is run in 4 separate processes; ``asv continuous`` and ``asv run``
+      with ``--interleave-rounds`` alternate the rounds of the commits compared, so drift in the
+      machine's load falls on both.
+    """
+
+    timer = staticmethod(time.process_time)
+    sample_time = 0.1
+    warmup_time = 0.5
+    repeat = (5, 10, 10.0)
+    rounds = 4
+
+
+class TrackSettings:
+    """asv settings for ``track_*`` benchmarks: one round (their values do not need repeating)."""
+
+    rounds = 1
+
+
+class _OlderDemo(nn.Module):
+    """The same network, for commits from before it had a home in nodebench (asv runs old commits)."""
+
+    def __init__(self, generator: torch.Generator) -> None:
+        super().__init__()
+        self.l1, self.l2 = nn.Linear(2, 50), nn.Linear(50, 2)
+        with torch.no_grad():
+            for lin in (self.l1, self.l2):
+                lin.weight.copy_(torch.randn(lin.weight.shape, generator=generator) * 0.1)
+                lin.bias.zero_()
+
+    def forward(self, t, y):
+        return self.l2(torch.tanh(self.l1(y**3)))
+
+
+def _demo_model(generator: torch.Generator) -> nn.Module:
+    try:
+        from nodebench.models.demo_spirals import DemoModel
+    except ImportError:
+        return _OlderDemo(generator)
+    return DemoModel(generator=generator)
+
+
 def spiral_setup(dtype: torch.dtype = torch.float64):
     g = torch.Generator().manual_seed(1)
-    func = DemoModel(generator=torch.Generator().manual_seed(0)).to(dtype)  # torchdiffeq's demo network
+    func = _demo_model(torch.Generator().manual_seed(0)).to(dtype)  # torchdiffeq's demo network
     y0 = torch.randn(20, 2, generator=g, dtype=dtype) * 1.5
     t = torch.linspace(0.0, 1.0, 10, dtype=dtype)
     return func, y0, t
@@ -178,20 +229,77 @@ class _Autonomous(nn.Module):
         return self.net(y)
 
 
-def speed_ratio_vs_torchdiffeq(repeats: int = 21) -> dict[str, float]:
-    """nodebench / torchdiffeq wall time for the spiral solve (no grad), interleaved medians."""
-    torch.set_num_threads(1)
-    func, y0, t = spiral_setup(torch.float32)
-    runs = {"ours": lambda: odeint(func, y0, t), "theirs": lambda: torchdiffeq.odeint(func, y0, t)}
+FIXED_STEP = {"rk4", "midpoint", "euler"}
+
+
+def solver_options(method: str) -> dict | None:
+    """Options of the spiral speed benchmarks: fixed-grid methods take steps of 0.05."""
+    return {"step_size": 0.05} if method in FIXED_STEP else None
+
+
+def same_run_ratio(
+    ours: Callable[[], object], theirs: Callable[[], object], repeats: int = 21
+) -> dict[str, float]:
+    """ours / theirs CPU time (``time.process_time``), interleaved call by call, medians of ``repeats``.
+
+    Interleaving puts both under the same load; the ratio, not either time, is what carries across
+    machines. CPU time rather than wall time: on a shared machine, waiting for a core is not the code's.
+    """
+    runs = {"ours": ours, "theirs": theirs}
     times: dict[str, list[float]] = {k: [] for k in runs}
-    with torch.no_grad():
-        for _ in range(3):
-            for fn in runs.values():
-                fn()
-        for _ in range(repeats):
-            for k, fn in runs.items():
-                t0 = time.perf_counter()
-                fn()
-                times[k].append(time.perf_counter() - t0)
+    for _ in range(3):
+        for fn in runs.values():
+            fn()
+    for _ in range(repeats):
+        for k, fn in runs.items():
+            t0 = time.process_time()
+            fn()
+            times[k].append(time.process_time() - t0)
     med = {k: statistics.median(v) for k, v in times.items()}
     return {"ratio": med["ours"] / med["theirs"], "ours_s": med["ours"], "torchdiffeq_s": med["theirs"]}
+
+
+def speed_ratio_vs_torchdiffeq(method: str = "dopri5", repeats: int = 21) -> dict[str, float]:
+    """nodebench / torchdiffeq time for the spiral solve (float32, no grad), see :func:`same_run_ratio`."""
+    torch.set_num_threads(1)
+    func, y0, t = spiral_setup(torch.float32)
+    opts = solver_options(method)
+    with torch.no_grad():
+        return same_run_ratio(
+            lambda: odeint(func, y0, t, method=method, options=opts),
+            lambda: torchdiffeq.odeint(func, y0, t, method=method, options=opts),
+            repeats,
+        )
+
+
+def adjoint_backward_ratio_vs_torchdiffeq(norm: str, repeats: int = 7) -> dict[str, float]:
+    """nodebench / torchdiffeq time of the adjoint backward pass on the spiral demo (float32)."""
+    torch.set_num_threads(1)
+    func, y0, t = spiral_setup(torch.float32)
+    params = tuple(func.parameters())
+    ours = odeint_adjoint(func, y0, t, adjoint_norm=norm).sin().sum()
+    opts = {"norm": "seminorm"} if norm == "seminorm" else None
+    theirs = torchdiffeq.odeint_adjoint(func, y0, t, adjoint_options=opts).sin().sum()
+    return same_run_ratio(
+        lambda: torch.autograd.grad(ours, params, retain_graph=True),
+        lambda: torch.autograd.grad(theirs, params, retain_graph=True),
+        repeats,
+    )
+
+
+def direct_vs_adjoint_memory(mode: str, steps: int) -> dict[str, float]:
+    """One forward + backward of an MNIST ODE block (64 channels, 7x7, batch 8) on an rk4 grid of ``steps``.
+
+    Meant for :func:`nodebench.measure.run_in_fresh_process`, which measures the RSS growth of the call
+    over the process after its imports (torch alone is ~400 MB, more than what is measured).
+    """
+    from nodebench.models.mnist import ode_block_func
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    func = ode_block_func(64)
+    x = torch.randn(8, 64, 7, 7, requires_grad=True)
+    solve = odeint if mode == "direct" else odeint_adjoint
+    y = solve(func, x, torch.tensor([0.0, 1.0]), method="rk4", options={"step_size": 1.0 / steps})
+    y[-1].sum().backward()
+    return {"steps": steps}
