@@ -156,6 +156,7 @@ def new_run(
     config, label, protocol = configure(module, preset, seeds, overrides)
     module.plan(config)  # a config the workload refuses fails here, before a run directory exists
     recorder = store.create_run(out, module.NAME, label, config_to_dict(config), device, protocol, command)
+    _record_data(module, config, recorder)
     return recorder, config
 
 
@@ -198,7 +199,23 @@ def resume(
         recorder = store.resume_run(run_dir, command)
     except (ValueError, store.RunStateError) as exc:
         raise RunSetupError(f"--resume {run_dir}: {exc}") from None
+    _record_data(module, config, recorder)
     return recorder, config
+
+
+def _record_data(module: ModuleType, config: Any, recorder: store.Recorder) -> None:
+    """Put the checksums of the data files a workload reads (its ``data_provenance``) into ``meta.json``.
+
+    Each attempt gets its own entry (data can be re-fetched between attempts); ``meta["data"]`` is the
+    first attempt's.
+    """
+    describe = getattr(module, "data_provenance", None)
+    if describe is None:
+        return
+    data = describe(config)
+    recorder.meta["attempts"][-1]["data"] = data
+    recorder.meta.setdefault("data", data)
+    store.write_json_atomic(recorder.run_dir / store.META_FILE, recorder.meta)
 
 
 def unfinished_run(runs_root: str | Path, module: ModuleType, preset: str, device: str) -> Path | None:

@@ -16,6 +16,9 @@ A run is ``<out>/<workload>/<run-id>/`` holding
   "artifacts"}``; ``artifacts`` only where there are some).
 - ``checkpoints/``: the units' artifacts (e.g. model checkpoints), one file each, written atomically
   before the unit's journal line.
+- ``uncommitted-<n>.diff`` and ``untracked-<n>.txt``: only when attempt ``n`` (1 = the first run) started
+  from a dirty checkout: ``git diff --binary HEAD`` and the untracked, not ignored files, named in that
+  attempt's ``uncommitted`` entry (:func:`nodebench.measure.provenance.save_uncommitted`).
 
 Resume protocol: every record belongs to a *unit* (a key such as ``"odenet/seed=0"``); the driver
 (:mod:`nodebench.runner`) journals a unit's result with :meth:`Recorder.commit` and skips units for which
@@ -45,7 +48,7 @@ from typing import Any, Protocol
 import pandas as pd
 import torch
 
-from nodebench.measure.provenance import capture, utc_now
+from nodebench.measure.provenance import capture, save_uncommitted, utc_now
 from nodebench.units import NO_SEED as NO_SEED
 from nodebench.units import NO_STEP as NO_STEP
 from nodebench.units import Row, UnitResult, check_artifact_name, check_text, load1, make_row
@@ -592,6 +595,13 @@ def _attempt(provenance: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _save_uncommitted(run_dir: Path, meta: dict[str, Any]) -> None:
+    """When the latest attempt ran from a dirty tree, save its diff and untracked list (``uncommitted``)."""
+    attempt = meta["attempts"][-1]
+    if attempt.get("git_dirty"):
+        attempt["uncommitted"] = save_uncommitted(run_dir, str(len(meta["attempts"])))
+
+
 def create_run(
     out_dir: str | os.PathLike[str],
     workload: str,
@@ -643,6 +653,7 @@ def create_run(
         **{key: value for key, value in provenance.items() if key != "started_at"},
         "attempts": [_attempt(provenance)],
     }
+    _save_uncommitted(run_dir, meta)
     records_path = run_dir / RECORDS_FILE
     fd = os.open(records_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o644)
     _lock(fd, records_path)
@@ -719,5 +730,6 @@ def resume_run(run_dir: str | os.PathLike[str], command: str | None = None) -> R
     provenance = capture(meta.get("device", "cpu"), command)
     meta.update(status="running", error=None, ended_at=None)
     meta.setdefault("attempts", []).append(_attempt(provenance))
+    _save_uncommitted(run_dir, meta)
     write_json_atomic(run_dir / META_FILE, meta)
     return Recorder(run_dir, meta, fd, units, artifacts)

@@ -4,6 +4,7 @@ kill and resume, preflight and the report section. Offline."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,16 +42,33 @@ def _one_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
+FAKE_CHECKSUMS = {"source": "test", "sha256": {"train-images-idx3-ubyte": "ab" * 32}}
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """One smoke-preset run through the CLI on fake data (shared by the tests that only read it)."""
     out = tmp_path_factory.mktemp("runs")
+    data = tmp_path_factory.mktemp("data")
+    (data / "mnist").mkdir()
+    (data / "mnist" / "checksums.json").write_text(json.dumps(FAKE_CHECKSUMS))
     with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NODEBENCH_DATA", str(data))
         patch.setattr(mnist, "load_mnist", fake_load_mnist)
         patch.setattr(mnist, "preflight", lambda config, device: None)  # fake data: nothing to verify
         assert cli.main(["run", "mnist", "--preset", "smoke", "--out", str(out)]) == 0
     (run_dir,) = (out / "mnist").iterdir()
     yield run_dir
+
+
+def test_the_data_checksums_go_into_meta(
+    smoke_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    meta = store.read_meta(smoke_run)
+    assert meta["data"]["sha256"] == FAKE_CHECKSUMS["sha256"] and meta["data"]["source"] == "test"
+    assert meta["attempts"][0]["data"] == meta["data"]
+    monkeypatch.setenv("NODEBENCH_DATA", str(tmp_path))
+    assert "unreadable" in mnist.data_provenance(mnist.PRESETS["smoke"])["error"]
 
 
 def test_smoke_run_records_the_expected_metrics(smoke_run: Path) -> None:

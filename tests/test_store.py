@@ -290,3 +290,46 @@ def test_units_record_load_average(tmp_path, monkeypatch):
     # journals written before loads were recorded read as NaN, and resume still reads them
     (recorder.run_dir / "units.jsonl").write_text('{"unit": "old", "end": 40}\n')
     assert store.unit_loads(recorder.run_dir)["load_start"].isna().all()
+
+
+def _git(cwd, *args):
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def test_a_run_from_a_dirty_tree_keeps_its_diff_and_untracked_list(tmp_path, monkeypatch):
+    from nodebench.measure import provenance
+    from nodebench.report import _build
+
+    repo = tmp_path / "repo"
+    (repo / "nodebench").mkdir(parents=True)
+    (repo / "nodebench" / "solver.py").write_text("STEP = 1\n")
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    monkeypatch.setattr(provenance, "_PACKAGE_DIR", repo / "nodebench")
+
+    clean = store.create_run(tmp_path / "out", "w", "smoke", {"seeds": [0]}, "cpu", "", "cmd")
+    clean.finish("complete")
+    assert clean.meta["attempts"][0]["git_dirty"] is False
+    assert not list(clean.run_dir.glob("uncommitted-*")) and "uncommitted" not in clean.meta["attempts"][0]
+
+    (repo / "nodebench" / "solver.py").write_text("STEP = 2\n")
+    (repo / "nodebench" / "new_method.py").write_text("X = 0\n")
+    rec = store.create_run(tmp_path / "out", "w", "smoke", {"seeds": [0]}, "cpu", "", "cmd")
+    rec.finish("interrupted")
+    saved = rec.meta["attempts"][0]["uncommitted"]
+    diff = (rec.run_dir / saved["diff"]).read_text()
+    assert "-STEP = 1" in diff and "+STEP = 2" in diff and saved["diff_bytes"] == len(diff.encode())
+    assert (rec.run_dir / saved["untracked"]).read_text().split() == ["nodebench/new_method.py"]
+    meta = json.loads((rec.run_dir / "meta.json").read_text())
+    assert meta["attempts"][0]["uncommitted"] == saved
+
+    (repo / "nodebench" / "solver.py").write_text("STEP = 3\n")
+    resumed = store.resume_run(rec.run_dir, "resume")
+    resumed.finish("complete")
+    second = resumed.meta["attempts"][1]["uncommitted"]
+    assert (
+        second["diff"] == "uncommitted-2.diff" and "+STEP = 3" in (rec.run_dir / second["diff"]).read_text()
+    )
+    text = _build._uncommitted(resumed.meta["attempts"])
+    assert "attempt 1 ran from a dirty tree: diff in `uncommitted-1.diff`" in text and "attempt 2" in text

@@ -57,6 +57,36 @@ def git_state(path: Path | None = None) -> tuple[str | None, bool | None]:
     return commit.strip(), dirty
 
 
+def save_uncommitted(run_dir: Path, tag: str, path: Path | None = None) -> dict[str, Any] | None:
+    """Save what the checkout holds beyond its commit into ``run_dir``, so a dirty run can be rebuilt.
+
+    Writes ``uncommitted-<tag>.diff`` (``git diff --binary HEAD``: every change to tracked files, staged
+    or not) and ``untracked-<tag>.txt`` (untracked files git does not ignore, one path a line).
+
+    Arguments:
+        run_dir: the run directory.
+        tag: distinguishes attempts of one run, e.g. ``"1"``.
+        path: a directory inside the checkout (default: the installed package).
+
+    Returns:
+        ``{"diff", "diff_bytes", "untracked", "untracked_files"}`` (file names relative to ``run_dir``),
+        or ``None`` when ``path`` is not in a git checkout or git is missing.
+    """
+    path = _PACKAGE_DIR if path is None else path
+    top = _git(["rev-parse", "--show-toplevel"], path)
+    if top is None:
+        return None
+    root = Path(top.strip())
+    diff = _git(["diff", "--binary", "HEAD"], root)
+    untracked = _git(["ls-files", "--others", "--exclude-standard"], root)
+    if diff is None or untracked is None:
+        return None
+    names = {"diff": f"uncommitted-{tag}.diff", "untracked": f"untracked-{tag}.txt"}
+    (run_dir / names["diff"]).write_text(diff)
+    (run_dir / names["untracked"]).write_text(untracked)
+    return {**names, "diff_bytes": len(diff.encode()), "untracked_files": len(untracked.splitlines())}
+
+
 def _version(dist: str) -> str | None:
     try:
         return importlib.metadata.version(dist)

@@ -105,6 +105,22 @@ def _status(meta: dict[str, Any]) -> str:
     return f"{label}: {meta['error']}" if meta.get("error") else label
 
 
+def _uncommitted(attempts: list[dict[str, Any]]) -> str:
+    """Which attempts ran from a dirty tree and where the run directory keeps their diff ('' if none)."""
+    parts = []
+    for number, attempt in enumerate(attempts, start=1):
+        saved = attempt.get("uncommitted")
+        if saved:
+            parts.append(
+                f"attempt {number} ran from a dirty tree: diff in `{saved['diff']}` "
+                f"({saved['diff_bytes']} bytes), {saved['untracked_files']} untracked files listed in "
+                f"`{saved['untracked']}`"
+            )
+        elif attempt.get("git_dirty"):
+            parts.append(f"attempt {number} ran from a dirty tree (its diff was not saved)")
+    return "; ".join(parts)
+
+
 def _provenance(meta: dict[str, Any], n_records: int) -> str:
     versions = meta.get("versions") or {}
     commit = meta.get("git_commit")
@@ -116,6 +132,7 @@ def _provenance(meta: dict[str, Any], n_records: int) -> str:
     attempts = meta.get("attempts") or []
     items = [
         ("status", _status(meta)),
+        *((("uncommitted changes", _uncommitted(attempts)),) if _uncommitted(attempts) else ()),
         ("command", f"`{meta.get('command', '')}`"),
         ("preset", meta.get("preset")),
         ("seeds", meta.get("seeds")),

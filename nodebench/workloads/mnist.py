@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import io
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nodebench import solver_stats
-from nodebench.data.mnist import data_root, load_mnist, verify_mnist
+from nodebench.data.mnist import CHECKSUMS, data_root, load_mnist, verify_mnist
 from nodebench.measure import Timer, cuda_peak_bytes, peak_rss_bytes, reset_cuda_peak, reset_peak_rss
 from nodebench.models.mnist import build_model, count_parameters
 from nodebench.schema.mnist import MODEL_NAMES
@@ -323,6 +324,17 @@ def _train_epoch(
     trainer.epochs_done += 1
     if trainer.epochs_done == config.epochs:
         recorder.record(name, seed, NO_STEP, "final_test_error", error, "%")
+
+
+def data_provenance(config: Config) -> dict[str, Any]:
+    """The data's entry in ``meta.json``: the dataset's ``checksums.json`` (sha256 of the four IDX files,
+    where they came from, when), which every load checks the files' bytes against."""
+    path = data_root() / "mnist" / CHECKSUMS
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        return {"dataset": "mnist", "checksums": str(path), "error": f"unreadable: {exc}"}
+    return {"dataset": "mnist", "checksums": str(path), **record}
 
 
 def load_data(config: Config, device: torch.device) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
