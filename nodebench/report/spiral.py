@@ -252,7 +252,10 @@ ADJOINT_RATIO_NOTE = (
     "loss gradient to the adjoint state; each stop restarts the step-size controller (a fresh initial "
     "step selection and short first steps), while the forward solve passes the same times with dense "
     "output. The paper's MNIST ODE-Net has a single output time, where there is nothing to restart (see "
-    "the mnist report and results/SUMMARY.md). With fixed-step Euler both passes take the same steps."
+    "the mnist report and results/SUMMARY.md). With fixed-step Euler both passes take the same steps. "
+    "Runs made since the adjoint stopped restarting (its backward solve now adds each time's gradient "
+    "as a jump of the state and continues with the step its controller proposed) should show a smaller "
+    "ratio; the runs reported here predate that change unless their git commit says otherwise."
 )
 
 
