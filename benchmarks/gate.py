@@ -69,10 +69,11 @@ Scales = dict[str, dict[str, Any]]
 def _collectors() -> dict[str, Callable[[], dict[str, Any]]]:
     out: dict[str, Callable[[], dict[str, Any]]] = {}
     for problem in ("linear", "spiral"):
-        for method in metrics.ADAPTIVE:
+        for method in (*metrics.ADAPTIVE, "adams"):
             out[f"solve.{problem}.{method}"] = lambda p=problem, m=method: metrics.solve_stats(m, p)
     for norm in ("seminorm", "full"):
         out[f"adjoint.spiral.{norm}"] = lambda n=norm: metrics.adjoint_stats(n)
+    out["adjoint.spiral_100_times.seminorm"] = lambda: metrics.adjoint_stats("seminorm", times=100)
     for mode in ("direct", "adjoint"):
         out[f"memory.{mode}"] = lambda m=mode: {
             f"saved_bytes_L{L}": metrics.saved_bytes(m, L) for L in (5, 10, 20)

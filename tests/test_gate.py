@@ -127,21 +127,27 @@ def test_tolerance_level_errors_trip_when_doubled():
 
 
 def test_a_baseline_from_another_cpu_passes_both_ways():
-    """The Intel Xeon measurement this baseline replaced, against the committed (AMD EPYC) one and back."""
+    """The Intel Xeon measurement this baseline replaced, against the committed (AMD EPYC) one and back.
+
+    That measurement predates the backward pass without restarts (issue 13), which changed the
+    adjoint's backward NFE and its adaptive gradients against torchdiffeq (now apart at tolerance
+    level); those metrics are left out. The round-off-level pair that made the old rule (relative 1e-6,
+    no floor) fail between the two CPUs was that adaptive gradient error; the rule for round-off-level
+    errors is now exercised by the rk4 adjoint metrics (test above).
+    """
     doc = _baseline()
     other = json.loads((ROOT / "tests" / "data" / "gate_other_cpu.json").read_text())["metrics"]
-    assert set(other) <= set(doc["metrics"])
+    changed = (".nfe_backward", ".grad_error_vs_torchdiffeq")
+    other = {n: v for n, v in other.items() if not (n.startswith("adjoint.") and n.endswith(changed))}
+    assert set(other) <= set(doc["metrics"]) and len(other) >= 20
     assert gate.compare(doc["metrics"], other, doc["scales"])[0] == []
     assert gate.compare(other, {n: doc["metrics"][n] for n in other}, doc["scales"])[0] == []
-    # ... and the old rule (relative 1e-6, no floor) is exactly what failed between them
-    old_rule = [n for n in other if gate._kind(n) == "error" and doc["metrics"][n] > other[n] * (1 + 1e-6)]
-    assert old_rule
 
 
 def test_counts_cannot_flip_with_round_off():
     """Every accept/reject ratio and step end of the gate's adaptive solves is far from its threshold."""
     _, _, margins = gate.collect("solve.")
-    assert len(margins) == 6
+    assert len(margins) == 8  # bosh3, dopri5, tsit5, adams on two problems
     for m in margins.values():
         assert m["decisions"] > 0
         assert min(m["ratio"], m["time"]) > gate.MIN_MARGIN

@@ -51,6 +51,17 @@ MAX_ORDER = 12
 _GSTR = (0.0, 0.5, 0.0833, 0.0417, 0.0264, 0.0188, 0.0143, 0.0114, 0.00936, 0.00789, 0.00679, 0.00592,
          0.00524, 0.00468)  # fmt: skip
 _P5EPS = 0.5  # half the tolerance of the weighted norm (errors are measured in units of the tolerance)
+#: If set, called as ``hook(kind, margin)`` for every comparison that decides a count: the relative
+#: distance from flipping it (``"ratio"``: accept, order, step size; ``"time"``: whether a step is
+#: clipped to land on a time), so benchmarks can check that round-off cannot move a count
+#: (``benchmarks.metrics.decision_margins``).
+DECISION_HOOK: Callable[[str, float], None] | None = None
+
+
+def _le(a: float, b: float) -> bool:
+    if DECISION_HOOK is not None and math.isfinite(a) and math.isfinite(b):
+        DECISION_HOOK("ratio", abs(a - b) / max(abs(a), abs(b), 1e-300))
+    return a <= b
 
 
 @dataclass(frozen=True)
@@ -260,12 +271,12 @@ class _Adams:
         erk = temp5 * sigma[kp1] * _GSTR[k]
         knew = k
         if km2 > 0:
-            if max(erkm1, erkm2) <= erk:
+            if _le(max(erkm1, erkm2), erk):
                 knew = km1
         elif km2 == 0:
-            if erkm1 <= 0.5 * erk:
+            if _le(erkm1, 0.5 * erk):
                 knew = km1
-        if not err <= 1.0:  # also catches NaN
+        if not _le(err, 1.0):  # also catches NaN
             # Block 3: failure. Restore psi (phi and x were never overwritten); halve, then order 1.
             self.counts.rejected += 1
             self.phase1 = False
@@ -303,17 +314,17 @@ class _Adams:
                 last = self.phi[kp1].detach()
                 erkp1 = absh * _GSTR[kp1] * self._norms([last if m is None else last[:m]], wt)[0]
             if k > 1:
-                if erkm1 <= min(erk, erkp1):
+                if _le(erkm1, min(erk, erkp1)):
                     k, erk = km1, erkm1
-                elif not (erkp1 >= erk or k == self.max_order):
+                elif not (_le(erk, erkp1) or k == self.max_order):
                     k, erk = kp1, erkp1
-            elif erkp1 < 0.5 * erk:
+            elif not _le(0.5 * erk, erkp1):
                 k, erk = kp1, erkp1
         # With the new order, the next step size.
         hnew = h + h
-        if not self.phase1 and not _P5EPS >= erk * 2.0 ** (k + 1):
+        if not self.phase1 and not _le(erk * 2.0 ** (k + 1), _P5EPS):
             hnew = h
-            if not _P5EPS >= erk:
+            if not _le(erk, _P5EPS):
                 r = (_P5EPS / erk) ** (1.0 / (k + 1))
                 hnew = self.d * max(absh * max(0.5, min(0.9, r)), _FOURU * abs(x1))
         self.k = min(k, self.max_order)
@@ -398,6 +409,8 @@ def solve_adams(
                     x, "step size underflow", f"step {st.h:.3g} is too small to advance from t={x:.10g}"
                 )
             st.x_target = None
+            if DECISION_HOOK is not None:
+                DECISION_HOOK("time", abs(x + st.h - target) / abs(st.h))
             if (x + st.h - target) * d >= 0:
                 st.h = target - x
                 st.x_target = target
