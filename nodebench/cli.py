@@ -272,7 +272,11 @@ def _cmd_data(args: argparse.Namespace) -> int:
     from nodebench.data import mnist
 
     try:
-        info = mnist.get_dataset(args.dataset or "mnist", args.dir, args.from_dir, log=print)
+        root = mnist.data_root(args.dir)
+    except NotADirectoryError as exc:  # a bad --dir or $NODEBENCH_DATA is a usage error
+        raise _UsageError(str(exc)) from None
+    try:
+        info = mnist.get_dataset(args.dataset or "mnist", root, args.from_dir, log=print)
     except (OSError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED

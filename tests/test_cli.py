@@ -154,4 +154,4 @@ def test_data_and_check_are_dispatched(monkeypatch):
     monkeypatch.setattr(nodebench.reference.check, "main", lambda *args: seen.append(args) or 1)
     assert cli.main(["data", "mnist", "--from", "/x", "--dataset", "fashion-mnist"]) == 0
     assert cli.main(["check", "--quick"]) == 1
-    assert seen == [("fashion-mnist", None, "/x"), ("cpu", True)]
+    assert seen == [("fashion-mnist", nodebench.data.mnist.data_root(), "/x"), ("cpu", True)]
