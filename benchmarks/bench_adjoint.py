@@ -57,3 +57,15 @@ class AdjointCounts(metrics.TrackSettings):
         return self.stats["grad_error_vs_torchdiffeq"]
 
     track_grad_error_vs_torchdiffeq.unit = "relative error"
+
+
+class AdjointManyTimes(metrics.TrackSettings):
+    """The adjoint on the spiral demo with 100 output times: the backward pass lands on every one."""
+
+    def setup(self):
+        self.stats = metrics.adjoint_stats("seminorm", times=100)
+
+    def track_nfe_backward(self):
+        return self.stats["nfe_backward"]
+
+    track_nfe_backward.unit = "evaluations"

@@ -13,7 +13,7 @@ import torch
 from benchmarks import metrics
 from nodebench import odeint, solver_stats
 
-METHODS = ["bosh3", "dopri5", "tsit5", "rk4", "midpoint", "euler"]
+METHODS = ["bosh3", "dopri5", "tsit5", "adams", "rk4", "midpoint", "euler"]
 PEER_METHODS = ["bosh3", "dopri5", "rk4", "midpoint", "euler"]  # torchdiffeq has no tsit5
 
 
@@ -60,7 +60,7 @@ class SpiralSolveVsTorchdiffeq(metrics.TrackSettings):
 class LinearAccuracy(metrics.TrackSettings):
     """Counts and error against the matrix exponential at rtol 1e-6 (deterministic)."""
 
-    params = [["bosh3", "dopri5", "tsit5"]]
+    params = [["bosh3", "dopri5", "tsit5", "adams"]]
     param_names = ["method"]
 
     def setup(self, method):
