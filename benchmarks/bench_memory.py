@@ -8,6 +8,9 @@ with L, the adjoint does not. ``track_saved_bytes`` counts what autograd saves f
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 from benchmarks import metrics
 from nodebench.measure import run_in_fresh_process
 
@@ -20,6 +23,11 @@ class DirectVsAdjoint(metrics.TrackSettings):
     timeout = 300
 
     def track_rss_growth(self, mode, steps):
+        root = str(Path(__file__).resolve().parents[1])
+        if (
+            root not in sys.path
+        ):  # the fresh child takes this sys.path; asv does not put the suite's root on it
+            sys.path.insert(0, root)
         kwargs = {"mode": mode, "steps": steps}
         run = run_in_fresh_process("benchmarks.metrics:direct_vs_adjoint_memory", kwargs, timeout=240)
         return run.rss_growth_bytes
