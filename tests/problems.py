@@ -97,3 +97,31 @@ def slope(xs: list[float], ys: list[float]) -> float:
     ly = [math.log(y) for y in ys]
     mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
     return sum((a - mx) * (b - my) for a, b in zip(lx, ly)) / sum((a - mx) ** 2 for a in lx)
+
+
+class LinearField(torch.nn.Module):
+    """dy/dt = y A^T with A a parameter: the matrix-exponential reference for gradient tests."""
+
+    def __init__(self, A: torch.Tensor) -> None:
+        super().__init__()
+        self.A = torch.nn.Parameter(A.clone())
+
+    def forward(self, t, y):
+        return y @ self.A.T
+
+
+class Counted(torch.nn.Module):
+    """Wraps a vector field and counts its evaluations in ``n``."""
+
+    def __init__(self, f) -> None:
+        super().__init__()
+        self.f, self.n = f, 0
+
+    def forward(self, t, y):
+        self.n += 1
+        return self.f(t, y)
+
+
+def rel_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    """max|a - b| / max|b|, computed in float64."""
+    return ((a.double() - b.double()).abs().max() / b.double().abs().max()).item()

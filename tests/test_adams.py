@@ -12,22 +12,10 @@ import scipy.linalg
 import torch
 
 from nodebench import SolverError, odeint, odeint_adjoint, solver_stats
+from tests.problems import LinearField, rel_error
 
 A_NONNORMAL = [[-0.1, -1.0, 0.3], [1.0, -0.1, 0.0], [0.2, 0.5, -0.4]]
 OSC = [[-0.1, 2.0], [-2.0, -0.1]]  # issue 13's damped oscillator, y0 = (2, 0) on [0, 25]
-
-
-class Linear(torch.nn.Module):
-    def __init__(self, A: torch.Tensor) -> None:
-        super().__init__()
-        self.A = torch.nn.Parameter(A.clone())
-
-    def forward(self, t, y):
-        return y @ self.A.T
-
-
-def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return ((a.double() - b.double()).abs().max() / b.double().abs().max()).item()
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
@@ -39,12 +27,12 @@ def test_linear_against_matrix_exponential(dtype, decreasing, shape):
     t = torch.tensor([0.1, 0.6, 1.3, 2.0, 3.7], dtype=torch.float64)
     t = t.flip(0) if decreasing else t
     tol = 1e-9 if dtype == torch.float64 else 1e-5
-    y = odeint(Linear(A).to(dtype), y0.to(dtype), t.to(dtype), method="adams", rtol=tol, atol=tol)
+    y = odeint(LinearField(A).to(dtype), y0.to(dtype), t.to(dtype), method="adams", rtol=tol, atol=tol)
     exact = torch.stack([y0 @ torch.linalg.matrix_exp(A * (ti - t[0])).T for ti in t])
     assert y.dtype == dtype and y.shape == (len(t), *shape)
     assert torch.equal(y[0], y0.to(dtype))
     # Threshold policy of `nodebench check`: 100 rtol + 1e3 eps.
-    assert _rel(y, exact) <= 100 * tol + 1e3 * torch.finfo(dtype).eps
+    assert rel_error(y, exact) <= 100 * tol + 1e3 * torch.finfo(dtype).eps
 
 
 def _oscillator(method: str, tol: float, t_out: int = 2) -> tuple[float, int, dict]:
@@ -121,7 +109,7 @@ def test_gradients_against_matrix_exponential(mode):
     w = torch.randn(len(t), 2, 3, generator=torch.Generator().manual_seed(2))
     exact = torch.stack([y0 @ torch.linalg.matrix_exp(A * (ti - t[0])).T for ti in t])
     ref = torch.autograd.grad((exact * w).sum(), (A, y0, t))
-    func = Linear(A.detach())
+    func = LinearField(A.detach())
     kw = {"rtol": 1e-10, "atol": 1e-12}
     if mode == "odeint":
         y = odeint(func, y0, t, method="adams", **kw)
@@ -133,7 +121,7 @@ def test_gradients_against_matrix_exponential(mode):
         y = odeint_adjoint(func, y0, t, method="dopri5", adjoint_method="adams", **kw)
     got = torch.autograd.grad((y * w).sum(), (func.A, y0, t))
     for g, r, name in zip(got, ref, ["A", "y0", "t"]):
-        assert _rel(g, r) <= 1e-7, name
+        assert rel_error(g, r) <= 1e-7, name
 
 
 @pytest.mark.parametrize("max_order", [1, 2, 12])

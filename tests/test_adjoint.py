@@ -9,21 +9,7 @@ import torchdiffeq
 
 from nodebench import odeint, odeint_adjoint, solver_stats
 from nodebench.measure import SavedTensorsMeter
-from tests.problems import TimeMLP, example2, spiral_demo
-
-
-def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return ((a - b).abs().max() / b.abs().max()).item()
-
-
-class Linear(torch.nn.Module):
-    def __init__(self, A: torch.Tensor) -> None:
-        super().__init__()
-        self.A = torch.nn.Parameter(A.clone())
-
-    def forward(self, t, y):
-        return y @ self.A.T
-
+from tests.problems import LinearField, TimeMLP, example2, rel_error, spiral_demo
 
 A0 = [[-0.1, -1.0, 0.3], [1.0, -0.1, 0.0], [0.2, 0.5, -0.4]]
 
@@ -39,14 +25,14 @@ def test_linear_gradients_against_matrix_exponential(mode, decreasing):
     exact = torch.stack([y0 @ torch.linalg.matrix_exp(A * (ti - t[0])).T for ti in t])
     ref = torch.autograd.grad((exact * w).sum(), (A, y0, t))
 
-    func = Linear(A.detach())
+    func = LinearField(A.detach())
     if mode == "odeint":
         y = odeint(func, y0, t, rtol=1e-10, atol=1e-12)
     else:
         y = odeint_adjoint(func, y0, t, rtol=1e-10, atol=1e-12, adjoint_norm=mode.split("-")[1])
     got = torch.autograd.grad((y * w).sum(), (func.A, y0, t))
     for g, r, name in zip(got, ref, ["A", "y0", "t"]):
-        assert _rel(g, r) <= 1e-6, name
+        assert rel_error(g, r) <= 1e-6, name
 
 
 NONLINEAR = {
@@ -84,7 +70,7 @@ def test_nonlinear_gradients_agree(problem, rtol):
     ref, _ = _grads("odeint", problem, 1e-12)
     for mode in ["odeint", "adjoint", "torchdiffeq", "torchdiffeq_adjoint"]:
         g, _ = _grads(mode, problem, rtol)
-        assert _rel(g, ref) < 200 * rtol, mode
+        assert rel_error(g, ref) < 200 * rtol, mode
 
 
 def test_seminorm_saves_backward_nfe_and_keeps_gradients():
@@ -95,7 +81,7 @@ def test_seminorm_saves_backward_nfe_and_keeps_gradients():
         for rtol in (1e-5, 1e-7, 1e-8):
             gs, ss = _grads("adjoint", problem, rtol, "seminorm")
             gf, sf = _grads("adjoint", problem, rtol, "full")
-            assert _rel(gs, gf) < 200 * rtol
+            assert rel_error(gs, gf) < 200 * rtol
             assert ss.nfe_backward <= 1.1 * sf.nfe_backward, (problem, rtol)
             total_semi += ss.nfe_backward
             total_full += sf.nfe_backward
@@ -218,7 +204,7 @@ def test_captured_tensor_gradient_through_adjoint_params():
     # d/dk of y0 exp(-k T) summed: -T * sum(y0) exp(-k T)
     expected = -1.5 * 3.0 * torch.exp(-0.7 * torch.tensor(1.5))
     assert abs(k.grad - expected) < 1e-8
-    assert _rel(y0.grad, torch.exp(-0.7 * torch.tensor(1.5)).expand(2)) < 1e-8
+    assert rel_error(y0.grad, torch.exp(-0.7 * torch.tensor(1.5)).expand(2)) < 1e-8
 
 
 def test_non_tensor_adjoint_params():
@@ -284,11 +270,11 @@ def test_no_restart_backward_with_many_output_times(method, decreasing):
     exact = torch.stack([y0 @ torch.linalg.matrix_exp(A * (ti - t[0])).T for ti in t])
     ref = torch.autograd.grad((exact * w).sum(), (A, y0, t))
     tol = 1e-6 if method == "bosh3" else 1e-9
-    func = Linear(A.detach())
+    func = LinearField(A.detach())
     y = odeint_adjoint(func, y0, t, method=method, rtol=tol, atol=tol * 1e-2)
     got = torch.autograd.grad((y * w).sum(), (func.A, y0, t))
     for g, r, name in zip(got, ref, ["A", "y0", "t"]):
-        assert _rel(g, r) <= 300 * tol, name  # `nodebench check`'s gradient threshold
+        assert rel_error(g, r) <= 300 * tol, name  # `nodebench check`'s gradient threshold
     if method != "dopri5":
         return
     # No restarts: well under torchdiffeq's backward evaluations (counted alike; t without gradient).

@@ -13,7 +13,7 @@ from nodebench import SolverError, odeint, solver_stats
 from nodebench.solvers import ADAPTIVE_SOLVERS, ALL_SOLVERS, FIXED_SOLVERS
 from nodebench.solvers.integrate import Counts, make_rhs, solve
 from nodebench.solvers.validate import check_options
-from tests.problems import PROBLEMS, slope, spiral_demo
+from tests.problems import PROBLEMS, Counted, slope, spiral_demo
 
 SHARED = ["euler", "midpoint", "rk4", "bosh3", "dopri5"]  # methods torchdiffeq 0.2.5 also has
 
@@ -185,16 +185,6 @@ def test_fixed_grid_nfe(method, per_step):
 # ---- torchdiffeq --------------------------------------------------------------------------------
 
 
-class _Counter(torch.nn.Module):
-    def __init__(self, f):
-        super().__init__()
-        self.f, self.n = f, 0
-
-    def forward(self, t, y):
-        self.n += 1
-        return self.f(t, y)
-
-
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("shape", [(2,), (5, 2), (3, 4, 2)])
 @pytest.mark.parametrize("method", SHARED)
@@ -207,7 +197,7 @@ def test_agrees_with_torchdiffeq(method, shape, dtype):
     opts = {"step_size": 0.01} if method in FIXED_SOLVERS else None
     with torch.no_grad(), solver_stats() as s:
         ours = odeint(func, y0, t, method=method, rtol=rtol, atol=atol, options=opts)
-    counter = _Counter(func)
+    counter = Counted(func)
     with torch.no_grad():
         theirs = torchdiffeq.odeint(counter, y0, t, method=method, rtol=rtol, atol=atol, options=opts)
         truth = odeint(func.double(), y0.double(), t.double(), rtol=1e-12, atol=1e-14)

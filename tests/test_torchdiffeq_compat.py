@@ -12,22 +12,7 @@ import torchdiffeq
 
 from nodebench import odeint, odeint_adjoint, odeint_event, solver_stats
 from nodebench.solvers import ALL_SOLVERS
-from tests.problems import spiral_demo
-
-
-def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return ((a - b).abs().max() / b.abs().max()).item()
-
-
-class Count(torch.nn.Module):
-    def __init__(self, f):
-        super().__init__()
-        self.f, self.n = f, 0
-
-    def forward(self, t, y):
-        self.n += 1
-        return self.f(t, y)
-
+from tests.problems import Counted, rel_error, spiral_demo
 
 # ---- methods ------------------------------------------------------------------------------------
 
@@ -45,11 +30,11 @@ def test_fixed_grid_method_matches(method):
     func = spiral_demo()
     y0 = torch.tensor([[2.0, 0.0], [0.5, -0.3]])
     t = torch.linspace(0.0, 1.0, 5)
-    theirs_f, ours_f = Count(func), Count(func)
+    theirs_f, ours_f = Counted(func), Counted(func)
     with torch.no_grad():
         theirs = torchdiffeq.odeint(theirs_f, y0, t, method=method, options=dict(step_size=0.05))
         ours = odeint(ours_f, y0, t, method=method, options=dict(step_size=0.05))
-    assert _rel(ours, theirs) < 1e-13  # the same grid and tableau: round-off
+    assert rel_error(ours, theirs) < 1e-13  # the same grid and tableau: round-off
     assert ours_f.n == theirs_f.n
 
 
@@ -60,14 +45,14 @@ def test_adaptive_method_matches(method):
     y0 = torch.tensor([[2.0, 0.0], [0.5, -0.3]])
     t = torch.linspace(0.0, 2.0, 5)
     rtol, atol = RTOL[method], RTOL[method] * 1e-2
-    theirs_f = Count(func)
+    theirs_f = Counted(func)
     with torch.no_grad():
         theirs = torchdiffeq.odeint(theirs_f, y0, t, rtol=rtol, atol=atol, method=method)
         truth = odeint(func, y0, t, rtol=1e-12, atol=1e-14)
         with solver_stats() as s:
             ours = odeint(func, y0, t, rtol=rtol, atol=atol, method=method)
-    assert _rel(ours, truth) <= 2 * _rel(theirs, truth) + 10 * rtol
-    assert _rel(ours, theirs) < 1000 * rtol
+    assert rel_error(ours, truth) <= 2 * rel_error(theirs, truth) + 10 * rtol
+    assert rel_error(ours, theirs) < 1000 * rtol
     if method in EXTRA_EVAL:  # one more evaluation a step; adaptive_heun also takes ~2x the steps
         assert s.nfe_forward <= 3 * theirs_f.n
     else:
@@ -87,7 +72,7 @@ def test_adjoint_gradients_match(method):
         solve = torchdiffeq.odeint_adjoint if lib else odeint_adjoint
         solve(func, y0, t, method=method, **kw).pow(2).sum().backward()
         grads.append(torch.cat([y0.grad.reshape(-1), func.A.grad.reshape(-1)]))
-    assert _rel(grads[1], grads[0]) < (1e-10 if fixed else 300 * RTOL[method])
+    assert rel_error(grads[1], grads[0]) < (1e-10 if fixed else 300 * RTOL[method])
 
 
 # ---- states: tuples and complex -----------------------------------------------------------------
@@ -122,7 +107,7 @@ def test_tuple_state(method):
     assert isinstance(ours, tuple) and len(ours) == 2
     for a, b in zip(ours, theirs):
         assert a.shape == b.shape and a.dtype == b.dtype
-        assert _rel(a, b) < (1e-12 if method == "rk4" else 1e-5)
+        assert rel_error(a, b) < (1e-12 if method == "rk4" else 1e-5)
 
 
 def test_tuple_state_adjoint_gradients():
@@ -133,7 +118,7 @@ def test_tuple_state_adjoint_gradients():
         zs, lps = solve(func, (z, logp), t, rtol=1e-8, atol=1e-10, adjoint_params=tuple(func.parameters()))
         (zs[-1].pow(2).sum() + lps[-1].sum() + zs[1].sum()).backward()
         grads.append(torch.cat([z.grad.reshape(-1), logp.grad, func.A.grad.reshape(-1)]))
-    assert _rel(grads[1], grads[0]) < 1e-5
+    assert rel_error(grads[1], grads[0]) < 1e-5
 
 
 def test_tuple_state_direct_backprop_matches_adjoint():
@@ -144,7 +129,7 @@ def test_tuple_state_direct_backprop_matches_adjoint():
         zs, lps = solve(func, (z, logp), t, rtol=1e-9, atol=1e-11)
         (zs[-1].pow(2).sum() + lps[-1].sum()).backward()
         grads.append(torch.cat([z.grad.reshape(-1), logp.grad, func.A.grad.reshape(-1)]))
-    assert _rel(grads[1], grads[0]) < 1e-6
+    assert rel_error(grads[1], grads[0]) < 1e-6
 
 
 def test_complex_state():
@@ -161,7 +146,7 @@ def test_complex_state():
         theirs = torchdiffeq.odeint(f, y0, t, rtol=1e-9, atol=1e-11)
     exact = y0 * torch.exp(1j * w * t[:, None])
     assert ours.dtype == torch.complex128 and ours.shape == (5, 2)
-    assert _rel(ours, exact) < 1e-7 and _rel(ours, theirs) < 1e-7
+    assert rel_error(ours, exact) < 1e-7 and rel_error(ours, theirs) < 1e-7
 
 
 def test_complex_state_adjoint_gradients():
@@ -182,7 +167,7 @@ def test_complex_state_adjoint_gradients():
         )
         (ys[-1].abs().pow(2).sum() + ys[1].real.sum()).backward()
         grads.append(torch.cat([torch.view_as_real(y0.grad).reshape(-1), w.grad]))
-    assert _rel(grads[1], grads[0]) < 1e-6 and _rel(grads[2], grads[0]) < 1e-6
+    assert rel_error(grads[1], grads[0]) < 1e-6 and rel_error(grads[2], grads[0]) < 1e-6
 
 
 # ---- tolerances ----------------------------------------------------------------------------------
@@ -200,8 +185,8 @@ def test_per_component_tensor_tolerances():
         theirs = torchdiffeq.odeint(func, y0, t, rtol=rtol, atol=atol)
         truth = odeint(func, y0, t, rtol=1e-12, atol=1e-14)
         loose = odeint(func, y0, t, rtol=1e-4, atol=1e-6)
-    assert _rel(ours, truth) <= 2 * _rel(theirs, truth) + 1e-7
-    assert _rel(ours, truth) < _rel(loose, truth)  # the tight entries are honoured
+    assert rel_error(ours, truth) <= 2 * rel_error(theirs, truth) + 1e-7
+    assert rel_error(ours, truth) < rel_error(loose, truth)  # the tight entries are honoured
 
 
 def test_tuple_tolerances():
@@ -211,7 +196,7 @@ def test_tuple_tolerances():
         ours = odeint(func, y0, t, rtol=(1e-8, 1e-4), atol=(1e-10, 1e-6))
         theirs = torchdiffeq.odeint(func, y0, t, rtol=(1e-8, 1e-4), atol=(1e-10, 1e-6))
     for a, b in zip(ours, theirs):
-        assert _rel(a, b) < 1e-3
+        assert rel_error(a, b) < 1e-3
 
 
 def test_rtol_zero_is_pure_absolute_control():
@@ -224,7 +209,7 @@ def test_rtol_zero_is_pure_absolute_control():
         theirs = torchdiffeq.odeint(func, y0, t, rtol=0, atol=1e-8)
         truth = odeint(func, y0, t, rtol=1e-12, atol=1e-14)
     assert (ours - truth).abs().max() < 1e-6
-    assert _rel(ours, theirs) < 1e-6
+    assert rel_error(ours, theirs) < 1e-6
 
 
 # ---- options -------------------------------------------------------------------------------------
@@ -243,7 +228,7 @@ def test_adjoint_options_seminorm():
         results.append((s.nfe_backward, func.A.grad.clone()))
     (n_semi, g_semi), (n_full, g_full) = results
     assert n_semi < n_full  # the seminorm skips the parameter channels: fewer backward steps
-    assert _rel(g_semi, g_full) < 1e-5
+    assert rel_error(g_semi, g_full) < 1e-5
 
 
 def test_jump_t_at_a_discontinuity():
@@ -312,7 +297,7 @@ def test_norm_option():
         odeint(func, y0, t, rtol=1e-6, atol=1e-8)
     theirs = torchdiffeq.odeint(func, y0, t, rtol=1e-6, atol=1e-8, options=dict(norm=linf))
     assert s_inf.nfe_forward >= s_rms.nfe_forward  # the max norm is never smaller than RMS
-    assert _rel(ours, theirs) < 1e-4
+    assert rel_error(ours, theirs) < 1e-4
 
 
 # ---- odeint_event --------------------------------------------------------------------------------
@@ -358,7 +343,7 @@ def test_event_time_and_gradients(interface):
     dt_dx, dt_dv = 1 / root, (1 + v / root) / g
     dt_dg = -(v + root) / g**2 + x / (g * root)
     exact = torch.tensor([dt_dx - g * dt_dx, dt_dv + 1 - g * dt_dv, 1.0, dt_dg - exact_t - g * dt_dg])
-    assert _rel(g_o, exact) < 1e-7 and _rel(g_o, g_t) < 1e-7
+    assert rel_error(g_o, exact) < 1e-7 and rel_error(g_o, g_t) < 1e-7
 
 
 def test_event_reverse_time():
@@ -374,7 +359,7 @@ def test_event_reverse_time():
     g, v, x = 9.81, 2.0, 10.0
     exact_t = (v - (v * v + 2 * g * x) ** 0.5) / g  # the earlier root: before t0
     assert te_o < 0 and abs(te_o - exact_t) < 1e-9 and abs(te_t - exact_t) < 1e-9
-    assert _rel(g_o, g_t) < 1e-7
+    assert rel_error(g_o, g_t) < 1e-7
 
 
 def test_event_tuple_state_and_fixed_grid():
@@ -447,7 +432,7 @@ def test_fixed_grid_adams(method):
     for lib in ("torchdiffeq", "nodebench"):
         A = torch.tensor([[-0.1, -1.0, 0.3], [1.0, -0.1, 0.0], [0.2, 0.5, -0.4]], requires_grad=True)
         y0 = p.y0.clone().requires_grad_(True)
-        f = Count(lambda t, y, A=A: y @ A.T)
+        f = Counted(lambda t, y, A=A: y @ A.T)
         if lib == "torchdiffeq":
             y = torchdiffeq.odeint(f, y0, t, method=method, options=opts)
             ya = torchdiffeq.odeint_adjoint(f, y0, t, method=method, options=opts, adjoint_params=(A,))
@@ -461,9 +446,9 @@ def test_fixed_grid_adams(method):
             (y.detach(), torch.cat([g.reshape(-1) for g in ga]), torch.cat([g.reshape(-1) for g in gd]))
         )
     (y_t, ga_t, gd_t), (y_o, ga_o, gd_o) = results
-    assert _rel(y_o, y_t) < 1e-12  # the same grid and method: round-off
-    assert _rel(y_o, p.exact(t)) < (1e-5 if method == "explicit_adams" else 1e-6)
-    assert _rel(ga_o, ga_t) < 1e-9 and _rel(gd_o, gd_t) < 1e-12
+    assert rel_error(y_o, y_t) < 1e-12  # the same grid and method: round-off
+    assert rel_error(y_o, p.exact(t)) < (1e-5 if method == "explicit_adams" else 1e-6)
+    assert rel_error(ga_o, ga_t) < 1e-9 and rel_error(gd_o, gd_t) < 1e-12
     assert counts[1] <= counts[0]
 
 
@@ -481,7 +466,8 @@ def test_scipy_solver(solver):
     theirs = torchdiffeq.odeint(func, y0, t, method="scipy_solver", options=dict(solver=solver))
     assert torch.equal(ours, theirs) and not ours.requires_grad
     back = odeint(func, ours[-1].detach(), t.flip(0), method="scipy_solver", rtol=1e-10, atol=1e-12)
-    assert _rel(back[-1], y0.detach()) < 1e-6  # decreasing times integrate backwards (torchdiffeq cannot)
+    # decreasing times integrate backwards (torchdiffeq cannot)
+    assert rel_error(back[-1], y0.detach()) < 1e-6
 
 
 def test_scipy_solver_adjoint_gradients():
@@ -494,4 +480,4 @@ def test_scipy_solver_adjoint_gradients():
             func, y0, torch.linspace(0.0, 1.0, 3), method="scipy_solver", rtol=1e-9, atol=1e-11
         ).sum().backward()
         grads.append(torch.cat([y0.grad.reshape(-1), func.A.grad.reshape(-1)]))
-    assert _rel(grads[1], grads[0]) < 1e-8
+    assert rel_error(grads[1], grads[0]) < 1e-8
