@@ -28,6 +28,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from nodebench.measure.provenance import cpu_model
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "asv.conf.json"
 HISTORY = ROOT / "results" / "asv" / "results"
@@ -52,21 +54,9 @@ CDN = {
 }
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine() or "unknown-cpu"
-
-
 def machine_name(cpu: str | None = None, cores: int | None = None) -> str:
     """asv machine name from the CPU model and core count, e.g. ``intel-xeon-2.50ghz-2cpu``."""
-    cpu = _cpu_model() if cpu is None else cpu
+    cpu = cpu_model() if cpu is None else cpu
     cores = os.cpu_count() if cores is None else cores
     text = re.sub(r"\((r|tm)\)|\b(processor|cpu)\b|@", " ", cpu.lower())
     slug = re.sub(r"[^a-z0-9.]+", "-", text).strip("-.")

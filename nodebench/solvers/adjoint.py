@@ -142,6 +142,23 @@ class _Adjoint(torch.autograd.Function):
                 time_vjp(i)
             return s
 
+        def backward_solve(times: list[float], on_jump=None) -> torch.Tensor:
+            """The augmented state at the last of ``times``, starting from ``s`` at the first."""
+            return solve(
+                aug,
+                s,
+                s.shape,
+                times,
+                cfg.adj_tableau,
+                cfg.adj_rtol,
+                cfg.adj_atol,
+                cfg.adj_opts,
+                counts,
+                norm,
+                None,
+                on_jump,
+            )[-1]
+
         with torch.no_grad():
             try:
                 if t_req:
@@ -149,35 +166,11 @@ class _Adjoint(torch.autograd.Function):
                 if cfg.adj_tableau.adaptive and isinstance(cfg.adj_tableau, (Tableau, Multistep)):
                     # One backward solve through every output time: the first step is chosen once and
                     # the controller's proposal carries across the jumps of the adjoint.
-                    s_end = solve(
-                        aug,
-                        s,
-                        s.shape,
-                        ts[::-1],
-                        cfg.adj_tableau,
-                        cfg.adj_rtol,
-                        cfg.adj_atol,
-                        cfg.adj_opts,
-                        counts,
-                        norm,
-                        None,
-                        jump,
-                    )[-1]
+                    s_end = backward_solve(ts[::-1], jump)
                     jump(len(ts) - 1, s_end)  # dL/dz(t_0)
                 else:  # a fixed grid (or scipy) restarts in every interval, as torchdiffeq's
                     for i in range(len(ts) - 1, 0, -1):
-                        s_end = solve(
-                            aug,
-                            s,
-                            s.shape,
-                            [ts[i], ts[i - 1]],
-                            cfg.adj_tableau,
-                            cfg.adj_rtol,
-                            cfg.adj_atol,
-                            cfg.adj_opts,
-                            counts,
-                            norm,
-                        )[-1]
+                        s_end = backward_solve([ts[i], ts[i - 1]])
                         jump(len(ts) - i, s_end)
             finally:
                 _stats.report(
