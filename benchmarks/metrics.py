@@ -9,8 +9,11 @@ from __future__ import annotations
 import contextlib
 import math
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import torch
 import torchdiffeq
@@ -283,6 +286,28 @@ def same_run_ratio(
             times[k].append(time.process_time() - t0)
     med = {k: statistics.median(v) for k, v in times.items()}
     return {"ratio": med["ours"] / med["theirs"], "ours_s": med["ours"], "torchdiffeq_s": med["theirs"]}
+
+
+#: Fresh processes a noisy ``track_`` figure (a same-run ratio, an RSS growth) is measured in; asv
+#: keeps no statistics for ``track_`` values, so the benchmark reports their median. One process is
+#: not enough: in one unchanged pair of commits, ratios moved by 1.13x and an RSS growth by 1.14x from
+#: one process to the next (memory layout, allocator state), beyond asv's default 1.1 factor.
+FRESH_PROCESSES = 3
+
+
+def median_of_fresh_processes(
+    fn_path: str, kwargs: dict[str, Any], value: Callable[[Any], float], processes: int = FRESH_PROCESSES
+) -> float:
+    """The median over ``processes`` fresh processes of ``value(run)``, ``run`` a
+    :class:`nodebench.measure.FreshProcessResult` of ``fn_path(**kwargs)``."""
+    from nodebench.measure import run_in_fresh_process
+
+    root = str(Path(__file__).resolve().parents[1])
+    if root not in sys.path:  # the child takes this sys.path; asv does not put the suite's root on it
+        sys.path.insert(0, root)
+    return statistics.median(
+        value(run_in_fresh_process(fn_path, kwargs, timeout=240)) for _ in range(processes)
+    )
 
 
 def speed_ratio_vs_torchdiffeq(method: str = "dopri5", repeats: int = 21) -> dict[str, float]:

@@ -192,7 +192,7 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     from nodebench.report.summary import build_summary
 
     try:
-        path = build_summary(args.run_dirs or [args.runs], args.summary)
+        path = build_summary(args.run_dirs or [args.runs], args.summary, runner.finished_seeds)
     except FileNotFoundError as exc:
         raise _UsageError(str(exc)) from None
     except store.CorruptRecordsError as exc:

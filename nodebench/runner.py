@@ -17,7 +17,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol
 
-from nodebench import store
+from nodebench import store, workloads
 from nodebench.units import PARTIAL_ATTR, UnitResult, UnitSpec, UnitTask, execute_task, with_inputs
 from nodebench.workloads.base import config_from_dict, config_to_dict
 
@@ -216,6 +216,26 @@ def _record_data(module: ModuleType, config: Any, recorder: store.Recorder) -> N
     recorder.meta["attempts"][-1]["data"] = data
     recorder.meta.setdefault("data", data)
     store.write_json_atomic(recorder.run_dir / store.META_FILE, recorder.meta)
+
+
+def finished_seeds(run_dir: str | Path) -> list[int]:
+    """The seeds of a stored run all of whose planned units are journalled, whatever its status.
+
+    The plan is recomputed from the run's stored config; a seed counts when every unit of it and every
+    unit belonging to no seed is journalled. So an interrupted run's finished seeds can be cited
+    while its unfinished ones cannot (units of a seed depend on nothing of another seed's).
+    """
+    meta = store.read_meta(run_dir)
+    module = workloads.load(meta["workload"])
+    specs = module.plan(config_from_dict(module.Config, meta["config"]))
+    done = set(store.journalled_units(run_dir))
+    by_seed: dict[int | None, list[str]] = {}
+    for spec in specs:
+        seed = spec.params.get("seed")
+        by_seed.setdefault(None if seed is None else int(seed), []).append(spec.key)
+    if not all(key in done for key in by_seed.pop(None, [])):
+        return []
+    return sorted(seed for seed, keys in by_seed.items() if all(key in done for key in keys))
 
 
 def unfinished_run(runs_root: str | Path, module: ModuleType, preset: str, device: str) -> Path | None:

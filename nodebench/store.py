@@ -686,6 +686,11 @@ def _read_units(run_dir: Path, limit: int | None = None) -> tuple[dict[str, int]
     return units, artifacts, valid
 
 
+def journalled_units(run_dir: str | os.PathLike[str]) -> list[str]:
+    """The keys of the units a run's journal records as completed, in journal order."""
+    return list(_read_units(Path(run_dir))[0])
+
+
 def resume_run(run_dir: str | os.PathLike[str], command: str | None = None) -> Recorder:
     """Reopen an unfinished run (``interrupted``, ``failed``, or ``running`` but killed) to continue it.
 

@@ -11,6 +11,7 @@ import torch
 from nodebench import cli, store
 from nodebench.report import build_report
 from nodebench.report.memory import slopes
+from nodebench.report.nfe import split_variants
 from nodebench.workloads import memory
 
 WORKLOADS = ("memory", "tolerance", "nfe", "solvers")
@@ -93,7 +94,8 @@ def test_memory_preflight_refuses_what_cannot_fit():
 def test_tolerance_error_decreases_as_tolerance_tightens(smoke_runs):
     records = store.read_records(smoke_runs["tolerance"])
     errors = _metric(records, "error_rms")
-    assert set(errors["variant"]) == {"nodebench/dopri5", "torchdiffeq/dopri5"}
+    # adams is nodebench's alone: torchdiffeq has no adaptive Adams, so its sweep leaves it out
+    assert set(errors["variant"]) == {"nodebench/dopri5", "torchdiffeq/dopri5", "nodebench/adams"}
     for _, group in errors.groupby("variant"):
         assert group["value"].is_monotonic_decreasing and group["value"].is_unique, group
     nfe = _metric(records, "nfe_forward")
@@ -113,6 +115,14 @@ def test_nfe_backward_counted_for_every_setting(smoke_runs):
         for norm in ("seminorm", "full"):
             assert f"mnist_block/{library}/{norm}/tol=1e-03" in variants
             assert f"{library}/{norm}/tol=1e-05" in variants
+    for norm in ("seminorm", "full"):  # adams beside dopri5, in nodebench only
+        assert f"mnist_block/nodebench/adams/{norm}/tol=1e-03" in variants
+        assert f"nodebench/adams/{norm}/tol=1e-05" in variants
+    assert not any("torchdiffeq/adams" in v for v in variants)
+    table = split_variants(records)
+    adams = table[table["method"] == "adams"]
+    assert set(adams["library"]) == {"nodebench"} and set(adams["problem"]) == {"spiral", "MNIST ODE block"}
+    assert set(table[table["variant"] == "mnist_block/torchdiffeq/full/tol=1e-03"]["method"]) == {"dopri5"}
     assert set(forward.index.get_level_values("step")) == {0, 5, 10}
 
 

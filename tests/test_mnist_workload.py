@@ -192,7 +192,34 @@ def test_preflight_names_the_fetch_command(tmp_path: Path, monkeypatch: pytest.M
         mnist.load_data(mnist.PRESETS["smoke"], torch.device("cpu"))
 
 
+def test_odenet_with_adams_records_the_nfe_of_single_iterations(tmp_path: Path) -> None:
+    """The ``figure3`` option: ODE-Net with ``method=adams``, NFE of every iteration (both ways)."""
+    data = tmp_path / "data"
+    (data / "mnist").mkdir(parents=True)
+    (data / "mnist" / "checksums.json").write_text(json.dumps(FAKE_CHECKSUMS))
+    overrides = ["models=('odenet',)", "method=adams", "nfe_every=1"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NODEBENCH_DATA", str(data))
+        patch.setattr(mnist, "load_mnist", fake_load_mnist)
+        patch.setattr(mnist, "preflight", lambda config, device: None)
+        args = ["run", "mnist", "--preset", "smoke", "--out", str(tmp_path / "runs")]
+        assert cli.main(args + [a for o in overrides for a in ("--set", o)]) == 0
+    (run_dir,) = (tmp_path / "runs" / "mnist").iterdir()
+    assert store.read_meta(run_dir)["config"]["method"] == "adams"
+    records = store.read_records(run_dir)
+    single = records[records["variant"] == "odenet/iterations"].pivot(index="step", columns="metric")["value"]
+    assert list(single.index) == [0, 1]  # 128 fake images in batches of 64: two iterations, both recorded
+    assert (single >= 2).all().all()  # adams counted both ways: forward and the adjoint's backward solve
+    epoch = records[(records["variant"] == "odenet") & (records["step"] == 0)].set_index("metric")["value"]
+    assert epoch["nfe_forward"] == single["nfe_forward"].mean()
+    assert epoch["nfe_backward"] == single["nfe_backward"].mean()
+
+
 def test_config_rejects_bad_values() -> None:
+    with pytest.raises(ValueError, match="method must be an adaptive method"):
+        mnist.Config(method="rk4")
+    with pytest.raises(ValueError, match="nfe_every"):
+        mnist.Config(nfe_every=-1)
     with pytest.raises(ValueError, match="models must be"):
         mnist.Config(models=("vgg",))
     with pytest.raises(ValueError, match="milestones"):

@@ -82,6 +82,7 @@ def test_workload_section_hook(tmp_path, runs, monkeypatch):
         calls.append((df, metas))
         (out_dir / "figures" / "ghost.png").write_bytes(PNG_MAGIC)
         figures = "![ghost plot](figures/ghost.png)\n\n![captioned](figures/ghost.png)\n\n*Mine.*"
+        figures += f"\n\n![one run {metas[0]['run_id']}](figures/ghost.png)"
         return "Ghost section body\n\n" + figures
 
     hook = types.ModuleType(f"nodebench.report.{WORKLOAD}")
@@ -94,6 +95,11 @@ def test_workload_section_hook(tmp_path, runs, monkeypatch):
     assert "![ghost plot](figures/ghost.png)\n\n*ghost plot. Preset smoke, standard; seeds 0, 1;" in text
     assert "![captioned](figures/ghost.png)\n\n*Mine.*" in text
     ((df, metas),) = calls
+    # a figure that names its run is captioned with that run's preset alone
+    assert (
+        f"![one run {metas[0]['run_id']}](figures/ghost.png)\n\n*one run {metas[0]['run_id']}. Preset smoke;"
+        in text
+    )
     assert len(df) == 2 * 2 * 4 + 2 * 4 + 1 and set(df["preset"]) == {"smoke", "standard"}
     assert [meta["preset"] for meta in metas] == ["smoke", "standard"]
     assert not list((tmp_path / "report" / "figures").glob("*-curves.png"))

@@ -106,3 +106,15 @@ def test_set_overrides_label_the_run(tmp_path):
     assert config.steps == 2 and meta["preset"] == "smoke+steps=2" and "`steps = 2`" in meta["protocol"]
     with pytest.raises(runner.RunSetupError, match="KEY one of"):
         runner.new_run(toy_workload, tmp_path, "smoke", "cpu", "test", overrides=["nope=1"])
+
+
+def test_finished_seeds_of_an_interrupted_run(tmp_path, monkeypatch):
+    complete = _run(toy_workload, tmp_path / "complete")
+    assert runner.finished_seeds(complete) == [0, 1]
+    monkeypatch.setattr(toy_workload, "CRASH", ("beta/seed=1", 2, RuntimeError("cut")))
+    with pytest.raises(RuntimeError, match="cut"):
+        _run(toy_workload, tmp_path / "cut")
+    (run_dir,) = (tmp_path / "cut" / "toy").iterdir()
+    assert store.read_meta(run_dir)["status"] != "complete"
+    assert runner.finished_seeds(run_dir) == [0]  # seed 1's alpha finished, its beta did not
+    assert runner.finished_seeds(_run(chain_workload, tmp_path / "chain")) == []  # no seeds planned

@@ -244,3 +244,47 @@ def test_figure3_four_panels_from_records(tmp_path, monkeypatch):
     assert rows["Figure 3a: NFE vs numerical error (MNIST ODE-Net)"]["verdict"] == "reproduced"
     assert "test error %" in rows["Figure 3a: NFE vs numerical error (MNIST ODE-Net)"]["ours"]
     assert str(tmp_path) not in text
+
+
+def test_an_interrupted_run_is_cited_for_its_finished_seeds_only(tmp_path, monkeypatch):
+    ids = iter(f"20260101T00000{i}Z-abcdef" for i in range(9))
+    monkeypatch.setattr(store, "new_run_id", lambda: next(ids))
+    runs = tmp_path / "runs"
+    rows = (
+        mnist_rows({"odenet": 0.40})
+        + mnist_rows({"odenet": 0.50}, seed=1)
+        + mnist_rows({"odenet": 9.0}, seed=2)
+    )
+    cut = make_run(runs, "mnist", "standard", [0, 1, 2], rows, status="interrupted")
+    rerun = make_run(runs, "mnist", "standard", [2], mnist_rows({"odenet": 0.60}, seed=2))
+    claim = "Table 1, ODE-Net: test error, params, memory"
+    # without knowing which seeds it finished, the interrupted run is not cited
+    assert table(summary.build_summary([runs], tmp_path / "S.md"))[claim]["seeds"] == "2"
+    finished = {cut.name: [0, 1], rerun.name: [2]}
+    ode = table(summary.build_summary([runs], tmp_path / "S.md", lambda d: finished[d.name]))[claim]
+    assert ode["seeds"] == "0, 1, 2" and ode["runs"] == f"`{cut.name}`, `{rerun.name}`"
+    assert ode["ours"].startswith("0.50 ± 0.10%")  # seed 2's 9.0 from the cut run is not used
+
+
+def test_figure3_with_adams_beside_dopri5(tmp_path):
+    runs = tmp_path / "runs"
+    sweep = sweep_rows("mnist_odenet/nodebench/dopri5", "test_error")
+    sweep += sweep_rows("mnist_odenet/nodebench/adams", "test_error")
+    make_run(runs, "tolerance", "mnist", [0], sweep)
+    for method, backward in (("dopri5", 20.0), ("adams", 7.0)):  # backward/forward 1.0 and 0.35
+        rows = [
+            ("odenet/iterations", 0, it, metric, value)
+            for it in range(0, 40, 4)
+            for metric, value in (("nfe_forward", 20.0), ("nfe_backward", backward))
+        ]
+        make_run(runs, "mnist", "figure3", [0], rows, config={"method": method})
+    path = summary.build_summary([runs], tmp_path / "out" / "SUMMARY.md")
+    text, rows = path.read_text(), table(path)
+    adams = rows["Figure 3c per iteration: ODE-Net trained with adams"]
+    assert adams["ours"].startswith("backward/forward 0.35 (median of 10 iterations")
+    assert adams["verdict"] == "partly"  # below 0.9 but outside 0.4-0.6
+    assert rows["Figure 3c per iteration: ODE-Net trained with dopri5"]["verdict"] == "not"
+    assert "Figure 3a: NFE vs numerical error (MNIST ODE-Net, adams)" in rows
+    assert "with adams the backward pass takes 0.35 times the forward NFE" in text
+    assert "with dopri5 the backward pass takes 1.00 times" in text and "does not appear" in text
+    assert (tmp_path / "out" / "figures" / "figure3-mnist-methods.png").read_bytes().startswith(b"\x89PNG")

@@ -31,6 +31,12 @@ NORMS = ("seminorm", "full")
 # The methods both libraries have (torchdiffeq 0.2.5 has no tsit5).
 TORCHDIFFEQ_METHODS = ("euler", "midpoint", "rk4", "bosh3", "dopri5")
 
+
+def has_method(library: str, method: str) -> bool:
+    """Whether ``library`` offers ``method`` (nodebench: all of its own; torchdiffeq: the shared ones)."""
+    return library == "nodebench" or method in TORCHDIFFEQ_METHODS
+
+
 Func = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Norm = Callable[[tuple[torch.Tensor, ...]], torch.Tensor]
 

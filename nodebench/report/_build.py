@@ -235,14 +235,16 @@ def _curves_section(meta: dict[str, Any], records: pd.DataFrame, out_dir: Path) 
     return lines
 
 
+RUN_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{6}")
+
+
 def _captioned(text: str, metas: list[dict[str, Any]]) -> str:
     """``text`` with a caption under every figure that has none (an italic line right after it).
 
-    The generic caption names the figure (its alt text) and the runs' presets and seeds; sections that
-    know more (what the spread is over) write their own caption, which is kept.
+    The generic caption names the figure (its alt text) and the presets and seeds of the runs it
+    draws: those whose run ids appear in its alt text or file name, else all of ``metas``. Sections
+    that know more (what the spread is over) write their own caption, which is kept.
     """
-    presets = ", ".join(dict.fromkeys(str(m.get("preset")) for m in metas))
-    seeds = sorted({int(s) for m in metas for s in (m.get("seeds") or [])})
     lines = text.splitlines()
     out = []
     for i, line in enumerate(lines):
@@ -253,6 +255,10 @@ def _captioned(text: str, metas: list[dict[str, Any]]) -> str:
         following = next((x for x in lines[i + 1 :] if x.strip()), "")
         if following.startswith("*") and not following.startswith("**"):
             continue
+        named = set(RUN_ID.findall(line))
+        drawn = [m for m in metas if m["run_id"] in named] or metas
+        presets = ", ".join(dict.fromkeys(str(m.get("preset")) for m in drawn))
+        seeds = sorted({int(s) for m in drawn for s in (m.get("seeds") or [])})
         spread = "spread, where shown, over seeds" if len(seeds) > 1 else "one seed per run"
         out += [
             "",

@@ -137,6 +137,65 @@ def draw(
     return fig
 
 
+def draw_methods(
+    sweeps: dict[str, pd.DataFrame], training: dict[str, pd.DataFrame], path: Path, *, title: str
+) -> Figure:
+    """Figure 3 (a), (c), (d) with one colour per solver method, for comparing methods side by side.
+
+    Arguments:
+        sweeps: per method, :func:`sweep_table` rows of one model's tolerance sweep (panel a).
+        training: per method, rows ``x`` (training iteration), ``nfe_forward``, ``nfe_backward``
+            (panels c and d).
+        path: the PNG to write (its folder is created).
+        title: the figure's title.
+    """
+    from matplotlib.ticker import LogLocator, MaxNLocator
+
+    methods = list(dict.fromkeys([*sweeps, *training]))
+    colours = dict(zip(methods, _palette(len(methods))))
+    fig = Figure(figsize=(13, 4.2), layout="constrained")
+    ax_a, ax_c, ax_d = fig.subplots(1, 3)
+    for method, sweep in sweeps.items():
+        mean = sweep.groupby("tol").mean(numeric_only=True).sort_index(ascending=False)
+        ax_a.plot(mean["nfe_forward"], mean["error_rms"], marker="o", color=colours[method], label=method)
+        for tol, row in mean.iterrows():
+            ax_a.annotate(
+                _tol_label(tol),
+                (row["nfe_forward"], row["error_rms"]),
+                fontsize=7,
+                xytext=(3, 3),
+                textcoords="offset points",
+                color=colours[method],
+            )
+    ax_a.set(xlabel="NFE forward", ylabel="numerical error (RMS vs reference)", yscale="log")
+    ax_a.yaxis.set_major_locator(LogLocator(numticks=8))
+    ax_a.set_title("(a) NFE vs error (labels: rtol = atol)")
+    top = 1.0
+    for method, rows in training.items():
+        ax_c.scatter(
+            rows["nfe_forward"], rows["nfe_backward"], s=12, alpha=0.5, color=colours[method], label=method
+        )
+        top = max(top, rows["nfe_forward"].max(), rows["nfe_backward"].max())
+        ordered = rows.sort_values("x")
+        ax_d.plot(ordered["x"], ordered["nfe_forward"], color=colours[method], lw=1, label=method)
+    top *= 1.1
+    xs = np.array([0, top])
+    ax_c.plot(xs, xs / 2, color="black", lw=1, ls=":", label="y = x/2 (paper)")
+    ax_c.plot(xs, xs, color="grey", lw=0.8, ls="--", label="y = x")
+    ax_c.set(xlim=(0, top), ylim=(0, top), xlabel="NFE forward", ylabel="NFE backward (adjoint)")
+    ax_c.set_title("(c) NFE backward vs forward, per iteration")
+    ax_d.set(xlabel="training iteration", ylabel="NFE forward")
+    ax_d.set_title("(d) NFE forward over training")
+    for ax in (ax_a, ax_c, ax_d):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
+    fig.suptitle(title)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    return fig
+
+
 def _palette(n: int, sequential: bool = False) -> list:
     """``n`` distinct colours: a qualitative palette, or a sequential one for ordered values."""
     from matplotlib import colormaps

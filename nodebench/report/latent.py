@@ -275,6 +275,9 @@ def _points(df: pd.DataFrame, variant: str, prefix: str) -> pd.DataFrame:
 def _figure8(df: pd.DataFrame, tagged: pd.DataFrame, n: int, split: int, path: Path, title: str) -> bool:
     """Figure-8-like panels (a row per model, a column per recorded test spiral) for n.
 
+    Solid: the prediction inside the observation window; dashed: the extrapolation beyond it; a red
+    cross marks the truth at the window's last time, where observation ends.
+
     ``df``: the records of one run; ``tagged``: its model records (:func:`_tagged`).
     """
     truth = _points(df, "data", "truth")
@@ -299,6 +302,16 @@ def _figure8(df: pd.DataFrame, tagged: pd.DataFrame, n: int, split: int, path: P
             inside, beyond = p[p["i"] < split], p[p["i"] >= split - 1]
             ax.plot(inside["x"], inside["y"], color=COLOURS[model], lw=1.6, label="prediction")
             ax.plot(beyond["x"], beyond["y"], color=COLOURS[model], lw=1.6, ls="--", label="extrapolation")
+            edge = t[t["i"] == split - 1]  # the last time of the observation window
+            ax.scatter(
+                edge["x"],
+                edge["y"],
+                s=70,
+                marker="X",
+                color="crimson",
+                zorder=4,
+                label="observation window ends",
+            )
             turn = "counter-clockwise" if orient.get(slot, 1) > 0 else "clockwise"
             ax.set_title(f"{LABELS[model]}, test spiral {slot} ({turn})", fontsize=9)
             ax.set_aspect("equal", adjustable="datalim")

@@ -15,9 +15,10 @@ PAPER_RATIO = 0.5  # Fig. 3c: "roughly half", as published
 
 
 def split_variants(records: pd.DataFrame) -> pd.DataFrame:
-    """One row per (problem, library, norm, tol, seed, step) with NFE forward, backward and their ratio.
+    """One row per (problem, library, method, norm, tol, seed, step) with NFE forward, backward, ratio.
 
-    Variants are ``<library>/<norm>/tol=<tol>`` (spiral) or ``mnist_block/<library>/<norm>/tol=<tol>``.
+    Variants are ``[mnist_block/]<library>[/<method>]/<norm>/tol=<tol>``: the spiral's, or the MNIST
+    ODE block's with the prefix; without a method segment the method is dopri5.
     """
     data = records[records["metric"].isin(["nfe_forward", "nfe_backward", "nfe_ratio"])]
     table = data.pivot_table(
@@ -25,16 +26,18 @@ def split_variants(records: pd.DataFrame) -> pd.DataFrame:
     ).reset_index()
     parts = table["variant"].str.split("/")
     mnist = parts.str[0] == "mnist_block"
+    head = parts.where(~mnist, parts.str[1:])  # <library>[/<method>]/<norm>/tol=<tol>
     table["problem"] = np.where(mnist, "MNIST ODE block", "spiral")
-    table["library"] = np.where(mnist, parts.str[1], parts.str[0])
-    table["norm"] = np.where(mnist, parts.str[2], parts.str[1])
-    table["tol"] = parts.str[-1].str.removeprefix("tol=").astype(float)
+    table["library"] = head.str[0]
+    table["method"] = [p[1] if len(p) == 4 else "dopri5" for p in head]
+    table["norm"] = head.str[-2]
+    table["tol"] = head.str[-1].str.removeprefix("tol=").astype(float)
     return table
 
 
 def ratios(table: pd.DataFrame) -> pd.DataFrame:
-    """Per (problem, library, norm, tol): mean NFE and the backward/forward ratio (mean, min, max)."""
-    grouped = table.groupby(["problem", "library", "norm", "tol"], sort=False)
+    """Per (problem, library, method, norm, tol): mean NFE and the backward/forward ratio (mean, min, max)."""
+    grouped = table.groupby(["problem", "library", "method", "norm", "tol"], sort=False)
     out = grouped.agg(
         points=("nfe_ratio", "size"),
         nfe_forward=("nfe_forward", "mean"),
@@ -49,16 +52,16 @@ def ratios(table: pd.DataFrame) -> pd.DataFrame:
 
 def seminorm_savings(table: pd.DataFrame) -> pd.DataFrame:
     """Per (problem, library, tol): backward NFE with full norm and seminorm, and the seminorm's saving."""
-    keys = ["problem", "library", "tol", "seed", "step"]
+    keys = ["problem", "library", "method", "tol", "seed", "step"]
     both = table.pivot_table(index=keys, columns="norm", values="nfe_backward").reset_index()
     if not {"seminorm", "full"} <= set(both.columns):
         return pd.DataFrame()
     both["saving"] = 1 - both["seminorm"] / both["full"]
     return (
-        both.groupby(["problem", "library", "tol"], sort=False)
+        both.groupby(["problem", "library", "method", "tol"], sort=False)
         .agg(full=("full", "mean"), seminorm=("seminorm", "mean"), saving=("saving", "mean"))
         .reset_index()
-        .sort_values(["problem", "library", "tol"], ascending=[True, True, False], kind="stable")
+        .sort_values(["problem", "library", "method", "tol"], ascending=[True] * 3 + [False], kind="stable")
         .rename(columns={"full": "NFE bwd full", "seminorm": "NFE bwd seminorm", "saving": "mean saving"})
     )
 
@@ -70,9 +73,8 @@ def _figure(table: pd.DataFrame, out_dir: Path, name: str) -> str:
     fig, axes = _cost.figure(len(problems) + 1)
     for ax, problem in zip(axes[0], problems):
         data = table[table["problem"] == problem]
-        sns.scatterplot(
-            data=data, x="nfe_forward", y="nfe_backward", hue="norm", style="library", s=50, ax=ax
-        )
+        data = data.assign(solver=data["library"] + " " + data["method"])
+        sns.scatterplot(data=data, x="nfe_forward", y="nfe_backward", hue="norm", style="solver", s=50, ax=ax)
         top = max(data["nfe_forward"].max(), data["nfe_backward"].max()) * 1.05
         ax.plot([0, top], [0, top / 2], "k--", lw=1, label="y = x/2 (paper)")
         ax.plot([0, top], [0, top], ":", color="grey", lw=1, label="y = x")
@@ -81,13 +83,15 @@ def _figure(table: pd.DataFrame, out_dir: Path, name: str) -> str:
     ax = axes[0, -1]
     spiral = table[table["problem"] == "spiral"]
     if not spiral.empty:
-        data = spiral.assign(tolerance=spiral["tol"].map("{:.0e}".format))
+        data = spiral.assign(
+            tolerance=spiral["tol"].map("{:.0e}".format), solver=spiral["library"] + " " + spiral["method"]
+        )
         sns.lineplot(
             data=data,
             x="step",
             y="nfe_forward",
             hue="tolerance",
-            style="library",
+            style="solver",
             markers=True,
             errorbar=None,
             ax=ax,
@@ -100,8 +104,9 @@ def _figure(table: pd.DataFrame, out_dir: Path, name: str) -> str:
 def section(df: pd.DataFrame, meta_list: list[dict[str, Any]], out_dir: Path) -> str:
     """The NFE section: ratio tables, seminorm savings and the Fig. 3c scatter per run."""
     lines = [
-        "Forward and backward NFE of `odeint_adjoint` (dopri5). The paper (Fig. 3c, MNIST, implicit Adams) "
-        "reports the backward pass at roughly half the forward NFE (the paper's figure, not measured).",
+        "Forward and backward NFE of `odeint_adjoint` (dopri5 in both libraries; nodebench's adams where "
+        "the run has it). The paper (Fig. 3c, MNIST, implicit Adams) reports the backward pass at roughly "
+        "half the forward NFE (the paper's figure, not measured).",
         "",
     ]
     for meta, records in _cost.runs(df, meta_list):

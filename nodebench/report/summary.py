@@ -108,12 +108,11 @@ def select(
     configuration of its latest run (seeds and threads aside: an earlier configuration of the preset
     is another protocol, not more seeds of this one); where several runs hold the same seed, the
     latest (by run id, which starts with its UTC start time) wins, so a rerun supersedes an older run
-    and runs of further seeds add to it.
+    and runs of further seeds add to it. A run that did not complete contributes the seeds listed in
+    its ``finished_seeds`` (every planned unit of the seed journalled; set by :func:`build_summary`).
     """
     candidates = [
-        m
-        for m in metas
-        if m.get("workload") == workload and m.get("status") == "complete" and m.get("preset") in presets
+        m for m in metas if m.get("workload") == workload and _seeds_of(m) and m.get("preset") in presets
     ]
     for preset in presets:
         chosen = sorted((m for m in candidates if m.get("preset") == preset), key=lambda m: m["run_id"])
@@ -128,7 +127,7 @@ def select(
     chosen = [m for m in chosen if protocol(m) == protocol(chosen[-1])]
     owner: dict[int, str] = {}
     for meta in chosen:
-        for seed in meta.get("seeds") or []:
+        for seed in _seeds_of(meta):
             owner[int(seed)] = meta["run_id"]
     keep_runs = set(owner.values())
     rows = records[records["run_id"].isin(keep_runs)]
@@ -138,6 +137,13 @@ def select(
     return Evidence(
         rows[mask].reset_index(drop=True), [m for m in chosen if m["run_id"] in keep_runs], preset
     )
+
+
+def _seeds_of(meta: dict[str, Any]) -> list[int]:
+    """The seeds a run can be cited for: all of a complete run's, an unfinished run's finished ones."""
+    if meta.get("status") == "complete":
+        return [int(s) for s in meta.get("seeds") or []]
+    return [int(s) for s in meta.get("finished_seeds") or []]
 
 
 def _final(rows: pd.DataFrame, metric: str) -> pd.Series:
@@ -334,17 +340,26 @@ def _rank_corr(x: pd.Series, y: pd.Series) -> float:
     return float(np.corrcoef(x.rank().to_numpy(), y.rank().to_numpy())[0, 1])
 
 
-def _sweep_rows(ev: Evidence, prefix: str, model: str, workload: str, task: tuple[str, str]) -> list[Row]:
-    """Figure 3a/3b rows from one tolerance sweep (variants starting with ``prefix``) on ``model``."""
+def _sweep_rows(
+    ev: Evidence, prefix: str, model: str, workload: str, task: tuple[str, str], optional: bool = False
+) -> list[Row]:
+    """Figure 3a/3b rows from one tolerance sweep (variants starting with ``prefix``) on ``model``.
+
+    Where the records hold no such sweep: *not run* rows, or none if the sweep is ``optional``.
+    """
     claims = (
         (f"Figure 3a: NFE vs numerical error ({model})", "tighter tolerance: more NFE, less error"),
         (f"Figure 3b: NFE vs wall time ({model})", "time grows with NFE"),
     )
     if ev.empty:
-        return [_not_run(c, p, workload, f"no complete {workload} run") for c, p in claims]
+        return (
+            [] if optional else [_not_run(c, p, workload, f"no complete {workload} run") for c, p in claims]
+        )
     data = ev.records[ev.records["variant"].str.startswith(prefix)]
     wide = data.pivot_table(index=["variant", "seed", "step"], columns="metric", values="value").reset_index()
     if wide.empty or not {"tol", "nfe_forward", "error_rms"} <= set(wide.columns):
+        if optional:
+            return []
         return [_not_run(c, p, workload, "the run holds no nodebench sweep") for c, p in claims]
     rho_nfe = _rank_corr(wide["tol"], wide["nfe_forward"])
     rho_err = _rank_corr(wide["tol"], wide["error_rms"])
@@ -395,13 +410,19 @@ def figure3ab(evidence: dict[str, Evidence]) -> list[Row]:
     On the trained MNIST ODE-Net (the paper's model; tolerance preset ``mnist``) and on the spiral-demo
     model of the tolerance workload's ``standard`` preset.
     """
-    return _sweep_rows(
-        evidence["tolerance_mnist"],
-        MNIST_SWEEP + "/nodebench/",
-        "MNIST ODE-Net",
-        "`tolerance` (preset `mnist`)",
-        ("test_error", "test error %"),
-    ) + _sweep_rows(
+    mnist = [
+        row
+        for method, label in (("dopri5", "MNIST ODE-Net"), ("adams", "MNIST ODE-Net, adams"))
+        for row in _sweep_rows(
+            evidence["tolerance_mnist"],
+            f"{MNIST_SWEEP}/nodebench/{method}",
+            label,
+            "`tolerance` (preset `mnist`)",
+            ("test_error", "test error %"),
+            optional=method != "dopri5",
+        )
+    ]
+    return mnist + _sweep_rows(
         evidence["tolerance"], "nodebench/", "spiral-demo model", "tolerance", ("task_mse", "task MSE")
     )
 
@@ -448,6 +469,8 @@ def figure3cd(evidence: dict[str, Evidence]) -> list[Row]:
                 why=f"{epochs} of 160 epochs; {len(first)} seed{'s' if len(first) != 1 else ''}",
             )
         )
+    for method in FIGURE3_METHODS:  # per training iteration, ODE-Net with each solver (preset figure3)
+        rows += _figure3c_per_iteration(evidence[f"mnist_figure3_{method}"], method, c_paper)
     # the same ratio where the adjoint runs over many output times: the spiral examples
     s_claim = "Figure 3c on the spiral examples (adjoint, dopri5)"
     adjoint = (
@@ -473,6 +496,40 @@ def figure3cd(evidence: dict[str, Evidence]) -> list[Row]:
             )
         )
     return rows
+
+
+def iteration_nfe(ev: Evidence) -> pd.DataFrame:
+    """ODE-Net's forward and backward NFE of single training iterations (mnist ``nfe_every``): rows
+    ``seed``, ``x`` (iteration), ``nfe_forward``, ``nfe_backward``."""
+    if ev.empty:
+        return pd.DataFrame(columns=["seed", "x", "nfe_forward", "nfe_backward"])
+    rows = ev.records[ev.records["variant"] == "odenet/iterations"]
+    wide = rows.pivot_table(index=["seed", "step"], columns="metric", values="value").reset_index()
+    return wide.rename(columns={"step": "x"})
+
+
+def _figure3c_per_iteration(ev: Evidence, method: str, paper: str) -> list[Row]:
+    """Figure 3c from single iterations of ODE-Net trained with ``method`` (no row without a run)."""
+    wide = iteration_nfe(ev)
+    if wide.empty or "nfe_backward" not in wide:
+        return []
+    ratio = wide["nfe_backward"] / wide["nfe_forward"]
+    median = float(ratio.median())
+    claim = f"Figure 3c per iteration: ODE-Net trained with {method}"
+    return [
+        _row(
+            claim,
+            paper,
+            ev,
+            ev.records[ev.records["variant"] == "odenet/iterations"],
+            ours=f"backward/forward {median:.2f} (median of {len(wide)} iterations, "
+            f"range {ratio.min():.2f}-{ratio.max():.2f}); forward {wide['nfe_forward'].median():.0f}, "
+            f"backward {wide['nfe_backward'].median():.0f} NFE",
+            verdict=REPRODUCED if 0.4 <= median <= 0.6 else PARTLY if median < 0.9 else NOT,
+            why=f"nodebench {method} at rtol = atol = 1e-3, adjoint with seminorm; one epoch"
+            + ("; backward about as costly as forward" if median >= 0.9 else ""),
+        )
+    ]
 
 
 def memory_claim(evidence: dict[str, Evidence]) -> list[Row]:
@@ -587,9 +644,20 @@ WORKLOADS = ("mnist", "memory", "latent", "tolerance", "spiral", "nfe")
 MNIST_SWEEP = "mnist_odenet"  # the tolerance workload's variant prefix for its MNIST ODE-Net sweep
 
 
+#: Solver methods whose Figure 3 evidence is gathered side by side (ODE-Net trained with each).
+FIGURE3_METHODS = ("dopri5", "adams")
+
+
+def _method_of(meta: dict[str, Any]) -> str:
+    return str((meta.get("config") or {}).get("method", "dopri5"))
+
+
 def _evidence(records: pd.DataFrame, metas: list[dict[str, Any]]) -> dict[str, Evidence]:
     evidence = {w: select(records, metas, w) for w in WORKLOADS}
     evidence["tolerance_mnist"] = select(records, metas, "tolerance", presets=("mnist",))
+    for method in FIGURE3_METHODS:  # the mnist `figure3` preset, once per ODE-Net solver
+        runs = [m for m in metas if _method_of(m) == method]
+        evidence[f"mnist_figure3_{method}"] = select(records, runs, "mnist", presets=("figure3",))
     return evidence
 
 
@@ -609,6 +677,56 @@ def _spread_note(seeds: list[int], over: str) -> str:
     if len(seeds) > 1:
         return f"Bands: ± one standard deviation over seeds {_seeds_text(seeds)}"
     return f"One seed ({_seeds_text(seeds)}): no spread over seeds is shown; {over}"
+
+
+def _figure3_methods(evidence: dict[str, Evidence], folder: Path, link_prefix: str) -> list[str]:
+    """Figure 3 (a, c, d) on MNIST with the paper's solver family (adams) beside dopri5, and in words
+    whether the paper's "backward about half of forward" appears with either."""
+    from nodebench.report import figure3
+
+    sweep_ev = evidence["tolerance_mnist"]
+    sweeps = {
+        m: figure3.sweep_table(sweep_ev.records, f"{MNIST_SWEEP}/nodebench/{m}", "test_error")
+        for m in FIGURE3_METHODS
+    }
+    sweeps = {m: table for m, table in sweeps.items() if not table.empty}
+    runs = {m: evidence[f"mnist_figure3_{m}"] for m in FIGURE3_METHODS}
+    training = {m: iteration_nfe(ev) for m, ev in runs.items()}
+    training = {m: table for m, table in training.items() if not table.empty}
+    if "adams" not in sweeps and "adams" not in training:
+        return [
+            "Figure 3 with Adams: not drawn (needs an adams sweep or an mnist `figure3` run with adams).",
+            "",
+        ]
+    name = "figure3-mnist-methods.png"
+    figure3.draw_methods(
+        sweeps, training, folder / name, title="Figure 3 on MNIST: nodebench adams beside dopri5"
+    )
+    said = []
+    for method, table in training.items():
+        ratio = (table["nfe_backward"] / table["nfe_forward"]).median()
+        half = 0.4 <= ratio <= 0.6
+        said.append(
+            f"with {method} the backward pass takes {ratio:.2f} times the forward NFE (median over "
+            f"{len(table)} iterations, run {_runs_text(runs[method])}): the paper's \"backward about half "
+            f'of forward" {"appears" if half else "does not appear"}'
+        )
+    sweep_text = ""
+    if sweeps:
+        sweep_text = (
+            f"(a): tolerance run {_runs_text(sweep_ev)} (preset `mnist`) on the trained ODE-Net checkpoint, "
+            "each method at the rtol = atol written beside its points; "
+        )
+    return [
+        f"![Figure 3 with adams and dopri5 on MNIST]({link_prefix}/{name})",
+        "",
+        f"*Figure 3 with the paper's solver family.* {sweep_text}(c)/(d): ODE-Net trained for one epoch "
+        "(mnist preset `figure3`, lr 0.1, batch 128, rtol = atol = 1e-3, adjoint with seminorm), once "
+        "per method, NFE of every 4th iteration; dotted: the paper's y = x/2. In words: "
+        + "; ".join(said or ["no per-iteration run yet"])
+        + ". One seed per method: no spread over seeds is shown.*",
+        "",
+    ]
 
 
 def figures(evidence: dict[str, Evidence], folder: Path, link_prefix: str = "figures") -> list[str]:
@@ -657,6 +775,7 @@ def figures(evidence: dict[str, Evidence], folder: Path, link_prefix: str = "fig
             f"{_spread_note(mnist.seeds(odenet), 'points are epochs')}.",
             "",
         ]
+    lines += _figure3_methods(evidence, folder, link_prefix)
     tol_ev, nfe_ev = evidence["tolerance"], evidence["nfe"]
     sweep = figure3.sweep_table(tol_ev.records, "nodebench/dopri5", "task_mse")
     nfe = (
@@ -698,16 +817,25 @@ def figures(evidence: dict[str, Evidence], folder: Path, link_prefix: str = "fig
 
 
 def build_summary(
-    run_dirs: Iterable[str | os.PathLike[str]], out_path: str | os.PathLike[str] = "results/SUMMARY.md"
+    run_dirs: Iterable[str | os.PathLike[str]],
+    out_path: str | os.PathLike[str] = "results/SUMMARY.md",
+    finished_seeds: Callable[[Path], list[int]] | None = None,
 ) -> Path:
     """Write the claims summary for ``run_dirs`` (run directories, folders of runs or globs).
 
+    Arguments:
+        finished_seeds: for a run that did not complete, the seeds all of whose units it finished
+            (:func:`nodebench.runner.finished_seeds`); without it such runs are not cited.
     Returns:
         The path written.
     """
     dirs = resolve_run_dirs(list(run_dirs))
     records = load_runs(dirs)
     metas = [read_meta(d) for d in dirs]
+    if finished_seeds is not None:
+        for run_dir, meta in zip(dirs, metas):
+            if meta.get("status") != "complete":
+                meta["finished_seeds"] = finished_seeds(Path(run_dir))
     table = summary_rows(records, metas)
     counts = table["verdict"].value_counts()
     tally = ", ".join(f"{counts.get(v, 0)} {v}" for v in (REPRODUCED, PARTLY, NOT, NOT_RUN))
@@ -726,9 +854,11 @@ def build_summary(
         "",
         "- **paper**: the published value, not measured here. **ours**: read from the records of the "
         "runs named; `a ± b` is the mean ± sample standard deviation over the seeds listed.",
-        "- **preset**: only complete runs of the `paper` preset (the published protocol) or, failing "
+        "- **preset**: only runs of the `paper` preset (the published protocol) or, failing "
         "that, the `standard` preset (the protocol shortened to fit a CPU budget, see docs/protocols.md) "
-        "are cited; smoke and exploratory runs never are. Where runs share a seed, the latest counts. "
+        "are cited; smoke and exploratory runs never are. A run is cited for the seeds it finished (every "
+        "unit of the seed recorded), so an interrupted run's finished seeds count and its unfinished ones "
+        "do not. Where runs share a seed, the latest counts. "
         "Exception: Figure 3a/3b on MNIST rest on the tolerance workload's `mnist` preset, a sweep of the "
         "trained `standard` ODE-Net checkpoint on a test subset.",
         f"- **verdict**: numbers within {CLOSE_FACTOR}x of the paper's (either way) are *reproduced*, "

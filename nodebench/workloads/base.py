@@ -11,6 +11,8 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
+from nodebench.solvers import ADAPTIVE_METHODS
+
 C = TypeVar("C")
 
 
@@ -80,3 +82,9 @@ def dtype_of(name: str) -> torch.dtype:
     if name not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64', got {name!r}")
     return getattr(torch, name)
+
+
+def check_adaptive_methods(methods: tuple[str, ...]) -> None:
+    """Raise :class:`ValueError` naming the config's ``methods`` unless they are adaptive methods."""
+    if not methods or set(methods) - set(ADAPTIVE_METHODS):
+        raise ValueError(f"methods must be among the adaptive methods {ADAPTIVE_METHODS}, got {methods}")

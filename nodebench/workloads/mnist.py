@@ -32,6 +32,7 @@ from nodebench.data.mnist import CHECKSUMS, data_root, load_mnist, verify_mnist
 from nodebench.measure import Timer, cuda_peak_bytes, peak_rss_bytes, reset_cuda_peak, reset_peak_rss
 from nodebench.models.mnist import build_model, count_parameters
 from nodebench.schema.mnist import MODEL_NAMES
+from nodebench.solvers import ADAPTIVE_METHODS
 from nodebench.units import NO_STEP, UnitContext, UnitSpec
 from nodebench.workloads.base import seed_everything
 
@@ -57,7 +58,11 @@ class Config:
         crop_padding: zero padding of the random crop back to 28x28 (0: no augmentation).
         train_size: the first ``train_size`` training images (``None``: all 60,000).
         test_size: the first ``test_size`` test images (``None``: all 10,000).
-        tol: rtol = atol of ODE-Net's dopri5 solve.
+        tol: rtol = atol of ODE-Net's solve.
+        method: ODE-Net's adaptive method (forward and adjoint backward solve): ``dopri5`` as in
+            torchdiffeq's example, or ``adams`` (variable-order Adams, the paper's solver family).
+        nfe_every: also record ODE-Net's and RK-Net's forward and backward NFE of every this many
+            training iterations (variant ``<model>/iterations``; 0: only the epoch means).
         rk_steps: RK4 steps of RK-Net over [0, 1].
         threads: torch intra-op threads while training. 1 by default: on the shared 2-core machine
             two threads made a ResNet step 2.6x and an ODE-Net step 2.5x slower than one (issue 6).
@@ -76,6 +81,8 @@ class Config:
     train_size: int | None = None
     test_size: int | None = None
     tol: float = 1e-3
+    method: str = "dopri5"
+    nfe_every: int = 0
     rk_steps: int = 6
     threads: int = 1
 
@@ -87,6 +94,10 @@ class Config:
             raise ValueError(f"seeds must be non-negative integers, got {self.seeds}")
         if self.epochs < 1 or self.batch_size < 1 or self.test_batch_size < 1 or self.threads < 1:
             raise ValueError("epochs, batch_size, test_batch_size and threads must be positive")
+        if self.method not in ADAPTIVE_METHODS:
+            raise ValueError(f"method must be an adaptive method {ADAPTIVE_METHODS}, got {self.method!r}")
+        if self.nfe_every < 0:
+            raise ValueError(f"nfe_every must be >= 0, got {self.nfe_every}")
         if list(self.milestones) != sorted(set(self.milestones)) or any(m < 1 for m in self.milestones):
             raise ValueError(f"milestones must be strictly increasing positive epochs, got {self.milestones}")
 
@@ -102,6 +113,9 @@ PRESETS: dict[str, Config] = {
     "standard": Config(epochs=6, milestones=(3, 5)),
     # torchdiffeq's examples/odenet_mnist.py defaults
     "paper": Config(),
+    # Figure 3c/3d per training iteration: ODE-Net alone for one epoch (lr 0.1), NFE of every 4th
+    # iteration; run once as is (dopri5) and once with `--set method=adams` (~12 min each on one core)
+    "figure3": Config(models=("odenet",), epochs=1, milestones=(), nfe_every=4),
 }
 
 PROTOCOL = """\
@@ -109,8 +123,9 @@ PROTOCOL = """\
 
 Models (architectures of torchdiffeq's `examples/odenet_mnist.py`): 1-layer MLP 784-300-10; ResNet
 (downsampling, 6 residual blocks, head); RK-Net (the ODE block solved by fixed-step RK4, 6 steps,
-backpropagated directly); ODE-Net (the ODE block on t in [0, 1], dopri5, rtol = atol = 1e-3, gradients
-by the adjoint method with nodebench's default seminorm for the backward error control).
+backpropagated directly); ODE-Net (the ODE block on t in [0, 1], `method` dopri5 unless set, rtol = atol
+= 1e-3, gradients by the adjoint method with nodebench's default seminorm for the backward error
+control).
 
 Training (all four models alike): SGD, momentum 0.9, cross-entropy; the learning rate `lr` is
 multiplied by `gamma` at each of `milestones` (epochs); batches drawn without replacement in an order
@@ -122,13 +137,17 @@ Presets: `paper` is torchdiffeq's example protocol (160 epochs, lr 0.1 for batch
 100, 140). `standard` is ours, not the paper's, to fit a few CPU hours: 6 epochs, lr 0.1 for 3 epochs,
 then 0.01 for 2 and 0.001 for 1 (the paper's first two decays, moved to 50% and 83% of training; its
 third, to 1e-4, would get only part of one epoch and is dropped). `smoke` trains on 256 images for one
-epoch and tests on 256: a plumbing check, not a result.
+epoch and tests on 256: a plumbing check, not a result. `figure3` trains ODE-Net alone for one epoch
+at lr 0.1 and records its NFE per iteration (every `nfe_every`-th) for Figure 3c/3d; run it with
+`--set method=adams` too, for the paper's solver family beside dopri5.
 
 Records per (model, seed, epoch): `train_loss` (mean over the epoch's batches), `test_error` (%),
 `lr`, `epoch_time` (training only, s), `eval_time` (s), `peak_rss` (process peak RSS during the epoch's
 training, MiB), `cuda_peak` (on CUDA, MiB), and for RK-Net and ODE-Net `nfe_forward` and `nfe_backward`
 (function evaluations of the ODE block per training iteration, averaged over the epoch; direct
-backpropagation makes no backward solve, so RK-Net's `nfe_backward` is 0). Per model and seed:
+backpropagation makes no backward solve, so RK-Net's `nfe_backward` is 0); with `nfe_every` set, the
+same two counts of single iterations under variant `<model>/iterations`, step = iteration counted from
+the start of training. Per model and seed:
 `params` (trainable parameters) and `final_test_error` (%, after the last epoch).
 """
 
@@ -196,7 +215,7 @@ def train_batches(
 def make_model(name: str, config: Config, device: torch.device) -> nn.Module:
     """The named model in float32 on ``device``, with the solver settings of ``config``."""
     kwargs: dict[str, Any] = {
-        "odenet": {"rtol": config.tol, "atol": config.tol},
+        "odenet": {"method": config.method, "rtol": config.tol, "atol": config.tol},
         "rknet": {"steps": config.rk_steps},
     }.get(name, {})
     return build_model(name, **kwargs).to(device=device, dtype=torch.float32)
@@ -298,9 +317,17 @@ def _train_epoch(
     reset_peak_rss()
     reset_cuda_peak(device)
     losses = []
+    per_iteration = config.nfe_every > 0 and name in ("rknet", "odenet")
     with solver_stats() as stats, Timer(device) as train_timer:
         for x, y in train_batches(*data["train"], config, generator):
+            before = (stats.nfe_forward, stats.nfe_backward)
             losses.append(train_step(trainer.model, trainer.optimizer, x, y))
+            iteration = len(losses) - 1
+            if per_iteration and iteration % config.nfe_every == 0:
+                step = epoch * (len(data["train"][0]) // config.batch_size) + iteration
+                forward, backward = stats.nfe_forward - before[0], stats.nfe_backward - before[1]
+                recorder.record(f"{name}/iterations", seed, step, "nfe_forward", forward)
+                recorder.record(f"{name}/iterations", seed, step, "nfe_backward", backward)
             recorder.tick()
     peak_rss, cuda_peak = peak_rss_bytes(), cuda_peak_bytes(device)
     trainer.scheduler.step()

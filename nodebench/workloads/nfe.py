@@ -9,10 +9,10 @@ from dataclasses import dataclass
 
 import torch
 
-from nodebench.reference.torchdiffeq_adapter import LIBRARIES, NORMS, CountingFunc, integrate
+from nodebench.reference.torchdiffeq_adapter import LIBRARIES, NORMS, CountingFunc, has_method, integrate
 from nodebench.units import UnitContext, UnitSpec
 from nodebench.workloads import _demo_training as demo
-from nodebench.workloads.base import dtype_of, seed_everything
+from nodebench.workloads.base import check_adaptive_methods, dtype_of, seed_everything
 
 NAME = "nfe"
 #: Under ``--executor ray`` the units run one at a time on one node holding all its CPUs: their
@@ -25,19 +25,21 @@ PROTOCOL = """\
 - Spiral (**ours**; the paper used MNIST): torchdiffeq's spiral demo network trained from the seed
   (RMSprop lr 1e-3, batches of 20 x 10 points, L1 loss, `nodebench.odeint` dopri5 at rtol 1e-7,
   atol 1e-9, float32) with its weights kept at iterations 0, k, 2k, ... (`checkpoint_every`).
-- At every checkpoint, each library's `odeint_adjoint` (dopri5, rtol = atol = tol, adjoint tolerances
-  equal) with `adjoint_norm` seminorm and full solves a fixed batch (from the seed) of `eval_batch`
-  points of the truth over `eval_span` data intervals (t in [0, eval_span * 25/999]) in `eval_dtype`;
-  loss = L1 error of the final states; one backward pass. torchdiffeq's seminorm is
-  `adjoint_options={"norm": "seminorm"}`, which keeps the dL/dt channel in the norm (nodebench's does
-  not); the spiral model is autonomous, so the two coincide there.
+- At every checkpoint, each library's `odeint_adjoint` with each of `methods` (dopri5 by default;
+  `adams`, nodebench's variable-order Adams, only in nodebench: torchdiffeq has no adaptive Adams),
+  rtol = atol = tol, adjoint tolerances equal, with `adjoint_norm` seminorm and full solves a fixed
+  batch (from the seed) of `eval_batch` points of the truth over `eval_span` data intervals
+  (t in [0, eval_span * 25/999]) in `eval_dtype`; loss = L1 error of the final states; one backward
+  pass. torchdiffeq's seminorm is `adjoint_options={"norm": "seminorm"}`, which keeps the dL/dt
+  channel in the norm (nodebench's does not); the spiral model is autonomous, so the two coincide there.
 - MNIST ODE block at initialisation (`ode_block_func(64)` from the seed, float32, input N(0, 1) of shape
-  `mnist_batch` x 64 x 7 x 7, t in [0, 1], loss = sum of the final state), dopri5 at `mnist_tol`, both
-  libraries and norms. Its function depends on t, so there torchdiffeq's seminorm controls one more
-  channel than nodebench's.
+  `mnist_batch` x 64 x 7 x 7, t in [0, 1], loss = sum of the final state), each of `methods` at
+  `mnist_tol`, both libraries (where they have the method) and norms. Its function depends on t, so
+  there torchdiffeq's seminorm controls one more channel than nodebench's.
 - NFE are counted by wrapping the function for both libraries alike.
 - Records: variant `<library>/<norm>/tol=<tol>` (spiral; step = training iteration) and
-  `mnist_block/<library>/<norm>/tol=<tol>` (step 0); metrics `nfe_forward`, `nfe_backward`,
+  `mnist_block/<library>/<norm>/tol=<tol>` (step 0) for dopri5; other methods insert their name after
+  the library (`nodebench/adams/seminorm/tol=1e-05`); metrics `nfe_forward`, `nfe_backward`,
   `nfe_ratio` (backward / forward). Training: variant `train`, metric `loss_l1`.
 """
 
@@ -51,6 +53,8 @@ class Config:
         tolerances: rtol = atol values for the spiral.
         norms: subset of ``("seminorm", "full")``.
         libraries: subset of ``("nodebench", "torchdiffeq")``.
+        methods: adaptive methods of the adjoint's forward and backward solves; a library that lacks
+            one (torchdiffeq: ``adams``) is left out for it.
         train_iterations: RMSprop steps; checkpoints every ``checkpoint_every`` from 0.
         checkpoint_every: iterations between checkpoints.
         log_every: record the training loss every this many iterations.
@@ -65,6 +69,7 @@ class Config:
     tolerances: tuple[float, ...] = (1e-3, 1e-5, 1e-7)
     norms: tuple[str, ...] = NORMS
     libraries: tuple[str, ...] = LIBRARIES
+    methods: tuple[str, ...] = ("dopri5",)
     train_iterations: int = 500
     checkpoint_every: int = 100
     log_every: int = 10
@@ -76,8 +81,15 @@ class Config:
 
 
 PRESETS = {
-    "smoke": Config(tolerances=(1e-3, 1e-5), train_iterations=10, checkpoint_every=5, mnist_batch=2),
-    "standard": Config(),
+    "smoke": Config(
+        tolerances=(1e-3, 1e-5),
+        methods=("dopri5", "adams"),
+        train_iterations=10,
+        checkpoint_every=5,
+        mnist_batch=2,
+    ),
+    # the paper's solver family (nodebench's adams) beside both libraries' dopri5
+    "standard": Config(methods=("dopri5", "adams")),
     "paper": Config(
         seeds=(0, 1, 2),
         tolerances=(1e-3, 1e-4, 1e-5, 1e-6, 1e-7),
@@ -89,6 +101,13 @@ PRESETS = {
 
 def _tag(tol: float) -> str:
     return f"tol={tol:.0e}"
+
+
+def variant_name(library: str, method: str, norm: str, tol: float, problem: str = "") -> str:
+    """``[mnist_block/]<library>[/<method>]/<norm>/tol=<tol>``; dopri5 (the first protocol) unnamed."""
+    parts = [problem] if problem else []
+    parts += [library] + ([method] if method != "dopri5" else []) + [norm, _tag(tol)]
+    return "/".join(parts)
 
 
 def _checkpoints_name(seed: int) -> str:
@@ -122,10 +141,11 @@ def _adjoint_nfe(
     tol: float,
     norm: str,
     loss_fn: Callable[[torch.Tensor], torch.Tensor],
+    method: str = "dopri5",
 ) -> tuple[int, int]:
     """One adjoint forward and backward pass; returns ``(nfe_forward, nfe_backward)``."""
     counted = CountingFunc(func)
-    y = integrate(library, counted, y0, t, "dopri5", tol, tol, adjoint=True, adjoint_norm=norm)
+    y = integrate(library, counted, y0, t, method, tol, tol, adjoint=True, adjoint_norm=norm)
     loss = loss_fn(y[-1])
     counted.phase = "backward"
     loss.backward()
@@ -153,14 +173,23 @@ def _spiral(config: Config, recorder: UnitContext, seed: int, library: str, data
     y0, target = data.y[starts].to(dtype), data.y[starts + config.eval_span].to(dtype)
     t = data.t[[0, config.eval_span]].to(dtype)
     model = demo.DemoModel().to(device=device, dtype=dtype)
+    methods = [m for m in config.methods if has_method(library, m)]
     for iteration, state in sorted(states.items()):
         model.load_state_dict(state)
-        for tol in config.tolerances:
-            for norm in config.norms:
-                nfe = _adjoint_nfe(
-                    library, model, y0, t, tol, norm, lambda y, target=target: (y - target).abs().mean()
-                )
-                _record(recorder, f"{library}/{norm}/{_tag(tol)}", seed, iteration, nfe)
+        for method in methods:
+            for tol in config.tolerances:
+                for norm in config.norms:
+                    nfe = _adjoint_nfe(
+                        library,
+                        model,
+                        y0,
+                        t,
+                        tol,
+                        norm,
+                        lambda y, target=target: (y - target).abs().mean(),
+                        method,
+                    )
+                    _record(recorder, variant_name(library, method, norm, tol), seed, iteration, nfe)
 
 
 def _mnist_block(
@@ -173,9 +202,11 @@ def _mnist_block(
     func = ode_block_func(64).to(device, torch.float32)
     x = torch.randn(config.mnist_batch, 64, 7, 7, device=device, dtype=torch.float32)
     t = torch.tensor([0.0, 1.0], device=device, dtype=torch.float32)
-    for norm in config.norms:
-        nfe = _adjoint_nfe(library, func, x, t, config.mnist_tol, norm, torch.sum)
-        _record(recorder, f"mnist_block/{library}/{norm}/{_tag(config.mnist_tol)}", seed, 0, nfe)
+    for method in [m for m in config.methods if has_method(library, m)]:
+        for norm in config.norms:
+            nfe = _adjoint_nfe(library, func, x, t, config.mnist_tol, norm, torch.sum, method)
+            name = variant_name(library, method, norm, config.mnist_tol, problem="mnist_block")
+            _record(recorder, name, seed, 0, nfe)
 
 
 @functools.lru_cache(maxsize=2)
@@ -189,6 +220,7 @@ def plan(config: Config) -> list[UnitSpec]:
     unknown = sorted(set(config.libraries) - set(LIBRARIES)) + sorted(set(config.norms) - set(NORMS))
     if unknown:
         raise ValueError(f"unknown libraries or norms {unknown}; known: {LIBRARIES}, {NORMS}")
+    check_adaptive_methods(config.methods)
     if config.checkpoint_every < 1:
         raise ValueError(f"checkpoint_every must be positive, got {config.checkpoint_every}")
     specs = []
