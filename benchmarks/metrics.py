@@ -303,8 +303,11 @@ def median_of_fresh_processes(
     from nodebench.measure import run_in_fresh_process
 
     root = str(Path(__file__).resolve().parents[1])
-    if root not in sys.path:  # the child takes this sys.path; asv does not put the suite's root on it
-        sys.path.insert(0, root)
+    if root not in sys.path:
+        # The child takes this sys.path and must import the suite (asv does not put its root on it)
+        # but measure the nodebench of the commit under test, installed in asv's environment: so the
+        # root goes last, after the environment's site-packages.
+        sys.path.append(root)
     return statistics.median(
         value(run_in_fresh_process(fn_path, kwargs, timeout=240)) for _ in range(processes)
     )
