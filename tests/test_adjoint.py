@@ -295,3 +295,20 @@ def test_no_restart_backward_with_many_output_times(method, decreasing):
         (y * w).sum().backward()
         nfe.append(calls[0] - start)
     assert nfe[0] <= 0.8 * nfe[1], nfe
+
+
+@pytest.mark.parametrize(("method", "new_per_step"), [("dopri5", 6), ("tsit5", 6), ("bosh3", 3)])
+def test_a_jump_costs_no_evaluation_with_fsal(method, new_per_step):
+    """On intervals short enough for one step each, the backward pass pays only the step's new stages
+    per output time: the derivative after the adjoint's jump comes from the FSAL stage and a
+    vector-Jacobian product through its kept graph, not from another evaluation of ``func``."""
+    func = LinearField(torch.tensor(A0, dtype=torch.float64))
+    y0 = torch.tensor([[1.0, 0.5, -0.3], [0.2, -1.0, 0.8]], dtype=torch.float64, requires_grad=True)
+    nfe = []
+    for n in (21, 41):
+        t = torch.linspace(0.0, 0.01, n, dtype=torch.float64)
+        with solver_stats() as s:
+            odeint_adjoint(func, y0, t, method=method, rtol=1e-6, atol=1e-8).sum().backward()
+        assert s.steps_rejected_backward == 0
+        nfe.append(s.nfe_backward)
+    assert nfe[1] - nfe[0] == new_per_step * 20  # 20 more intervals, one step each

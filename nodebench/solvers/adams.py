@@ -359,7 +359,7 @@ def solve_adams(
     opts: Any,
     counts: Any,
     norm: Callable[[torch.Tensor], float] | None = None,
-    jump: Callable[[int, torch.Tensor], torch.Tensor] | None = None,
+    jump: Callable[..., tuple[torch.Tensor, torch.Tensor | None]] | None = None,
 ) -> list[torch.Tensor]:
     """Integrate the flat state ``y0`` through the times ``ts`` with the Adams PECE method.
 
@@ -370,8 +370,9 @@ def solve_adams(
         rtol, atol, opts: tolerances and validated options (``first_step``, ``max_num_steps``, ``max_order``).
         counts: NFE and step counters (``nfe`` is counted by ``f``), updated in place.
         norm: the error norm of the leading ``norm.prefix`` entries (default: RMS over the whole state).
-        jump: if given, the solver lands on every output time and replaces the state there by
-            ``jump(j, y)`` (the adjoint's jump), then restarts at order 1.
+        jump: if given, the solver lands on every output time and continues from the state ``jump``
+            returns there (the adjoint's jump; see :data:`~nodebench.solvers.integrate.Jump`; it is
+            passed ``f`` at the landing, the corrector's last evaluation), restarting at order 1.
     Returns:
         the flat state at every time in ``ts`` (the first is ``y0``; with ``jump``, before each jump).
     """
@@ -382,8 +383,9 @@ def solve_adams(
     max_steps = opts.max_num_steps
     first = opts.first_step
 
-    def begin(x: float, y: torch.Tensor, target: float) -> None:
-        yp = st._eval(x, y)
+    def begin(x: float, y: torch.Tensor, target: float, yp: torch.Tensor | None = None) -> None:
+        if yp is None:
+            yp = st._eval(x, y)
         if not bool(torch.isfinite(yp).all()):
             raise SolverError(x, "non-finite derivative", f"func(t, y) is not finite at t={x:.10g}")
         st.start(x, y, yp, first, abs(target - x))
@@ -422,6 +424,6 @@ def solve_adams(
         if st.x == target:
             if stop == len(ts) - 1:
                 return out
-            y = jump(stop, st.y)
+            y, yp = jump(stop, st.y, st.yp)
             stop += 1
-            begin(target, y, ts[stop])
+            begin(target, y, ts[stop], yp)

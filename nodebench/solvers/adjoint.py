@@ -11,6 +11,14 @@ chosen once, a step that would pass an output time is clipped to end on it, the 
 and the integration continues with the step the controller proposed (torchdiffeq instead restarts in
 every interval, with a new initial-step selection and small first steps each time). Adams restarts
 at order 1 after each jump, since the jump invalidates its history.
+
+The jump costs no evaluation of ``f`` where the method has the augmented derivative at the landing
+already (dopri5's, bosh3's and tsit5's FSAL stage, Adams's corrector evaluation): the augmented
+dynamics are linear in ``a``, so after ``a += g`` the derivative is the old one plus the vector-Jacobian
+product of ``-g`` through the graph of that last evaluation, kept for this. There ``z`` is not reset
+(resetting it would need ``f`` at the new ``z``): it continues as the backward solve carried it, within
+the solver's tolerance of the stored value. Elsewhere (methods without FSAL, fixed grids) ``z`` is
+reset and ``f`` evaluated as before.
 """
 
 from __future__ import annotations
@@ -94,6 +102,16 @@ class _Adjoint(torch.autograd.Function):
         func = cfg.func
         scalar = torch.scalar_tensor
 
+        last: list[Any] = [None, None, None]  # (state, f(z), inputs) of the latest evaluation
+
+        def flat_vjps(fz: torch.Tensor, inputs: tuple[torch.Tensor, ...], cot: torch.Tensor) -> list:
+            with torch.enable_grad():
+                vjps = torch.autograd.grad(fz, inputs, cot, allow_unused=True, retain_graph=True)
+            return [
+                torch.zeros(inp.numel(), dtype=y.dtype, device=y.device) if v is None else v.reshape(-1)
+                for v, inp in zip(vjps, inputs)
+            ]
+
         def aug(tt: float, s: torch.Tensor) -> torch.Tensor:
             counts.nfe += 1
             z = s[:n].view(shape)
@@ -104,14 +122,9 @@ class _Adjoint(torch.autograd.Function):
                 if t_req:
                     t_.requires_grad_(True)
                 fz = func(t_, z_)
-                inputs = (z_, *pars, t_) if t_req else (z_, *pars)
-                vjps = torch.autograd.grad(fz, inputs, -a, allow_unused=True)
-            parts = [fz.detach().reshape(-1)]
-            for v, inp in zip(vjps, inputs):
-                parts.append(
-                    torch.zeros(inp.numel(), dtype=y.dtype, device=y.device) if v is None else v.reshape(-1)
-                )
-            return torch.cat(parts)
+            inputs = (z_, *pars, t_) if t_req else (z_, *pars)
+            last[:] = s, fz, inputs  # the graph is kept until the next evaluation, for a jump there
+            return torch.cat([fz.detach().reshape(-1), *flat_vjps(fz, inputs, -a)])
 
         blocks = [n, n] if cfg.adjoint_norm == "seminorm" else [n, n, *sizes] + ([1] if t_req else [])
         norm = BlockNorm(blocks, y.device) if cfg.adj_tableau.adaptive else None
@@ -131,16 +144,28 @@ class _Adjoint(torch.autograd.Function):
             time_vjps[i] = dl_dti
             s[-1] -= dl_dti
 
-        def jump(j: int, s_new: torch.Tensor) -> torch.Tensor:
-            """At the ``j``-th time of the backward solve: reset ``z``, add ``dL/dz(t_i)`` to the adjoint."""
+        def jump(j: int, s_new: torch.Tensor, f_s: torch.Tensor | None = None):
+            """At the ``j``-th time of the backward solve: add ``dL/dz(t_i)`` to the adjoint.
+
+            Returns the new state and, when ``f_s`` is the derivative at ``s_new`` from the latest
+            evaluation (whose graph is kept), the derivative at the new state without evaluating ``f``
+            (``z`` is then kept); else ``None``, with ``z`` reset to the stored forward value.
+            """
             nonlocal s
             i = len(ts) - 1 - j
+            g = grad_y[i].reshape(-1)
             s = s_new.clone()
-            s[:n] = y[i].reshape(-1)
-            s[n : 2 * n] += grad_y[i].reshape(-1)
+            s[n : 2 * n] += g
+            f_new = None
+            if f_s is not None and last[0] is s_new:
+                _, fz, inputs = last
+                f_new = f_s.clone()
+                f_new[n:] += torch.cat(flat_vjps(fz, inputs, -g.view(shape)))
+            else:
+                s[:n] = y[i].reshape(-1)
             if t_req and i > 0:
-                time_vjp(i)
-            return s
+                time_vjp(i)  # moves the t channel, on which no derivative depends: f_new holds
+            return s, f_new
 
         def backward_solve(times: list[float], on_jump=None) -> torch.Tensor:
             """The augmented state at the last of ``times``, starting from ``s`` at the first."""

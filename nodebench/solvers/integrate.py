@@ -173,6 +173,13 @@ def make_rhs(
     return f
 
 
+#: ``jump(j, y, fy) -> (y_new, f_new)`` at the ``j``-th output time: the state to continue from and, if
+#: the caller can give it without evaluating ``f``, the derivative there (else ``None``: the solver
+#: evaluates it). ``fy`` is ``f`` at ``(t_j, y)`` when the method already has it (an FSAL stage, the
+#: Adams corrector's evaluation), else ``None``.
+Jump = Callable[[int, torch.Tensor, "torch.Tensor | None"], "tuple[torch.Tensor, torch.Tensor | None]"]
+
+
 def _finite(x: torch.Tensor) -> bool:
     return bool(torch.isfinite(x).all())
 
@@ -189,7 +196,7 @@ def solve(
     counts: Counts,
     norm: BlockNorm | None = None,
     event: Event | None = None,
-    jump: Callable[[int, torch.Tensor], torch.Tensor] | None = None,
+    jump: Jump | None = None,
 ) -> list[torch.Tensor]:
     """Integrate the flat state ``y0`` through the times ``ts``.
 
@@ -205,7 +212,8 @@ def solve(
         event: stop at this event function's zero instead (``ts`` is then ``[t0, ±inf]``); the result
             is ``[y0, y(event.t)]``.
         jump: adaptive methods only: land on every output time ``ts[j]`` (``0 < j < len(ts) - 1``) and
-            continue from ``jump(j, y)`` instead of ``y`` (the adjoint's jump; see :func:`_solve_adaptive`).
+            continue from the state ``jump`` returns there instead of ``y`` (the adjoint's jump; see
+            :data:`Jump` and :func:`_solve_adaptive`).
     Returns:
         the flat state at every time in ``ts`` (the first is ``y0`` itself; with ``jump``, before it).
     """
@@ -402,7 +410,8 @@ def _solve_adaptive(
     """The adaptive loop: dense output at the output times, or, with ``jump``, a landing on each.
 
     With ``jump`` a step that would pass the next output time is clipped to end on it; once accepted the
-    state is replaced by ``jump(j, y)``, ``f`` is evaluated there (the jump invalidates FSAL) and the
+    state is replaced by the one ``jump`` returns, with the derivative there if ``jump`` can give it
+    from the FSAL stage it is passed, else ``f`` is evaluated (the jump invalidates FSAL); the
     integration goes on with the step the controller had proposed before the clip — no new initial
     step, no restart.
     """
@@ -488,9 +497,11 @@ def _solve_adaptive(
             j += 1
             if j == len(ts):
                 return out
-            t, y = t1, jump(j - 1, y1)
+            t, (y, f_new) = t1, jump(j - 1, y1, K.get(s - 1) if tab.fsal else None)
             abs_y = (y.detach() if m is None else y.detach()[:m]).abs()
-            K.set(0, f(nudge(t, t + d, t_dtype) if t in jumps else t, y))
+            if f_new is None or t in jumps:
+                f_new = f(nudge(t, t + d, t_dtype) if t in jumps else t, y)
+            K.set(0, f_new)
             h_abs = max(h_abs, h_next)  # the proposal before the clip (or a larger one after it)
             continue
         if ratio <= 1.0:
