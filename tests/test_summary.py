@@ -277,7 +277,14 @@ def test_figure3_with_adams_beside_dopri5(tmp_path):
             for it in range(0, 40, 4)
             for metric, value in (("nfe_forward", 20.0), ("nfe_backward", backward))
         ]
-        make_run(runs, "mnist", "figure3", [0], rows, config={"method": method})
+        make_run(
+            runs,
+            "mnist",
+            "figure3" if method == "dopri5" else "figure3-adams",
+            [0],
+            rows,
+            config={"method": method},
+        )
     path = summary.build_summary([runs], tmp_path / "out" / "SUMMARY.md")
     text, rows = path.read_text(), table(path)
     adams = rows["Figure 3c per iteration: ODE-Net trained with adams"]

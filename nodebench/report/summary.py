@@ -646,6 +646,8 @@ MNIST_SWEEP = "mnist_odenet"  # the tolerance workload's variant prefix for its 
 
 #: Solver methods whose Figure 3 evidence is gathered side by side (ODE-Net trained with each).
 FIGURE3_METHODS = ("dopri5", "adams")
+#: The mnist presets of those runs (the method in each run's config tells them apart).
+FIGURE3_PRESETS = ("figure3", "figure3-adams")
 
 
 def _method_of(meta: dict[str, Any]) -> str:
@@ -657,7 +659,7 @@ def _evidence(records: pd.DataFrame, metas: list[dict[str, Any]]) -> dict[str, E
     evidence["tolerance_mnist"] = select(records, metas, "tolerance", presets=("mnist",))
     for method in FIGURE3_METHODS:  # the mnist `figure3` preset, once per ODE-Net solver
         runs = [m for m in metas if _method_of(m) == method]
-        evidence[f"mnist_figure3_{method}"] = select(records, runs, "mnist", presets=("figure3",))
+        evidence[f"mnist_figure3_{method}"] = select(records, runs, "mnist", presets=FIGURE3_PRESETS)
     return evidence
 
 
