@@ -248,14 +248,14 @@ def _curves_figure(run: pd.DataFrame, out_dir: Path, name: str) -> str | None:
 ADJOINT_RATIO_NOTE = (
     "Why the adjoint's backward NFE is several times its forward NFE here, not the paper's \"roughly "
     'half" (Fig. 3c): the loss of Examples 1 and 2 sees the solution at up to 32 observation times per '
-    "segment (10 on the demo), and the backward solve must stop at every one of them to add that time's "
-    "loss gradient to the adjoint state; each stop restarts the step-size controller (a fresh initial "
-    "step selection and short first steps), while the forward solve passes the same times with dense "
-    "output. The paper's MNIST ODE-Net has a single output time, where there is nothing to restart (see "
-    "the mnist report and results/SUMMARY.md). With fixed-step Euler both passes take the same steps. "
-    "Runs made since the adjoint stopped restarting (its backward solve now adds each time's gradient "
-    "as a jump of the state and continues with the step its controller proposed) should show a smaller "
-    "ratio; the runs reported here predate that change unless their git commit says otherwise."
+    "segment (10 on the demo), and the backward solve must land on every one of them to add that time's "
+    "loss gradient to the adjoint state: at least one step per observation interval, however short (6 new "
+    "evaluations with dopri5), while the forward solve passes the same times with dense output in a few "
+    "long steps. The paper's MNIST ODE-Net has a single output time, where there is nothing to land on "
+    "(see the mnist report and results/SUMMARY.md). With fixed-step Euler both passes take the same "
+    "steps. Runs made before commit ee87740 also restarted the step-size controller at every time (a "
+    "fresh initial step and short first steps, as torchdiffeq does), which made the ratio larger still; "
+    "each run's git commit is in the appendix."
 )
 
 
