@@ -252,8 +252,9 @@ ADJOINT_RATIO_NOTE = (
     "loss gradient to the adjoint state: at least one step per observation interval, however short (6 new "
     "evaluations with dopri5), while the forward solve passes the same times with dense output in a few "
     "long steps. The paper's MNIST ODE-Net has a single output time, where there is nothing to land on "
-    "(see the mnist report and results/SUMMARY.md). With fixed-step Euler both passes take the same "
-    "steps. Runs made before commit ee87740 also restarted the step-size controller at every time (a "
+    "(see the mnist report and results/SUMMARY.md). With fixed-step Euler the backward "
+    "solve takes the forward's grid steps, restarting on each observation interval (one more evaluation "
+    "per interval). Runs made before commit ee87740 also restarted the step-size controller at every time (a "
     "fresh initial step and short first steps, as torchdiffeq does), which made the ratio larger still; "
     "each run's git commit is in the appendix."
 )
