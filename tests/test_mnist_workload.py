@@ -14,6 +14,7 @@ import torch
 
 from nodebench import cli, store
 from nodebench.models.mnist import PARAMETER_COUNTS
+from nodebench.report import build_report
 from nodebench.workloads import mnist
 
 EPOCH_METRICS = {"train_loss", "test_error", "lr", "epoch_time", "eval_time", "peak_rss"}
@@ -213,6 +214,11 @@ def test_odenet_with_adams_records_the_nfe_of_single_iterations(tmp_path: Path) 
     epoch = records[(records["variant"] == "odenet") & (records["step"] == 0)].set_index("metric")["value"]
     assert epoch["nfe_forward"] == single["nfe_forward"].mean()
     assert epoch["nfe_backward"] == single["nfe_backward"].mean()
+    text = build_report([run_dir], tmp_path / "report").read_text()
+    table1 = text[text.index("#### Table 1") : text.index("![")]
+    assert "odenet/iterations" not in table1  # single iterations are not a model of Table 1
+    assert "Figure 3c/3d per training iteration" in text and "adams: forward" in text
+    assert (tmp_path / "report" / "figures" / "mnist-nfe-iterations.png").is_file()
 
 
 def test_config_rejects_bad_values() -> None:
