@@ -78,10 +78,31 @@ def _asv(args: list[str], config: Path = CONFIG) -> int:
     return subprocess.call(cmd, cwd=ROOT)
 
 
+def machine_facts(name: str) -> dict[str, str]:
+    """The machine entry asv files results under (its site filters by these fields)."""
+    import platform
+
+    import psutil
+
+    return {
+        "arch": platform.machine(),
+        "cpu": cpu_model() or platform.processor() or "unknown",
+        "machine": name,
+        "num_cpu": str(os.cpu_count() or 0),
+        "os": f"{platform.system()} {platform.release()}",
+        "ram": str(psutil.virtual_memory().total),
+    }
+
+
 def _register(name: str) -> None:
-    rc = _asv(["machine", "--machine", name, "--yes"])
-    if rc:
-        sys.exit(rc)
+    """Write this machine's entry into ``~/.asv-machine.json`` (outside the repository).
+
+    Through asv's own ``MachineCollection``: ``asv machine --machine NAME --yes`` stores only the name
+    when the other fields equal its detected defaults, and the results then carry no CPU.
+    """
+    from asv.machine import MachineCollection
+
+    MachineCollection.save(name, machine_facts(name))
 
 
 def publish(html_dir: Path = SITE) -> list[str]:
