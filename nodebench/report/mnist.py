@@ -191,8 +191,8 @@ def section(df: pd.DataFrame, metas: list[dict[str, Any]], out_dir: Path) -> str
         "adjoint's seminorm error control, so NFE are not expected to match.",
         "",
     ]
-    per_iteration = df[df["variant"].str.endswith("/iterations")]
-    df = df[~df["variant"].str.endswith("/iterations")]
+    per_iteration = df[df["variant"] == ITERATIONS]
+    df = df[df["variant"] != ITERATIONS]
     for meta in metas:
         run = df[df["run_id"] == meta["run_id"]]
         threads = (meta.get("config") or {}).get("threads")
@@ -215,6 +215,30 @@ def section(df: pd.DataFrame, metas: list[dict[str, Any]], out_dir: Path) -> str
     return "\n".join(lines)
 
 
+ITERATIONS = "odenet/iterations"  # the variant of single training iterations (``nfe_every``)
+
+
+def iteration_nfe(records: pd.DataFrame) -> pd.DataFrame:
+    """ODE-Net's forward and backward NFE of single training iterations: rows ``seed``, ``x``
+    (iteration), ``nfe_forward``, ``nfe_backward`` (empty without such records)."""
+    rows = records[records["variant"] == ITERATIONS]
+    if rows.empty:
+        return pd.DataFrame(columns=["seed", "x", "nfe_forward", "nfe_backward"])
+    wide = rows.pivot_table(index=["seed", "step"], columns="metric", values="value").reset_index()
+    return wide.rename(columns={"step": "x"})
+
+
+def training_text(config: dict[str, Any]) -> str:
+    """The per-iteration protocol of a run, read from its config: epochs, lr, batch, solver, sampling."""
+    epochs = config.get("epochs", "?")
+    return (
+        f"{epochs} epoch{'' if epochs == 1 else 's'}, lr {config.get('lr', '?')}, batch "
+        f"{config.get('batch_size', '?')}, {config.get('method', 'dopri5')} at rtol = atol = "
+        f"{config.get('tol', '?')}, adjoint with the seminorm, NFE of one iteration in every "
+        f"{config.get('nfe_every', '?')}"
+    )
+
+
 def _iteration_figure(df: pd.DataFrame, metas: list[dict[str, Any]], out_dir: Path) -> list[str]:
     """Figure 3c/3d from single training iterations (``nfe_every``), one colour per run's solver."""
     if df.empty:
@@ -225,18 +249,17 @@ def _iteration_figure(df: pd.DataFrame, metas: list[dict[str, Any]], out_dir: Pa
     ax_d, ax_c = fig.subplots(1, 2)
     said, top = [], 1.0
     for meta in metas:
-        rows = df[(df["run_id"] == meta["run_id"]) & (df["variant"] == "odenet/iterations")]
-        if rows.empty:
+        wide = iteration_nfe(df[df["run_id"] == meta["run_id"]])
+        if wide.empty:
             continue
-        wide = rows.pivot_table(index=["seed", "step"], columns="metric", values="value").reset_index()
-        method = (meta.get("config") or {}).get("method", "dopri5")
-        label = f"{method} ({meta['run_id'][-6:]})"
-        ax_d.plot(wide["step"], wide["nfe_forward"], lw=1, label=label)
+        config = meta.get("config") or {}
+        label = f"{config.get('method', 'dopri5')} ({meta['run_id'][-6:]})"
+        ax_d.plot(wide["x"], wide["nfe_forward"], lw=1, label=label)
         ax_c.scatter(wide["nfe_forward"], wide["nfe_backward"], s=12, alpha=0.5, label=label)
         top = max(top, wide["nfe_forward"].max(), wide["nfe_backward"].max())
         ratio = (wide["nfe_backward"] / wide["nfe_forward"]).median()
         said.append(
-            f"{method}: forward {wide['nfe_forward'].median():.0f}, backward "
+            f"{training_text(config)}: forward {wide['nfe_forward'].median():.0f}, backward "
             f"{wide['nfe_backward'].median():.0f} NFE per iteration, backward/forward {ratio:.2f} "
             f"(medians over {len(wide)} iterations, run `{meta['run_id']}`)"
         )
@@ -251,8 +274,7 @@ def _iteration_figure(df: pd.DataFrame, metas: list[dict[str, Any]], out_dir: Pa
         ax.grid(alpha=0.3)
     fig.savefig(out_dir / "figures" / "mnist-nfe-iterations.png", dpi=100)
     return [
-        "Figure 3c/3d per training iteration (ODE-Net alone, one epoch, rtol = atol = 1e-3, adjoint with "
-        "the seminorm; one run per solver): " + "; ".join(said) + ".",
+        "Figure 3c/3d per training iteration (ODE-Net alone, one run per solver): " + "; ".join(said) + ".",
         "",
         "![MNIST NFE per training iteration, by solver](figures/mnist-nfe-iterations.png)",
         "",

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from nodebench.measure.provenance import utc_now
+from nodebench.report import mnist as mnist_report
 from nodebench.report._load import load_state
 from nodebench.report._tables import markdown_table
 from nodebench.schema import latent as latent_schema
@@ -498,19 +499,17 @@ def figure3cd(evidence: dict[str, Evidence]) -> list[Row]:
     return rows
 
 
-def iteration_nfe(ev: Evidence) -> pd.DataFrame:
-    """ODE-Net's forward and backward NFE of single training iterations (mnist ``nfe_every``): rows
-    ``seed``, ``x`` (iteration), ``nfe_forward``, ``nfe_backward``."""
-    if ev.empty:
-        return pd.DataFrame(columns=["seed", "x", "nfe_forward", "nfe_backward"])
-    rows = ev.records[ev.records["variant"] == "odenet/iterations"]
-    wide = rows.pivot_table(index=["seed", "step"], columns="metric", values="value").reset_index()
-    return wide.rename(columns={"step": "x"})
+def _iteration_nfe(ev: Evidence) -> pd.DataFrame:
+    return mnist_report.iteration_nfe(ev.records)
+
+
+def _training_text(ev: Evidence) -> str:
+    return mnist_report.training_text((ev.metas[-1].get("config") or {}) if ev.metas else {})
 
 
 def _figure3c_per_iteration(ev: Evidence, method: str, paper: str) -> list[Row]:
     """Figure 3c from single iterations of ODE-Net trained with ``method`` (no row without a run)."""
-    wide = iteration_nfe(ev)
+    wide = _iteration_nfe(ev)
     if wide.empty or "nfe_backward" not in wide:
         return []
     ratio = wide["nfe_backward"] / wide["nfe_forward"]
@@ -521,12 +520,12 @@ def _figure3c_per_iteration(ev: Evidence, method: str, paper: str) -> list[Row]:
             claim,
             paper,
             ev,
-            ev.records[ev.records["variant"] == "odenet/iterations"],
+            ev.records[ev.records["variant"] == mnist_report.ITERATIONS],
             ours=f"backward/forward {median:.2f} (median of {len(wide)} iterations, "
             f"range {ratio.min():.2f}-{ratio.max():.2f}); forward {wide['nfe_forward'].median():.0f}, "
             f"backward {wide['nfe_backward'].median():.0f} NFE",
             verdict=REPRODUCED if 0.4 <= median <= 0.6 else PARTLY if median < 0.9 else NOT,
-            why=f"nodebench {method} at rtol = atol = 1e-3, adjoint with seminorm; one epoch"
+            why=f"nodebench, {_training_text(ev)}"
             + ("; backward about as costly as forward" if median >= 0.9 else ""),
         )
     ]
@@ -693,7 +692,7 @@ def _figure3_methods(evidence: dict[str, Evidence], folder: Path, link_prefix: s
     }
     sweeps = {m: table for m, table in sweeps.items() if not table.empty}
     runs = {m: evidence[f"mnist_figure3_{m}"] for m in FIGURE3_METHODS}
-    training = {m: iteration_nfe(ev) for m, ev in runs.items()}
+    training = {m: _iteration_nfe(ev) for m, ev in runs.items()}
     training = {m: table for m, table in training.items() if not table.empty}
     if "adams" not in sweeps and "adams" not in training:
         return [
@@ -722,9 +721,10 @@ def _figure3_methods(evidence: dict[str, Evidence], folder: Path, link_prefix: s
     return [
         f"![Figure 3 with adams and dopri5 on MNIST]({link_prefix}/{name})",
         "",
-        f"*Figure 3 with the paper's solver family.* {sweep_text}(c)/(d): ODE-Net trained for one epoch "
-        "(mnist preset `figure3`, lr 0.1, batch 128, rtol = atol = 1e-3, adjoint with seminorm), once "
-        "per method, NFE of every 4th iteration; dotted: the paper's y = x/2. In words: "
+        f"*Figure 3 with the paper's solver family.* {sweep_text}(c)/(d): ODE-Net trained once per "
+        "method (mnist presets `figure3`, `figure3-adams`: "
+        + "; ".join(_training_text(runs[m]) for m in training)
+        + "); dotted: the paper's y = x/2. In words: "
         + "; ".join(said or ["no per-iteration run yet"])
         + ". One seed per method: no spread over seeds is shown.*",
         "",
