@@ -93,3 +93,25 @@ def test_table2_rows_raw_normalised_ratio(records):
     assert "| Latent ODE | ours: RMSE vs noise-free truth | 0.8500 ± 0.4950 (2) |" in text
     assert "| Latent ODE | ours: RMSE / train_std, vs noise-free truth | 0.2750 ± 0.0354 (2) |" in text
     assert "| Latent ODE / tanh RNN | ours: ratio per seed, vs truth | 0.550 ± 0.071 (2) |" in text
+
+
+def test_sensitivity_cells_are_compared_with_the_card_they_vary():
+    """A later card with another solver does not become the protocol study's reference: the cells
+    changed one choice of the first card, so that card (fewest differing fields) is their reference."""
+    first = [_meta("first", [0, 1, 2], method="dopri5", iterations=1500, models=["latent_ode", "rnn_tanh"])]
+    later = [
+        _meta(r, [s], method="adams", iterations=6000, models=["latent_ode", "gru"])
+        for s, r in enumerate("ab")
+    ]
+    noise = [_meta("cell-noise", [0], method="dopri5", iterations=1500, noise_std=0.3)]
+    grid = [_meta("cell-grid", [0], method="dopri5", iterations=1500, n_grid=2000)]
+    assert report.study_reference([first, later], [noise, grid]) is first
+    assert report.study_reference([later, first], [noise]) is first
+    # equal distance: the latest group wins; no cells or no cards: no reference
+    assert (
+        report.study_reference([first, [_meta("again", [0], method="dopri5", iterations=1500)]], [noise])[0][
+            "run_id"
+        ]
+        == "again"
+    )
+    assert report.study_reference([first], []) is None and report.study_reference([], [noise]) is None

@@ -354,17 +354,36 @@ def _curves(tagged: pd.DataFrame, path: Path) -> bool:
 ABSENT_MEANS = {"geometry": "torchdiffeq", "patience": 0, "min_improvement": 0.0, "min_iterations": 0}
 
 
-def _differences(config: dict[str, Any], reference: dict[str, Any], ignore: tuple[str, ...] = ()) -> str:
-    """The protocol fields where ``config`` differs from ``reference``, as ``key=value`` text."""
+def _changed(config: dict[str, Any], reference: dict[str, Any], ignore: tuple[str, ...] = ()) -> list[str]:
+    """The protocol fields where ``config`` differs from ``reference``, as ``key=value`` texts."""
     keys = [*config, *(key for key in reference if key not in config)]
-    changed = [
+    return [
         f"{key}={config.get(key, ABSENT_MEANS.get(key))}"
         for key in keys
         if key not in BOOKKEEPING
         and key not in ignore
         and config.get(key, ABSENT_MEANS.get(key)) != reference.get(key, ABSENT_MEANS.get(key))
     ]
-    return ", ".join(changed) or "(none)"
+
+
+def _differences(config: dict[str, Any], reference: dict[str, Any], ignore: tuple[str, ...] = ()) -> str:
+    """The protocol fields where ``config`` differs from ``reference``, as ``key=value`` text."""
+    return ", ".join(_changed(config, reference, ignore)) or "(none)"
+
+
+def study_reference(
+    groups: list[list[dict[str, Any]]], cells: list[list[dict[str, Any]]]
+) -> list[dict[str, Any]] | None:
+    """The main-preset run group the sensitivity cells vary: the one from which they differ in the
+    fewest protocol fields (models aside), the latest of equals. A cell changes one choice of the
+    card it was made from, which need not be the latest card."""
+    if not groups or not cells:
+        return None
+
+    def cost(group: list[dict[str, Any]]) -> int:
+        return sum(len(_changed(_config(cell[0]), _config(group[0]), ("models",))) for cell in cells)
+
+    return min(reversed(groups), key=cost)
 
 
 def _by_config(metas: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -456,7 +475,7 @@ def _sensitivity(
     data = df[df["run_id"].isin(card_ids) & (df["variant"] == "data")]
     for n in sorted(base["n"].unique()):
         rows.append(
-            {"cell": "the card (reference)", "runs": ", ".join(card_ids)}
+            {"cell": "the reference card", "runs": ", ".join(card_ids)}
             | _study_row(base, data, scales, n, _config(card[0]))
         )
     for group in cells:
@@ -478,9 +497,15 @@ def _mean_ratio(tagged: pd.DataFrame, baseline: str, source: str = "truth") -> p
 
 
 def _claims(
-    tagged: pd.DataFrame, scales: pd.DataFrame, card: list[dict[str, Any]], cells: list[list[dict[str, Any]]]
+    tagged: pd.DataFrame,
+    scales: pd.DataFrame,
+    card: list[dict[str, Any]],
+    cells: list[list[dict[str, Any]]],
+    reference_card: list[dict[str, Any]] | None = None,
 ) -> str:
-    """The paragraph on which of the paper's claims the card reproduces, from the records."""
+    """The paragraph on which of the paper's claims the card reproduces, from the records; the
+    sensitivity cells are compared with ``reference_card`` (default: the card), the card they vary."""
+    reference_card = reference_card or card
     ids = [meta["run_id"] for meta in card]
     run = tagged[tagged["run_id"].isin(ids)]
     counts = [n for n in PAPER_COUNTS if (run["n"] == n).any()]
@@ -511,8 +536,15 @@ def _claims(
     closest = []
     cell_seeds = {seed for group in cells for meta in group for seed in meta.get("seeds") or []}
     cell_counts = {n for group in cells for meta in group for n in _config(meta).get("obs_counts") or []}
-    reference = run[run["seed"].isin(sorted(cell_seeds)[:1]) & run["n"].isin(cell_counts)]
-    for group, cell in [(card, reference)] + [
+
+    def at_cells(group: list[dict[str, Any]]) -> pd.DataFrame:
+        rows = tagged[tagged["run_id"].isin([meta["run_id"] for meta in group])]
+        return rows[rows["seed"].isin(sorted(cell_seeds)[:1]) & rows["n"].isin(cell_counts)]
+
+    candidates = [(card, at_cells(card))]
+    if reference_card is not card:
+        candidates.append((reference_card, at_cells(reference_card)))
+    for group, cell in candidates + [
         (group, tagged[tagged["run_id"].isin([meta["run_id"] for meta in group])]) for group in cells
     ]:
         if not {"latent_ode", "rnn_tanh"} <= set(cell["model"]):
@@ -524,14 +556,19 @@ def _claims(
         )
         raw_distance = float((raw_cell - pd.Series(PAPER["latent_ode"])).abs().dropna().mean())
         label = (
-            "the card" if group is card else _differences(_config(group[0]), _config(card[0]), ("models",))
+            "the card"
+            if group is card
+            else "the study's reference card"
+            if group is reference_card
+            else "the cell " + _differences(_config(group[0]), _config(reference_card[0]), ("models",))
         )
         closest.append((distance, raw_distance, label))
     closest_text = ""
     if len(closest) > 1:
         by_ratio, by_raw = min(closest), min(closest, key=lambda c: c[1])
         closest_text = (
-            " Among the card and its sensitivity cells (one seed, n = 30 and 100), the ratio nearest the "
+            " Among the card, the study's reference and its sensitivity cells (one seed, n = 30 and 100), "
+            "the ratio nearest the "
             f"paper's is that of {by_ratio[2]} (mean distance {by_ratio[0]:.2f}), and the raw latent-ODE "
             f"RMSE nearest the paper's is that of {by_raw[2]} (mean distance {by_raw[1]:.3f})."
         )
@@ -539,14 +576,23 @@ def _claims(
     capped = int((ode_units["value"] == 0).sum())
     late = _final(run[run["model"] == "latent_ode"], "selected_iteration")
     iterations = _config(card[0]).get("iterations")
-    budget_text = (
-        f" *Training length*: the latent ODE ran to the {iterations}-iteration cap in {capped} of "
-        f"{len(ode_units)} (seed, n) units, its validation best at iteration "
-        f"{late['value'].min():.0f} or later, so longer training would likely lower its RMSE and the "
-        "ratio; the cap is a compute budget of this study, not the paper's."
-        if not ode_units.empty
-        else ""
-    )
+    used = _final(run[run["model"] == "latent_ode"], "iterations_used")["value"]
+    if ode_units.empty:
+        budget_text = ""
+    elif capped:
+        budget_text = (
+            f" *Training length*: the latent ODE ran to the {iterations}-iteration cap in {capped} of "
+            f"{len(ode_units)} (seed, n) units, its validation best at iteration "
+            f"{late['value'].min():.0f} or later, so longer training would likely lower its RMSE and the "
+            "ratio; the cap is a compute budget of this study, not the paper's."
+        )
+    else:
+        budget_text = (
+            f" *Training length*: the patience rule, not the {iterations}-iteration cap, ended the latent "
+            f"ODE's training in all {len(ode_units)} (seed, n) units, after {used.min():.0f} to "
+            f"{used.max():.0f} iterations (validation best at iterations {late['value'].min():.0f} to "
+            f"{late['value'].max():.0f}): by the validation spirals it is trained to convergence."
+        )
     return (
         f"**Which of the paper's claims are reproduced** (the card: runs {', '.join(ids)}, seeds "
         f"{', '.join(str(s) for s in seeds)}, n = {', '.join(str(n) for n in counts)}; protocol 'ours', "
@@ -677,22 +723,31 @@ def section(df: pd.DataFrame, metas: list[dict[str, Any]], out_dir: Path) -> str
         g for g in _by_config([m for m in metas if m.get("preset") not in MAIN_PRESETS]) if _has_models(g)
     ]
     cells = [g for g in others if str(g[0].get("preset", "")).startswith(SENSITIVITY)]
+    reference_card = study_reference(mains, cells) or card
     lines: list[str] = []
-    if card is not None:
+    if card is not None and reference_card is not None:
         lines += _table2_block(df, tagged, scales, card, f"the card: preset {card[0]['preset']}", "", out_dir)
+        same = reference_card is card
+        reference_ids = ", ".join(meta["run_id"] for meta in reference_card)
         lines += [
             "#### Protocol study (sensitivity of the card)",
             "",
-            "Each cell is the card with one protocol choice changed (column `cell`), trained and "
-            "selected exactly as the card but on seed 0 (three seeds where the seeds column says so) "
+            (
+                "Each cell is the card"
+                if same
+                else f"Each cell is the card the study was made from (runs {reference_ids}, which differs "
+                f"from the current card in {_differences(_config(reference_card[0]), _config(card[0]))})"
+            )
+            + " with one protocol choice changed (column `cell`), trained and "
+            "selected exactly as that card but on seed 0 (three seeds where the seeds column says so) "
             "and n = 30 and 100, with the latent ODE and the paper's tanh RNN (Δt input) only. The "
-            "card's own row is its first seed at those n (all its seeds are in Table 2 above). "
+            "reference's own row is its first seed at those n (all its seeds are in its Table 2). "
             "Baseline: the tanh RNN; ratio = latent ODE / baseline per seed. One seed is one draw: "
             "the card's seed spread in Table 2 says how far a single seed can move.",
             "",
-            _sensitivity(df, tagged, scales, card, cells),
+            _sensitivity(df, tagged, scales, reference_card, cells),
             "",
-            _claims(tagged, scales, card, cells),
+            _claims(tagged, scales, card, cells, reference_card),
             "",
         ]
     for group in [g for g in current if g is not card] + earlier:
