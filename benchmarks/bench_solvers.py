@@ -88,3 +88,9 @@ class LinearAccuracy(metrics.TrackSettings):
         return self.stats["error"]
 
     track_error.unit = "relative error"
+
+    def track_solver_ops_per_nfe(self, method):
+        """The solver's own tensor operations per evaluation (its overhead, machine-independent)."""
+        return metrics.solver_ops_per_nfe(method, "linear")["ops_per_nfe"]
+
+    track_solver_ops_per_nfe.unit = "operations"

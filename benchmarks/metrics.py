@@ -18,6 +18,7 @@ from typing import Any
 import torch
 import torchdiffeq
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from nodebench import odeint, odeint_adjoint, solver_stats
 from nodebench.measure import SavedTensorsMeter
@@ -142,6 +143,39 @@ def solve_stats(method: str, problem: str = "linear", rtol: float = 1e-6) -> dic
         "error": err,
         "scales": {"error": _scale(y, exact, s.nfe_forward + ref_nfe)},
     }
+
+
+class _OpCounter(TorchDispatchMode):
+    """Counts the aten operators dispatched inside it (every tensor operation, views included)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops += 1
+        return func(*args, **(kwargs or {}))
+
+
+def solver_ops_per_nfe(method: str, problem: str = "linear", rtol: float = 1e-6) -> dict[str, float]:
+    """Tensor operations the solver itself dispatches per evaluation of ``func``, on a no-grad solve.
+
+    The machine-independent part of a solver's overhead: on small states each operation costs a
+    roughly fixed dispatch time, so operations per NFE predict solver time per NFE (the peer benchmark
+    ``benchmarks/peer/test_adams_overhead.py`` times it). Counted at the aten level, so it depends on
+    the torch version but not on the machine.
+    """
+    func, y0, t = linear_problem()[:3] if problem == "linear" else spiral_setup()
+    with torch.no_grad():
+        with solver_stats() as s:
+            odeint(func, y0, t, method=method, rtol=rtol, atol=rtol * 1e-2)
+        solve, one = _OpCounter(), _OpCounter()
+        with solve:
+            odeint(func, y0, t, method=method, rtol=rtol, atol=rtol * 1e-2)
+        with one:
+            func(t[0], y0)
+    nfe = s.nfe_forward
+    return {"ops_per_nfe": (solve.ops - nfe * one.ops) / nfe, "nfe": nfe}
 
 
 def adjoint_stats(norm: str, rtol: float = 1e-6, times: int = 10) -> dict:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from benchmarks.metrics import _OpCounter
 from benchmarks.peer.conftest import interleaved_medians
 from nodebench import odeint, solver_stats
 from nodebench.models.demo_spirals import DemoModel
@@ -43,15 +44,21 @@ def _case(name: str):
 @pytest.mark.parametrize("name", ["oscillator", "spiral", "mnist_block"])
 def test_adams_solver_time_per_evaluation_vs_dopri5(benchmark, report_ratio, name):
     func, y0, t, tol = _case(name)
-    nfe = {}
+    nfe, ops = {}, {}
     with torch.no_grad():
         solves = {
             m: (lambda m=m: odeint(func, y0, t, method=m, rtol=tol, atol=tol)) for m in ("adams", "dopri5")
         }
+        one = _OpCounter()
+        with one:
+            func(t[0], y0)
         for method, solve in solves.items():
             with solver_stats() as s:
                 solve()
             nfe[method] = s.nfe_forward
+            with _OpCounter() as counter:
+                solve()
+            ops[method] = (counter.ops - nfe[method] * one.ops) / nfe[method]
         med = interleaved_medians({**solves, "eval": lambda: func(t[0], y0)}, repeats=15)
         benchmark(solves["adams"])
     # solver time per evaluation, beyond the evaluation: (solve - NFE * eval) / NFE
@@ -59,11 +66,16 @@ def test_adams_solver_time_per_evaluation_vs_dopri5(benchmark, report_ratio, nam
     ratio = own["adams"] / own["dopri5"]
     total = med["adams"] / med["dopri5"]
     benchmark.extra_info.update(
-        overhead_per_nfe_ratio=ratio, total_time_ratio=total, nfe=nfe, eval_us=med["eval"] * 1e6
+        overhead_per_nfe_ratio=ratio,
+        total_time_ratio=total,
+        nfe=nfe,
+        eval_us=med["eval"] * 1e6,
+        ops_per_nfe=ops,
     )
     report_ratio(
         f"adams vs dopri5, {name} (rtol = atol = {tol:g}): NFE {nfe['adams']} vs {nfe['dopri5']}, "
         f"solver overhead per NFE {own['adams'] * 1e6:.0f} us vs {own['dopri5'] * 1e6:.0f} us "
-        f"(ratio {ratio:.2f}; func alone {med['eval'] * 1e6:.0f} us), whole solve ratio {total:.2f}"
+        f"(ratio {ratio:.2f}; func alone {med['eval'] * 1e6:.0f} us; solver tensor operations per NFE "
+        f"{ops['adams']:.1f} vs {ops['dopri5']:.1f}), whole solve ratio {total:.2f}"
     )
     assert nfe["adams"] > 0 and nfe["dopri5"] > 0

@@ -116,23 +116,25 @@ class _Adams:
         self.x_target: float | None = None  # the exact end of a step clipped to land on a time
         self.x_old = 0.0
         self.version = 0  # bumped whenever block 1 recomputes coefficients
-        self.cache: tuple = (None, None, None)  # (key, gb, tri) of the predictor
+        self.cache: tuple = (None, None)  # (key, M) of the step's matrix product
 
     # -- helpers -----------------------------------------------------------------------------------
     def _eval(self, t: float, y: torch.Tensor) -> torch.Tensor:
         return self.f(t, y).reshape(-1)
 
     def _weights(self, y: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        """``rtol * max(|y|, |p|) + atol`` over the normed entries (call under ``torch.no_grad``)."""
         m = self.m
-        yd, pd = (y.detach(), p.detach()) if m is None else (y.detach()[:m], p.detach()[:m])
-        return torch.maximum(yd.abs(), pd.abs()).mul_(self.rtol).add_(self.atol)
+        if m is not None:
+            y, p = y[:m], p[:m]
+        return torch.maximum(y.abs(), p.abs()).mul_(self.rtol).add_(self.atol)
 
-    def _norms(self, vecs: list[torch.Tensor], wt: torch.Tensor) -> list[float]:
-        """Weighted RMS norms of several vectors, with one host synchronisation (default norm)."""
+    def _norms(self, vecs: torch.Tensor, wt: torch.Tensor) -> list[float]:
+        """Weighted RMS norms of the rows of ``vecs``, with one host synchronisation (default norm;
+        call under ``torch.no_grad``)."""
         if self.norm is None:
-            ms = torch.stack(vecs).div_(wt).square_().sum(1)
-            n = wt.numel()
-            return [math.sqrt(x / n) for x in ms.tolist()]
+            scale = math.sqrt(wt.numel())
+            return [x / scale for x in torch.linalg.vector_norm(vecs / wt, dim=1).tolist()]
         return [self.norm(v / wt) for v in vecs]
 
     # -- start / restart ---------------------------------------------------------------------------
@@ -145,9 +147,9 @@ class _Adams:
         self.x, self.y, self.yp = x, y, yp
         if h_abs is None:
             with torch.no_grad():
-                ypd = yp.detach() if self.m is None else yp.detach()[: self.m]
+                ypd = yp if self.m is None else yp[: self.m]
                 wt = self._weights(y, y)
-                s = self._norms([ypd], wt)[0]
+                s = self._norms(ypd[None], wt)[0]
             h_abs = span if s == 0.0 or not math.isfinite(s) else min(span, 0.25 / math.sqrt(s))
         h_abs = max(h_abs, _FOURU * abs(x))
         self.h = self.d * h_abs
@@ -233,39 +235,39 @@ class _Adams:
         self._coefficients()
         ns, g, beta, sigma = self.ns, self.g, self.beta, self.sigma
         # Block 2: predict. phi*_i = beta_i phi_i (i > ns), p = y + h sum g_i phi*_i, and the predicted
-        # differences phi_i <- sum_{j >= i} phi*_j, as one matrix product each.
+        # differences pred_i = sum_{j >= i} phi*_j. Everything the step needs from the history is one
+        # matrix product out = M @ phi[:k + 1] (M cached while k and the coefficients stay): row 0 is
+        # (p - y) / h, rows 1.. are ``base``, the new differences less the corrector's derivative yp1:
+        # pred_i - pred_0 (i < k), -pred_0 and -pred_0 - phi_k, so that phi_new = base + yp1 (its rows
+        # pred_i + e, e, e - phi_k with e = yp1 - pred_0), and base + yp holds the error estimates'
+        # vectors (yp - pred_0, pred_{k-1} + yp - pred_0, pred_{k-2} + yp - pred_0) in rows k, k-1, k-2.
         phi, y, x = self.phi, self.y, self.x
         key = (k, self.version, min(ns, k + 1), phi.dtype)
         if self.cache[0] == key:
-            gb, tri = self.cache[1], self.cache[2]
+            mat = self.cache[1]
         else:
-            b = [beta[i] if i >= ns + 1 else 1.0 for i in range(1, k + 1)]
-            dt, dev = phi.dtype, phi.device
-            gb = torch.tensor([g[i + 1] * b[i] for i in range(k)], dtype=dt, device=dev)
-            tri = torch.tensor(
-                [[b[j] if j >= i else 0.0 for j in range(k)] for i in range(k)], dtype=dt, device=dev
-            )
-            self.cache = (key, gb, tri)
-        p = torch.addmv(y, phi[:k].t(), gb, alpha=h)
-        pred = torch.mm(tri, phi[:k])
+            b = [beta[i] if i >= ns + 1 else 1.0 for i in range(1, k + 1)] + [0.0]
+            rows = [[g[j + 1] * b[j] for j in range(k)] + [0.0]]  # (p - y) / h
+            rows += [[-b[j] if j < i else 0.0 for j in range(k + 1)] for i in range(k)]  # pred_i - pred_0
+            rows.append([-b[j] for j in range(k + 1)])  # -pred_0 (b[k] = 0)
+            rows.append([-b[j] for j in range(k)] + [-1.0])  # -pred_0 - phi_k
+            mat = torch.tensor(rows, dtype=phi.dtype, device=phi.device)
+            self.cache = (key, mat)
+        out = torch.mm(mat, phi[: k + 1])
+        p = torch.add(y, out[0], alpha=h)
+        base = out[1:]
         x1 = self.x_target if self.x_target is not None else x + h
         yp = self._eval(x1, p)
         absh = abs(h)
+        lo = max(k - 2, 1)  # base rows lo..k: the estimates' vectors at orders k-2, k-1 (from k >= 2), k
+        vecs = base[lo : k + 1] + yp  # with autograd: its last row, yp - pred_0, enters the corrector
+        m = self.m
         with torch.no_grad():
-            m = self.m
             wt = self._weights(y, p)
-            t4 = yp.detach() - pred[0].detach()
-            if m is not None:
-                t4 = t4[:m]
-            vecs = [t4]
-            if km2 >= 0:
-                vecs.append(pred[k - 1].detach()[:m] + t4)
-            if km2 > 0:
-                vecs.append(pred[km1 - 1].detach()[:m] + t4)
-            norms = self._norms(vecs, wt)
-        erk_raw = norms[0]
-        erkm1 = absh * sigma[k] * _GSTR[km1] * norms[1] if km2 >= 0 else 0.0
-        erkm2 = absh * sigma[km1] * _GSTR[km2] * norms[2] if km2 > 0 else 0.0
+            norms = self._norms(vecs if m is None else vecs[:, :m], wt)
+        erk_raw = norms[-1]
+        erkm1 = absh * sigma[k] * _GSTR[km1] * norms[-2] if km2 >= 0 else 0.0
+        erkm2 = absh * sigma[km1] * _GSTR[km2] * norms[-3] if km2 > 0 else 0.0
         temp5 = absh * erk_raw
         err = temp5 * (g[k] - g[kp1])
         erk = temp5 * sigma[kp1] * _GSTR[k]
@@ -296,11 +298,9 @@ class _Adams:
         self.ifail = 0
         self.kold = k
         self.hold = h
-        t4full = yp - pred[0]
-        y1 = torch.add(p, t4full, alpha=h * g[kp1])
+        y1 = torch.add(p, vecs[-1], alpha=h * g[kp1])
         yp1 = self._eval(x1, y1)
-        e = yp1 - pred[0]
-        self.phi = torch.cat([pred + e, e[None], (e - phi[k])[None]])
+        self.phi = base + yp1
         self.x_old, self.x, self.y, self.yp = x, x1, y1, yp1
         erkp1 = 0.0
         if knew == km1 or k == self.max_order:
@@ -311,8 +311,8 @@ class _Adams:
             k, erk = km1, erkm1
         elif kp1 <= ns:
             with torch.no_grad():
-                last = self.phi[kp1].detach()
-                erkp1 = absh * _GSTR[kp1] * self._norms([last if m is None else last[:m]], wt)[0]
+                last = self.phi[kp1 : kp1 + 1]
+                erkp1 = absh * _GSTR[kp1] * self._norms(last if m is None else last[:, :m], wt)[0]
             if k > 1:
                 if _le(erkm1, min(erk, erkp1)):
                     k, erk = km1, erkm1
