@@ -242,25 +242,28 @@ class _Adams:
         # pred_i + e, e, e - phi_k with e = yp1 - pred_0), and base + yp holds the error estimates'
         # vectors (yp - pred_0, pred_{k-1} + yp - pred_0, pred_{k-2} + yp - pred_0) in rows k, k-1, k-2.
         phi, y, x = self.phi, self.y, self.x
-        key = (k, self.version, min(ns, k + 1), phi.dtype)
+        rows_phi = phi.shape[0]  # k + 1 or more: columns beyond k are zero, so phi needs no slicing
+        key = (k, self.version, min(ns, k + 1), phi.dtype, rows_phi)
         if self.cache[0] == key:
             mat = self.cache[1]
         else:
             b = [beta[i] if i >= ns + 1 else 1.0 for i in range(1, k + 1)] + [0.0]
-            rows = [[g[j + 1] * b[j] for j in range(k)] + [0.0]]  # (p - y) / h
-            rows += [[-b[j] if j < i else 0.0 for j in range(k + 1)] for i in range(k)]  # pred_i - pred_0
-            rows.append([-b[j] for j in range(k + 1)])  # -pred_0 (b[k] = 0)
-            rows.append([-b[j] for j in range(k)] + [-1.0])  # -pred_0 - phi_k
+            pad = [0.0] * (rows_phi - k - 1)
+            rows = [[g[j + 1] * b[j] for j in range(k)] + [0.0] + pad]  # (p - y) / h
+            rows += [
+                [-b[j] if j < i else 0.0 for j in range(k + 1)] + pad for i in range(k)
+            ]  # pred_i - pred_0
+            rows.append([-b[j] for j in range(k + 1)] + pad)  # -pred_0 (b[k] = 0)
+            rows.append([-b[j] for j in range(k)] + [-1.0] + pad)  # -pred_0 - phi_k
             mat = torch.tensor(rows, dtype=phi.dtype, device=phi.device)
             self.cache = (key, mat)
-        out = torch.mm(mat, phi[: k + 1])
+        out = torch.mm(mat, phi)
         p = torch.add(y, out[0], alpha=h)
-        base = out[1:]
         x1 = self.x_target if self.x_target is not None else x + h
         yp = self._eval(x1, p)
         absh = abs(h)
         lo = max(k - 2, 1)  # base rows lo..k: the estimates' vectors at orders k-2, k-1 (from k >= 2), k
-        vecs = base[lo : k + 1] + yp  # with autograd: its last row, yp - pred_0, enters the corrector
+        vecs = out[lo + 1 : k + 2] + yp  # with autograd: its last row, yp - pred_0, enters the corrector
         m = self.m
         with torch.no_grad():
             wt = self._weights(y, p)
@@ -300,7 +303,7 @@ class _Adams:
         self.hold = h
         y1 = torch.add(p, vecs[-1], alpha=h * g[kp1])
         yp1 = self._eval(x1, y1)
-        self.phi = base + yp1
+        self.phi = out[1:] + yp1  # base + yp1
         self.x_old, self.x, self.y, self.yp = x, x1, y1, yp1
         erkp1 = 0.0
         if knew == km1 or k == self.max_order:
