@@ -591,7 +591,9 @@ def _claims(
             f" *Training length*: the patience rule, not the {iterations}-iteration cap, ended the latent "
             f"ODE's training in all {len(ode_units)} (seed, n) units, after {used.min():.0f} to "
             f"{used.max():.0f} iterations (validation best at iterations {late['value'].min():.0f} to "
-            f"{late['value'].max():.0f}): by the validation spirals it is trained to convergence."
+            f"{late['value'].max():.0f}): by the rule on the validation spirals, training had stopped "
+            "improving (the rule measures a plateau at the learning rate of that iteration, on the "
+            "schedule that decays to the cap)."
         )
     return (
         f"**Which of the paper's claims are reproduced** (the card: runs {', '.join(ids)}, seeds "
