@@ -157,25 +157,34 @@ class _OpCounter(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def solver_ops_per_nfe(method: str, problem: str = "linear", rtol: float = 1e-6) -> dict[str, float]:
-    """Tensor operations the solver itself dispatches per evaluation of ``func``, on a no-grad solve.
+def ops_per_nfe(
+    solve: Callable[[], Any], func: Callable, t0: torch.Tensor, y0: torch.Tensor
+) -> dict[str, float]:
+    """Tensor operations ``solve()`` dispatches per evaluation of ``func`` beyond ``func``'s own, no grad.
 
     The machine-independent part of a solver's overhead: on small states each operation costs a
     roughly fixed dispatch time, so operations per NFE predict solver time per NFE (the peer benchmark
     ``benchmarks/peer/test_adams_overhead.py`` times it). Counted at the aten level, so it depends on
     the torch version but not on the machine.
     """
-    func, y0, t = linear_problem()[:3] if problem == "linear" else spiral_setup()
     with torch.no_grad():
         with solver_stats() as s:
-            odeint(func, y0, t, method=method, rtol=rtol, atol=rtol * 1e-2)
-        solve, one = _OpCounter(), _OpCounter()
-        with solve:
-            odeint(func, y0, t, method=method, rtol=rtol, atol=rtol * 1e-2)
+            solve()
+        whole, one = _OpCounter(), _OpCounter()
+        with whole:
+            solve()
         with one:
-            func(t[0], y0)
+            func(t0, y0)
     nfe = s.nfe_forward
-    return {"ops_per_nfe": (solve.ops - nfe * one.ops) / nfe, "nfe": nfe}
+    return {"ops_per_nfe": (whole.ops - nfe * one.ops) / nfe, "nfe": nfe}
+
+
+def solver_ops_per_nfe(method: str, problem: str = "linear", rtol: float = 1e-6) -> dict[str, float]:
+    """:func:`ops_per_nfe` of one solve of ``problem`` (as in :func:`solve_stats`)."""
+    func, y0, t = linear_problem()[:3] if problem == "linear" else spiral_setup()
+    return ops_per_nfe(
+        lambda: odeint(func, y0, t, method=method, rtol=rtol, atol=rtol * 1e-2), func, t[0], y0
+    )
 
 
 def adjoint_stats(norm: str, rtol: float = 1e-6, times: int = 10) -> dict:

@@ -13,9 +13,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmarks.metrics import _OpCounter
+from benchmarks.metrics import ops_per_nfe
 from benchmarks.peer.conftest import interleaved_medians
-from nodebench import odeint, solver_stats
+from nodebench import odeint
 from nodebench.models.demo_spirals import DemoModel
 from nodebench.models.mnist import ode_block_func
 
@@ -49,16 +49,9 @@ def test_adams_solver_time_per_evaluation_vs_dopri5(benchmark, report_ratio, nam
         solves = {
             m: (lambda m=m: odeint(func, y0, t, method=m, rtol=tol, atol=tol)) for m in ("adams", "dopri5")
         }
-        one = _OpCounter()
-        with one:
-            func(t[0], y0)
         for method, solve in solves.items():
-            with solver_stats() as s:
-                solve()
-            nfe[method] = s.nfe_forward
-            with _OpCounter() as counter:
-                solve()
-            ops[method] = (counter.ops - nfe[method] * one.ops) / nfe[method]
+            counted = ops_per_nfe(solve, func, t[0], y0)
+            nfe[method], ops[method] = counted["nfe"], counted["ops_per_nfe"]
         med = interleaved_medians({**solves, "eval": lambda: func(t[0], y0)}, repeats=15)
         benchmark(solves["adams"])
     # solver time per evaluation, beyond the evaluation: (solve - NFE * eval) / NFE

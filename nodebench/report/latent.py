@@ -727,7 +727,7 @@ def section(df: pd.DataFrame, metas: list[dict[str, Any]], out_dir: Path) -> str
     cells = [g for g in others if str(g[0].get("preset", "")).startswith(SENSITIVITY)]
     reference_card = study_reference(mains, cells) or card
     lines: list[str] = []
-    if card is not None and reference_card is not None:
+    if card is not None:
         lines += _table2_block(df, tagged, scales, card, f"the card: preset {card[0]['preset']}", "", out_dir)
         same = reference_card is card
         reference_ids = ", ".join(meta["run_id"] for meta in reference_card)

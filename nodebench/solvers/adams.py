@@ -236,13 +236,14 @@ class _Adams:
         ns, g, beta, sigma = self.ns, self.g, self.beta, self.sigma
         # Block 2: predict. phi*_i = beta_i phi_i (i > ns), p = y + h sum g_i phi*_i, and the predicted
         # differences pred_i = sum_{j >= i} phi*_j. Everything the step needs from the history is one
-        # matrix product out = M @ phi[:k + 1] (M cached while k and the coefficients stay): row 0 is
+        # matrix product out = M @ phi (M cached while k, the coefficients and phi's row count stay; its
+        # columns beyond k are zero, so phi is used unsliced): row 0 is
         # (p - y) / h, rows 1.. are ``base``, the new differences less the corrector's derivative yp1:
         # pred_i - pred_0 (i < k), -pred_0 and -pred_0 - phi_k, so that phi_new = base + yp1 (its rows
         # pred_i + e, e, e - phi_k with e = yp1 - pred_0), and base + yp holds the error estimates'
         # vectors (yp - pred_0, pred_{k-1} + yp - pred_0, pred_{k-2} + yp - pred_0) in rows k, k-1, k-2.
         phi, y, x = self.phi, self.y, self.x
-        rows_phi = phi.shape[0]  # k + 1 or more: columns beyond k are zero, so phi needs no slicing
+        rows_phi = phi.shape[0]  # k + 1 or more
         key = (k, self.version, min(ns, k + 1), phi.dtype, rows_phi)
         if self.cache[0] == key:
             mat = self.cache[1]
