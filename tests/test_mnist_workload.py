@@ -17,7 +17,15 @@ from nodebench.models.mnist import PARAMETER_COUNTS
 from nodebench.report import build_report
 from nodebench.workloads import mnist
 
-EPOCH_METRICS = {"train_loss", "test_error", "lr", "epoch_time", "eval_time", "peak_rss"}
+EPOCH_METRICS = {
+    "train_loss",
+    "test_error",
+    "lr",
+    "epoch_time",
+    "eval_time",
+    "test_time_per_image",
+    "peak_rss",
+}
 NFE_METRICS = {"nfe_forward", "nfe_backward"}
 
 
@@ -232,3 +240,28 @@ def test_config_rejects_bad_values() -> None:
         mnist.Config(models=("vgg",))
     with pytest.raises(ValueError, match="milestones"):
         mnist.Config(milestones=(100, 60))
+
+
+@pytest.mark.parametrize(
+    ("epochs", "milestones"),
+    [(160, (60, 100, 140)), (16, (6, 10, 14)), (8, (3, 5, 7)), (12, (5, 8, 11)), (5, (2, 3, 4))],
+)
+def test_budget_schedule_decays_at_the_papers_fractions(epochs: int, milestones: tuple[int, ...]) -> None:
+    assert mnist.budget_milestones(epochs) == milestones
+    # each decay within half an epoch of its fraction of the paper's 160 epochs
+    for paper, ours in zip(mnist.PAPER_MILESTONES, milestones, strict=True):
+        assert abs(ours - paper * epochs / mnist.PAPER_EPOCHS) <= 0.5
+
+
+def test_budget_schedule_refuses_a_budget_too_short_for_three_decays() -> None:
+    with pytest.raises(ValueError, match="epochs must be an integer >= 5"):
+        mnist.budget_milestones(4)
+
+
+def test_budget_and_paper_mlp_presets_keep_the_papers_protocol() -> None:
+    paper = mnist.PRESETS["paper"]
+    budget = mnist.PRESETS["budget"]
+    assert mnist.PRESETS["paper-mlp"] == dataclasses.replace(paper, models=("mlp",))
+    assert budget == dataclasses.replace(
+        paper, models=("resnet", "rknet", "odenet"), epochs=16, milestones=(6, 10, 14)
+    )
