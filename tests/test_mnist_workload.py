@@ -244,7 +244,14 @@ def test_config_rejects_bad_values() -> None:
 
 @pytest.mark.parametrize(
     ("epochs", "milestones"),
-    [(160, (60, 100, 140)), (16, (6, 10, 14)), (8, (3, 5, 7)), (12, (5, 8, 11)), (5, (2, 3, 4))],
+    [
+        (160, (60, 100, 140)),
+        (32, (12, 20, 28)),
+        (16, (6, 10, 14)),
+        (8, (3, 5, 7)),
+        (12, (5, 8, 11)),
+        (5, (2, 3, 4)),
+    ],
 )
 def test_budget_schedule_decays_at_the_papers_fractions(epochs: int, milestones: tuple[int, ...]) -> None:
     assert mnist.budget_milestones(epochs) == milestones
@@ -263,5 +270,5 @@ def test_budget_and_paper_mlp_presets_keep_the_papers_protocol() -> None:
     budget = mnist.PRESETS["budget"]
     assert mnist.PRESETS["paper-mlp"] == dataclasses.replace(paper, models=("mlp",))
     assert budget == dataclasses.replace(
-        paper, models=("resnet", "rknet", "odenet"), epochs=16, milestones=(6, 10, 14)
+        paper, models=("resnet", "rknet", "odenet"), epochs=32, milestones=(12, 20, 28)
     )
