@@ -51,7 +51,7 @@ import torch
 from nodebench.measure.provenance import capture, save_uncommitted, utc_now
 from nodebench.units import NO_SEED as NO_SEED
 from nodebench.units import NO_STEP as NO_STEP
-from nodebench.units import Row, UnitResult, check_artifact_name, check_text, load1, make_row
+from nodebench.units import Row, UnitResult, check_artifact_name, check_text, load1, make_row, unit_clocks
 
 COLUMNS = ("run_id", "workload", "variant", "seed", "step", "metric", "value", "unit")
 META_COLUMNS = ("preset", "device", "status")
@@ -418,6 +418,7 @@ class Recorder:
         artifacts: Iterable[str] = (),
         load: Sequence[float | None] | None = None,
         cpus: int | None = None,
+        seconds: tuple[float, float] | None = None,
     ) -> Iterator[None]:
         """A unit of work: the resume granularity. Records are only allowed inside one.
 
@@ -429,6 +430,8 @@ class Recorder:
             artifacts: names of files in ``checkpoints/`` that belong to the unit (written already).
             load, cpus: the 1-minute load average at the unit's start and end and the logical CPUs
                 where it ran (``None``: measured here, around the block).
+            seconds: the unit's wall time and process CPU time where it ran (``None``: measured here,
+                around the block).
 
         Raises:
             RuntimeError: ``key`` already completed (check :meth:`completed` first) or units are nested.
@@ -442,7 +445,8 @@ class Recorder:
             )
         self._drop_uncommitted()
         self._current = key
-        load_start = load1()
+        load_start = load1() if load is None else None
+        clocks = unit_clocks() if seconds is None else None
         try:
             yield
         finally:
@@ -450,7 +454,9 @@ class Recorder:
         end = os.fstat(self._records_fd).st_size
         names = list(artifacts)
         loads = [load_start, load1()] if load is None else list(load)
+        wall_s, cpu_s = unit_clocks(clocks) if clocks is not None else seconds
         entry = {"unit": key, "end": end, "load": loads, "cpus": os.cpu_count() if cpus is None else cpus}
+        entry |= {"wall_s": round(wall_s, 3), "cpu_s": round(cpu_s, 3)}
         if names:
             entry["artifacts"] = names
         _write_all(self._units_fd, (json.dumps(entry) + "\n").encode())
@@ -471,7 +477,9 @@ class Recorder:
         for name, data in result.artifacts.items():
             with atomic_write_path(self.checkpoint_path(check_artifact_name(name))) as tmp:
                 tmp.write_bytes(data)
-        with self.unit(result.key, artifacts=result.artifacts, load=result.load, cpus=result.cpus):
+        with self.unit(
+            result.key, artifacts=result.artifacts, load=result.load, cpus=result.cpus, seconds=result.seconds
+        ):
             if result.rows:
                 _write_all(self._records_fd, self._encode(result.rows))
 
@@ -566,12 +574,14 @@ class Recorder:
             self.finish("failed", text)
 
 
-def unit_loads(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
-    """Load beside each completed unit of a run, from its unit journal.
+def unit_journal(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
+    """Each completed unit of a run as its journal recorded it: load beside it and what it cost.
 
     Returns:
         Columns ``unit``, ``load_start``, ``load_end`` (1-minute load average when the unit started and
-        ended; NaN for units journalled before loads were recorded) and ``cpus`` (logical CPUs).
+        ended), ``cpus`` (logical CPUs where it ran), ``wall_s`` and ``cpu_s`` (the unit's wall time and
+        its process's CPU time, user + system, in seconds); NaN where a unit journalled before that
+        field was recorded.
     """
     path = Path(run_dir) / UNITS_FILE
     rows = []
@@ -581,9 +591,11 @@ def unit_loads(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
         except ValueError:
             continue  # a torn last line; resume repairs it
         load = entry.get("load") or [None, None]
-        rows.append((entry.get("unit"), load[0], load[1], entry.get("cpus")))
-    frame = pd.DataFrame(rows, columns=["unit", "load_start", "load_end", "cpus"])
-    return frame.astype({"load_start": "float64", "load_end": "float64", "cpus": "float64"})
+        rows.append(
+            (entry.get("unit"), load[0], load[1], entry.get("cpus"), entry.get("wall_s"), entry.get("cpu_s"))
+        )
+    columns = ["unit", "load_start", "load_end", "cpus", "wall_s", "cpu_s"]
+    return pd.DataFrame(rows, columns=columns).astype({c: "float64" for c in columns[1:]})
 
 
 def _attempt(provenance: dict[str, Any]) -> dict[str, Any]:

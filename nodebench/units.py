@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import operator
 import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,6 +71,8 @@ class UnitResult:
         load: the 1-minute load average where the unit ran, at its start and end (journalled, so
             reports can flag timings taken under load); ``None``: not known.
         cpus: logical CPUs where the unit ran.
+        seconds: the unit's wall time and its process's CPU time (user + system, every thread) where
+            it ran, in seconds (:func:`unit_clocks`); ``None``: not known.
     """
 
     key: str
@@ -77,6 +80,7 @@ class UnitResult:
     artifacts: dict[str, bytes] = field(default_factory=dict)
     load: tuple[float | None, float | None] | None = None
     cpus: int | None = None
+    seconds: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -215,6 +219,16 @@ def load1() -> float | None:
         return None
 
 
+def unit_clocks(since: tuple[float, float] | None = None) -> tuple[float, float]:
+    """Wall and process CPU clocks now, or the seconds elapsed on each ``since`` an earlier reading.
+
+    The CPU clock is this process's user + system time over all its threads, so a unit's CPU seconds
+    are its real CPU cost (below its wall time when it waited for a core held by other load).
+    """
+    now = (time.perf_counter(), time.process_time())
+    return now if since is None else (now[0] - since[0], now[1] - since[1])
+
+
 def with_inputs(task: UnitTask, done: Mapping[str, UnitResult]) -> UnitTask:
     """``task`` with the artifacts of its ``depends_on`` units that are in ``done`` added to its inputs."""
     extra: dict[str, bytes] = {}
@@ -247,7 +261,7 @@ def execute_task(task: UnitTask, progress: Callable[[int], None] | None = None) 
     config = config_from_dict(module.Config, task.config)
     context = UnitContext(task.spec.key, config, torch.device(task.device), task.inputs, progress)
     threads = getattr(config, "threads", None)  # a workload's pinned torch thread count, restored after
-    load_start = load1()
+    load_start, clocks = load1(), unit_clocks()
     try:
         with torch_threads(threads) if threads else contextlib.nullcontext():
             module.execute(task.spec, context)
@@ -256,9 +270,6 @@ def execute_task(task: UnitTask, progress: Callable[[int], None] | None = None) 
         raise
     if progress is not None and context.ticked < task.spec.ticks:
         progress(task.spec.ticks - context.ticked)
-    return dataclasses.replace(context.result(), load=(load_start, load1()), cpus=os.cpu_count())
-
-
-def total_ticks(specs: list[UnitSpec]) -> int:
-    """The progress total of a plan."""
-    return sum(spec.ticks for spec in specs)
+    return dataclasses.replace(
+        context.result(), load=(load_start, load1()), cpus=os.cpu_count(), seconds=unit_clocks(clocks)
+    )

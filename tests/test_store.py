@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
-from nodebench import runner, store, workloads
+from nodebench import runner, store, units, workloads
 from nodebench.workloads.base import config_from_dict, config_to_dict, torch_threads
 from tests import toy_workload
 
@@ -276,20 +276,34 @@ def test_torch_threads_pins_and_restores() -> None:
     assert torch.get_num_threads() == before
 
 
-def test_units_record_load_average(tmp_path, monkeypatch):
+def test_units_record_load_average_and_cost(tmp_path, monkeypatch):
     loads = iter([(3.5, 0, 0), (1.25, 0, 0)])
     monkeypatch.setattr(store.os, "getloadavg", lambda: next(loads))
+    wall, cpu = iter([10.0, 12.5]), iter([2.0, 3.25])  # the clocks at the unit's start and end
+    fake = type("Clocks", (), {"perf_counter": lambda: next(wall), "process_time": lambda: next(cpu)})
+    monkeypatch.setattr(units, "time", fake)
     recorder = store.create_run(tmp_path, "w", "smoke", {"seeds": [0]}, "cpu", "", "cmd")
     with recorder.unit("a"):
         recorder.record("v", 0, 0, "m", 1.0)
+    # a unit run elsewhere brings its own clocks
+    recorder.commit(units.UnitResult("b", load=(1.0, 1.0), cpus=2, seconds=(7.0, 6.5)))
     recorder.finish("complete")
-    frame = store.unit_loads(recorder.run_dir)
-    assert frame.to_dict("records") == [
-        {"unit": "a", "load_start": 3.5, "load_end": 1.25, "cpus": float(os.cpu_count())}
+    frame = store.unit_journal(recorder.run_dir)
+    assert frame.iloc[-1][["wall_s", "cpu_s"]].tolist() == [7.0, 6.5]
+    assert frame.iloc[:1].to_dict("records") == [
+        {
+            "unit": "a",
+            "load_start": 3.5,
+            "load_end": 1.25,
+            "cpus": float(os.cpu_count()),
+            "wall_s": 2.5,
+            "cpu_s": 1.25,
+        }
     ]
-    # journals written before loads were recorded read as NaN, and resume still reads them
+    # journals written before loads and clocks were recorded read as NaN, and resume still reads them
     (recorder.run_dir / "units.jsonl").write_text('{"unit": "old", "end": 40}\n')
-    assert store.unit_loads(recorder.run_dir)["load_start"].isna().all()
+    old = store.unit_journal(recorder.run_dir)
+    assert old[["load_start", "wall_s", "cpu_s"]].isna().all().all()
 
 
 def _git(cwd, *args):
