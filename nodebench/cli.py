@@ -177,7 +177,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     try:
         run_dirs = store.resolve_run_dirs(run_dirs)
-        path = build_report(run_dirs, args.out)
+        path = build_report(run_dirs, args.out, runner.finished_seeds)
     except (FileNotFoundError, store.RunStateError) as exc:
         raise _UsageError(str(exc)) from None
     except store.CorruptRecordsError as exc:
@@ -254,7 +254,7 @@ def _reproduce(
     if not produced:
         print("nodebench reproduce: no workload is available to run", file=sys.stderr)
         return EXIT_FAILED
-    path = build_report(produced, Path(args.out) / "report")
+    path = build_report(produced, Path(args.out) / "report", runner.finished_seeds)
     print(f"report written to {path}")
     if args.preset == "smoke":
         print("smoke numbers are plumbing checks, not results: see results/SUMMARY.md for the committed ones")

@@ -126,7 +126,8 @@ def test_reproduce_runs_resumes_and_reports(tmp_path, toy, capsys):
     toy.CRASH = ("beta/seed=1", 1, RuntimeError("boom"))
     assert cli.main(["reproduce", "--out", str(tmp_path)]) == cli.EXIT_FAILED
     run_dir = only_run(tmp_path / "runs")
-    assert "FAILED" in (tmp_path / "report" / "REPORT.md").read_text()
+    page = tmp_path / "report" / "runs" / f"{run_dir.name}.md"
+    assert "FAILED" in page.read_text() and " | failed | " in (tmp_path / "report" / "REPORT.md").read_text()
 
     toy.CRASH = None
     assert cli.main(["reproduce", "--out", str(tmp_path)]) == 0
@@ -137,7 +138,10 @@ def test_reproduce_runs_resumes_and_reports(tmp_path, toy, capsys):
     assert "| variant |" not in out and "report written to" in out
     assert "smoke numbers are plumbing checks" in out
     assert only_run(tmp_path / "runs") == run_dir and store.read_meta(run_dir)["status"] == "complete"
-    assert "FAILED" not in (tmp_path / "report" / "REPORT.md").read_text()
+    assert (
+        "FAILED" not in page.read_text()
+        and " | complete | " in (tmp_path / "report" / "REPORT.md").read_text()
+    )
 
 
 def test_data_and_check_are_dispatched(monkeypatch):

@@ -7,7 +7,8 @@ import math
 import pandas as pd
 import pytest
 
-from nodebench.report import latent as report
+from nodebench.claims import table2 as report
+from nodebench.report import latent as latent_report
 
 DATA = {"n_spirals": 1000, "noise_std": 0.1, "amplitude": 0.3, "n_grid": 1000, "start_min": 200}
 DATA |= {"start_max": None, "val_spirals": 100}
@@ -57,8 +58,8 @@ def test_train_scales_recorded_or_borrowed_from_the_same_data(records):
 
 def test_normalised_rmse_divides_by_the_seed_own_scale(records):
     df, metas = records
-    tagged = report._tagged(df, metas)
-    finals = report._final(tagged, "rmse_extrap_truth")
+    tagged = report.tagged(df, metas)
+    finals = report.finals(tagged, "rmse_extrap_truth")
     norm = report.normalised(finals, report.train_scales(df, metas)).set_index(["run_id", "model", "seed"])
     assert norm.loc[("new", "latent_ode", 0), "value"] == pytest.approx(0.25)
     assert norm.loc[("new", "latent_ode", 1), "value"] == pytest.approx(0.3)
@@ -69,26 +70,26 @@ def test_normalised_rmse_divides_by_the_seed_own_scale(records):
 
 def test_ratio_per_seed_then_mean_and_std(records):
     df, metas = records
-    tagged = report._tagged(df, metas)
+    tagged = report.tagged(df, metas)
     assert set(tagged[tagged["run_id"] == "old"]["model"]) == {
         "latent_ode",
         "rnn_tanh",
     }  # old `rnn`, cell rnn
-    finals = report._final(tagged, "rmse_extrap_truth")
+    finals = report.finals(tagged, "rmse_extrap_truth")
     ratio = report.ratios(finals, "rnn_tanh").set_index(["run_id", "seed"])["value"]
     assert ratio[("new", 0)] == pytest.approx(0.5) and ratio[("new", 1)] == pytest.approx(0.6)
     assert ratio[("old", 0)] == pytest.approx(0.4)
     assert ("other", 0) not in ratio.index  # no baseline there: no ratio
     # mean ± sample std over seeds of the per-seed ratios, not the ratio of the means (0.567)
-    assert report._mean_std(ratio.loc["new"], ".3f") == "0.550 ± 0.071 (2)"
+    assert latent_report._mean_std(ratio.loc["new"], ".3f") == "0.550 ± 0.071 (2)"
     assert report.canonical_model("rnn", {"cell": "gru"}) == "gru"
     assert report.canonical_model("rnn", {}) == "gru"  # the cell's default then
 
 
 def test_table2_rows_raw_normalised_ratio(records):
     df, metas = records
-    tagged = report._tagged(df[df["run_id"] == "new"], metas)
-    text = report._table2(tagged, report.train_scales(df, metas), [30])
+    tagged = report.tagged(df[df["run_id"] == "new"], metas)
+    text = latent_report._table2(tagged, report.train_scales(df, metas), [30])
     assert "| Latent ODE / RNN | paper: ratio of the two rows above | 0.4171 |" in text
     assert "| Latent ODE | ours: RMSE vs noise-free truth | 0.8500 ± 0.4950 (2) |" in text
     assert "| Latent ODE | ours: RMSE / train_std, vs noise-free truth | 0.2750 ± 0.0354 (2) |" in text

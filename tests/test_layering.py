@@ -27,7 +27,8 @@ ALLOWED = {
     "store": {"measure", "units"},
     "runner": {"store", "units", "workloads", "ray_executor"},  # the executors it offers
     "ray_executor": {"units", "workloads"},  # ships units; never writes the store
-    "report": {"store", "measure", "schema", "units"},
+    "claims": {"store", "schema", "units"},  # reads records and meta, like the reports
+    "report": {"store", "measure", "schema", "units", "claims"},
 }
 
 

@@ -16,6 +16,11 @@ WORKLOAD = "ghostbench"  # deliberately not a registered workload: the report mu
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
+def run_page(report: Path, run_dir: Path) -> str:
+    """The per-run page of ``run_dir`` in the report folder ``report``."""
+    return (report / "runs" / f"{run_dir.name}.md").read_text()
+
+
 def make_run(out: Path, preset: str, seeds: list[int], fail: bool) -> Path:
     config = {"seeds": seeds, "width": 3}
     recorder = store.create_run(
@@ -54,20 +59,24 @@ def test_report_from_records_only(tmp_path, runs):
     text = path.read_text()
     assert path == tmp_path / "report" / "REPORT.md"
     complete, failed = (store.read_meta(run)["run_id"] for run in runs)
-    assert f"| {WORKLOAD} | smoke | {complete} | complete | cpu |" in text
-    assert f"| {WORKLOAD} | standard | {failed} | failed | cpu |" in text
-    assert "**FAILED -- partial results**: RuntimeError: boom" in text
-    assert "\n###### Ghost protocol\n" in text and "- command: `ghost cmd`" in text
-    # results lead, the per-run dumps follow in the appendix, ± is defined once at the top
-    assert text.index("curves.png)") < text.index("## Appendix: the runs") < text.index("- command:")
+    assert f"| {WORKLOAD} | smoke | [`{complete}`](runs/{complete}.md) | complete | cpu |" in text
+    assert f"| {WORKLOAD} | standard | [`{failed}`](runs/{failed}.md) | failed | cpu |" in text
+    # results lead, then the index; each run's detail is on its own page; ± is defined once at the top
+    assert text.index("curves.png)") < text.index("## Runs") < text.index("## Machines and versions")
+    assert "- command:" not in text and "Final values" not in text
     assert text.count("`a ± b` is the mean ± the sample standard deviation over seeds") == 1
+    first, second = run_page(path.parent, runs[0]), run_page(path.parent, runs[1])
+    assert "Status: **FAILED -- partial results**: RuntimeError: boom" in second
+    assert "\n#### Ghost protocol\n" in first and "- command: `ghost cmd`" in first
+    assert "](../REPORT.md)" in first
     # final values: mean and sample std over seeds of each seed's last value
-    assert "| ode | accuracy | % | 85 | 7.071 | 2 |" in text
-    assert "| resnet | accuracy | % | 95 | 0 | 2 |" in text
-    assert "| ode | loss |  | 0.8333 | 0.7071 | 2 |" in text
-    assert "| ode | loss |  | 2.667 | 3.3 | 2 |" in text  # failed run: the cut-off unit's row is kept
-    versions = text[text.index("## Versions and machines") :]
-    assert "| run | workload | host | platform | CPU |" in versions and failed in versions
+    assert "| ode | accuracy | % | 85 | 7.071 | 2 |" in first
+    assert "| resnet | accuracy | % | 95 | 0 | 2 |" in first
+    assert "| ode | loss |  | 0.8333 | 0.7071 | 2 |" in first
+    assert "| ode | loss |  | 2.667 | 3.3 | 2 |" in second  # failed run: the cut-off unit's row is kept
+    assert "| run | workload | host | platform | CPU |" in second and failed in second
+    machines = text[text.index("## Machines and versions") :]
+    assert "| host | platform | CPU |" in machines and machines.rstrip().endswith("| 2 |")  # two runs
     for run_id in (complete, failed):
         figure = tmp_path / "report" / "figures" / f"{WORKLOAD}-{run_id}-curves.png"
         assert figure.read_bytes().startswith(PNG_MAGIC)
@@ -90,7 +99,7 @@ def test_workload_section_hook(tmp_path, runs, monkeypatch):
     monkeypatch.setitem(sys.modules, hook.__name__, hook)
     text = build_report(runs, tmp_path / "report").read_text()
     assert f"## {WORKLOAD}\n\nGhost section body" in text
-    assert text.index("Ghost section body") < text.index("## Appendix: the runs")
+    assert text.index("Ghost section body") < text.index("## Runs")
     # a figure without a caption gets one naming presets and seeds; one with a caption keeps it
     assert "![ghost plot](figures/ghost.png)\n\n*ghost plot. Preset smoke, standard; seeds 0, 1;" in text
     assert "![captioned](figures/ghost.png)\n\n*Mine.*" in text
@@ -110,7 +119,7 @@ def test_workload_section_hook(tmp_path, runs, monkeypatch):
     hook.section = broken
     text = build_report(runs, tmp_path / "report2").read_text()
     assert f"**The {WORKLOAD} section failed to build:**" in text and "KeyError: 'missing_metric'" in text
-    assert "| ode | accuracy | % | 85 | 7.071 | 2 |" in text
+    assert "| ode | accuracy | % | 85 | 7.071 | 2 |" in run_page(tmp_path / "report2", runs[0])
 
 
 def test_figure_metrics_leave_the_final_values(tmp_path, runs, monkeypatch):
@@ -120,13 +129,15 @@ def test_figure_metrics_leave_the_final_values(tmp_path, runs, monkeypatch):
     schema = types.ModuleType(f"nodebench.schema.{WORKLOAD}")  # the workload's record schema names them
     schema.FIGURE_METRICS = (r"lo+ss",)  # whole-name match: "loss" is figure data, "accuracy" stays
     monkeypatch.setitem(sys.modules, schema.__name__, schema)
-    text = build_report(runs[:1], tmp_path / "report").read_text()
-    values = text[text.index("##### Final values") : text.index("## Versions and machines")]
+    build_report(runs[:1], tmp_path / "report")
+    text = run_page(tmp_path / "report", runs[0])
+    values = text[text.index("## Final values") : text.index("## Versions and machine")]
     assert "| ode | accuracy | % | 85 | 7.071 | 2 |" in values and "| loss |" not in values
     assert "Figure data (12 rows: `loss`) is left out of this table" in values
 
     schema.FIGURE_METRICS = (r"los",)  # a prefix alone does not match
-    text = build_report(runs[:1], tmp_path / "report2").read_text()
+    build_report(runs[:1], tmp_path / "report2")
+    text = run_page(tmp_path / "report2", runs[0])
     assert "| ode | loss |  | 0.8333 | 0.7071 | 2 |" in text and "Figure data" not in text
 
 
@@ -137,7 +148,8 @@ def test_threads_are_the_configured_ones(tmp_path):
     with recorder.unit("ode/0"):
         recorder.record("ode", 0, 0, "loss", 1.0, "")
     recorder.finish("complete")  # records the caller's thread count, which the workload restored
-    text = build_report([recorder.run_dir], tmp_path / "report").read_text()
+    build_report([recorder.run_dir], tmp_path / "report")
+    text = run_page(tmp_path / "report", recorder.run_dir)
     assert ", 3 torch threads" in text and "| cpu | 3 |" in text
 
 
@@ -173,7 +185,7 @@ def test_tables():
 
 
 def test_load_and_relative_run_directory(tmp_path, monkeypatch):
-    from nodebench.report._load import load_state
+    from nodebench.claims.evidence import load_state
 
     monkeypatch.setattr(store.os, "getloadavg", lambda: (4.0, 0, 0))
     recorder = store.create_run(tmp_path / "runs", WORKLOAD, "smoke", {"seeds": [0], "threads": 1}, "cpu")
@@ -190,10 +202,11 @@ def test_load_and_relative_run_directory(tmp_path, monkeypatch):
     quiet.finish("complete")
     assert load_state(store.read_meta(quiet.run_dir))[0] is False
 
-    text = build_report([recorder.run_dir], tmp_path / "report").read_text()
+    build_report([recorder.run_dir], tmp_path / "report")
+    text = run_page(tmp_path / "report", recorder.run_dir)
     assert f"- run directory: `runs/{WORKLOAD}/{recorder.run_id}`" in text
     assert "**timings taken under load**" in text
-    assert str(tmp_path) not in text
+    assert str(tmp_path) not in text and str(tmp_path) not in (tmp_path / "report" / "REPORT.md").read_text()
 
 
 def test_placeholder_protocol_card_is_explained(tmp_path):
@@ -201,5 +214,6 @@ def test_placeholder_protocol_card_is_explained(tmp_path):
     with recorder.unit("u"):
         recorder.record("v", 0, 0, "m", 1.0)
     recorder.finish("complete")
-    text = build_report([recorder.run_dir], tmp_path / "report").read_text()
+    build_report([recorder.run_dir], tmp_path / "report")
+    text = run_page(tmp_path / "report", recorder.run_dir)
     assert "\nTODO\n" not in text and "stored a placeholder instead of its protocol card" in text

@@ -9,7 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from nodebench import store
+from nodebench import claims, store
+from nodebench.claims import policy
+from nodebench.claims.core import Context, evaluate_claim
 from nodebench.cli import main
 from nodebench.report import summary
 
@@ -48,9 +50,10 @@ def mnist_rows(
     return rows
 
 
-def table(path: Path) -> dict[str, dict[str, str]]:
-    """The summary table as ``{claim: {column: cell}}``."""
-    lines = [line for line in path.read_text().splitlines() if line.startswith("| ")]
+def _section_rows(path: Path, heading: str) -> dict[str, dict[str, str]]:
+    text = path.read_text()
+    body = text[text.index(f"\n## {heading}\n") :].split("\n## ", 2)[1]
+    lines = [line for line in body.splitlines() if line.startswith("| ")]
     header = [c.strip() for c in lines[0].strip("|").split(" | ")]
     rows = {}
     for line in lines[1:]:
@@ -59,12 +62,17 @@ def table(path: Path) -> dict[str, dict[str, str]]:
     return rows
 
 
-def test_ratio_verdicts():
-    assert summary._ratio_verdict(0.50, 0.42) == summary.REPRODUCED  # 1.19x
-    assert summary._ratio_verdict(0.35, 0.42) == summary.REPRODUCED  # better by 1.2x
-    assert summary._ratio_verdict(0.80, 0.42) == summary.PARTLY  # 1.9x
-    assert summary._ratio_verdict(0.90, 0.42) == summary.NOT  # 2.1x
-    assert summary._ratio_verdict(float("nan"), 0.42) == summary.NOT
+def table(path: Path) -> dict[str, dict[str, str]]:
+    """The claims table as ``{claim: {column: cell}}``, verdict markup stripped."""
+    rows = _section_rows(path, "The claims")
+    for row in rows.values():
+        row["verdict"] = row["verdict"].strip("*")
+    return rows
+
+
+def evidence(path: Path) -> dict[str, dict[str, str]]:
+    """The evidence-and-cost table as ``{claim: {column: cell}}``."""
+    return _section_rows(path, "Evidence and cost")
 
 
 def test_missing_runs_are_not_run(tmp_path):
@@ -75,11 +83,13 @@ def test_missing_runs_are_not_run(tmp_path):
     imported = set(sys.modules) - before
     assert not [n for n in imported if n.startswith(("nodebench.models", "nodebench.workloads"))]
     rows = table(path)
-    assert len(rows) == 22
+    assert len(rows) == len(claims.CLAIMS)
     assert {row["verdict"] for row in rows.values()} == {"not run"}
-    assert rows["Table 1, ODE-Net: test error, params, memory"]["ours"] == "not run"
+    assert rows["Table 1, ODE-Net: test error"]["ours"] == "not run"
     text = path.read_text()
-    assert "Tally: 0 reproduced, 0 partly, 0 not, 22 not run." in text
+    n = len(claims.CLAIMS)
+    tally = "0 reproduced, 0 partly, 0 not (of 0 claims compared with the paper); apart from these, 0 not "
+    assert f"Tally: {tally}comparable, {n} not run." in text
     assert "MNIST version: not drawn" in text and "Spiral version: not drawn" in text
 
 
@@ -100,31 +110,33 @@ def test_verdicts_from_records(tmp_path):
     latent = []
     for seed in (0, 1):
         for n, (rnn, ode) in {30: (0.40, 0.17), 50: (0.33, 0.60), 100: (0.18, 0.20)}.items():
-            latent += [(f"rnn/n={n}", seed, -1, "rmse_extrap_truth", rnn + seed * 0.01)]
+            latent += [(f"rnn_tanh/n={n}", seed, -1, "rmse_extrap_truth", rnn + seed * 0.01)]
             latent += [(f"latent_ode/n={n}", seed, -1, "rmse_extrap_truth", ode + seed * 0.01)]
     make_run(runs, "latent", "standard", [0, 1], latent)
 
-    rows = table(summary.build_summary([runs], tmp_path / "SUMMARY.md"))
-    ode = rows["Table 1, ODE-Net: test error, params, memory"]
-    assert ode["verdict"] == "partly"  # 0.70 vs 0.42: 1.67x
-    assert ode["ours"].startswith("0.70%, 0.208M, O(1)")
+    path = summary.build_summary([runs], tmp_path / "SUMMARY.md")
+    rows, cited = table(path), evidence(path)
+    ode = rows["Table 1, ODE-Net: test error"]
+    assert ode["verdict"] == "partly" and ode["rule"] == "ratio"  # 0.70 vs 0.42: 1.67x
+    assert ode["ours"] == "0.70%"
     assert "3 of the paper's 160 epochs" in ode["why"] and "1 seed" in ode["why"]
-    assert rows["Table 1, RK-Net: test error, params, memory"]["verdict"] == "reproduced"
-    assert rows["Table 1, 1-layer MLP: test error, params, memory"]["verdict"] == "not"  # 2.2x
-    assert "grows with L" in rows["Table 1, ResNet: test error, params, memory"]["ours"]
-    assert rows["Memory: adjoint O(1) vs backprop O(L) in depth"]["verdict"] == "reproduced"
+    assert rows["Table 1, RK-Net: test error"]["verdict"] == "reproduced"
+    assert rows["Table 1, 1-layer MLP: test error"]["verdict"] == "not"  # 2.2x
+    memory_row = rows["Table 1 memory: adjoint O(1), RK-Net O(L~), ResNet O(L) in depth"]
+    assert memory_row["verdict"] == "reproduced" and "ResNet 0.20 (grows)" in memory_row["ours"]
     # Figure 3c: backward/forward = (10 + e/2) / (20 + e): about half -> reproduced; 3d rises
-    assert rows["Figure 3c: NFE backward vs forward (MNIST ODE-Net)"]["verdict"] == "reproduced"
+    assert rows["Figure 3c: NFE backward vs forward (MNIST ODE-Net, epoch means)"]["verdict"] == "reproduced"
     assert rows["Figure 3d: NFE forward over training (MNIST ODE-Net)"]["verdict"] == "reproduced"
-    # Table 2: mean over the two seeds, spread as ± sample std
-    assert rows["Table 2, RNN, n=30: extrapolation RMSE"]["ours"] == "0.4050 ± 0.0071"
-    assert rows["Table 2, RNN, n=30: extrapolation RMSE"]["verdict"] == "reproduced"
-    assert rows["Table 2, Latent ODE, n=50: extrapolation RMSE"]["verdict"] == "not"  # 4x
-    assert rows["Table 2, Latent ODE, n=50: extrapolation RMSE"]["seeds"] == "0, 1"
-    ordering = rows["Table 2: latent ODE beats RNN at every n"]
-    assert ordering["verdict"] == "partly" and ordering["ours"] == "at n = 30"
+    # Table 2: absolute RMSE not comparable (tallied apart), mean over the two seeds with their sd
+    rnn = rows["Table 2, RNN: extrapolation RMSE at n = 30/50/100"]
+    assert rnn["verdict"] == "not comparable" and rnn["ours"].startswith("0.41/0.34/0.18 (sd 0.01/0.01/0.01)")
+    assert cited["Table 2, RNN: extrapolation RMSE at n = 30/50/100"]["seeds"] == "0, 1"
+    ordering = rows["Table 2: latent ODE below the RNN at every n"]
+    assert ordering["verdict"] == "partly" and ordering["ours"] == "latent ODE below at n = 30"
+    text = path.read_text()
+    assert "(of 9 claims compared with the paper); apart from these, 2 not comparable" in text
     # workloads that did not run
-    assert rows["Figure 3a: NFE vs numerical error (MNIST ODE-Net)"]["verdict"] == "not run"
+    assert rows["Figure 3a: NFE vs numerical error (MNIST ODE-Net, dopri5)"]["verdict"] == "not run"
     assert rows["Slides Example 1: learn W of dz/dt = Wz"]["verdict"] == "not run"
 
 
@@ -135,16 +147,19 @@ def test_latest_run_per_seed_and_paper_preset_first(tmp_path, monkeypatch):
     make_run(runs, "mnist", "standard", [0], mnist_rows({"odenet": 5.0}))
     newer = make_run(runs, "mnist", "standard", [0], mnist_rows({"odenet": 0.42}))
     extra = make_run(runs, "mnist", "standard", [1], mnist_rows({"odenet": 0.44}, seed=1))
-    rows = table(summary.build_summary([runs], tmp_path / "S.md"))
-    ode = rows["Table 1, ODE-Net: test error, params, memory"]
-    assert ode["seeds"] == "0, 1" and ode["preset"] == "standard"
-    assert ode["runs"] == f"`{newer.name}`, `{extra.name}`"
-    assert ode["ours"].startswith("0.43 ± 0.01%")
+    path = summary.build_summary([runs], tmp_path / "S.md")
+    ode, cited = table(path)["Table 1, ODE-Net: test error"], evidence(path)["Table 1, ODE-Net: test error"]
+    assert cited["seeds"] == "0, 1" and cited["preset"] == "standard"
+    assert cited["runs"] == f"`{newer.name}`, `{extra.name}`"
+    assert ode["ours"] == "0.43 ± 0.01%"
+    budget = make_run(runs, "mnist", "budget", [0], mnist_rows({"odenet": 0.45}))
+    path = summary.build_summary([runs], tmp_path / "S.md")
+    cited = evidence(path)["Table 1, ODE-Net: test error"]
+    assert cited["preset"] == "budget" and cited["runs"] == f"`{budget.name}`"
+    assert "the paper's schedule compressed" in table(path)["Table 1, ODE-Net: test error"]["why"]
     paper = make_run(runs, "mnist", "paper", [0], mnist_rows({"odenet": 0.41}))
-    ode = table(summary.build_summary([runs], tmp_path / "S.md"))[
-        "Table 1, ODE-Net: test error, params, memory"
-    ]
-    assert ode["preset"] == "paper" and ode["runs"] == f"`{paper.name}`"
+    cited = evidence(summary.build_summary([runs], tmp_path / "S.md"))["Table 1, ODE-Net: test error"]
+    assert cited["preset"] == "paper" and cited["runs"] == f"`{paper.name}`"
 
 
 def test_latent_table2_cites_one_protocol_and_the_tanh_rnn(tmp_path, monkeypatch):
@@ -164,9 +179,12 @@ def test_latent_table2_cites_one_protocol_and_the_tanh_rnn(tmp_path, monkeypatch
             new += [(f"rnn_tanh_nodt/n={n}", seed, -1, "rmse_extrap_truth", 5.0)]
             new += [(f"latent_ode/n={n}", seed, -1, "rmse_extrap_truth", 0.4 * scale)]
     latest = make_run(runs, "latent", "standard", [1, 2], new, config={"patience": 5})
-    rows = table(summary.build_summary([runs], tmp_path / "S.md"))
-    rnn = rows["Table 2, RNN, n=30: extrapolation RMSE"]
-    assert rnn["runs"] == f"`{latest.name}`" and rnn["seeds"] == "1, 2" and rnn["ours"] == "1.5000 ± 0.7071"
+    path = summary.build_summary([runs], tmp_path / "S.md")
+    rows, cited = table(path), evidence(path)
+    rnn = rows["Table 2, RNN: extrapolation RMSE at n = 30/50/100"]
+    assert rnn["ours"].startswith("1.50/1.50/1.50 (sd 0.71/0.71/0.71)")
+    label = "Table 2, RNN: extrapolation RMSE at n = 30/50/100"
+    assert cited[label]["runs"] == f"`{latest.name}`" and cited[label]["seeds"] == "1, 2"
     ratio = rows["Table 2: ratio latent ODE / RNN at n = 30/50/100"]
     assert ratio["paper"] == "0.42/0.47/0.74" and ratio["ours"] == "0.40/0.40/0.40"
     assert ratio["verdict"] == "partly"  # 0.40 vs 0.74 at n = 100: 1.86x
@@ -188,11 +206,11 @@ def test_cli_summary_bad_path(tmp_path, capsys):
     assert "no runs found" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("claim", summary.CLAIMS)
+@pytest.mark.parametrize("claim", claims.CLAIMS, ids=lambda c: c.id)
 def test_every_claim_handles_no_evidence(claim):
     records = pd.DataFrame(columns=[*store.COLUMNS, *store.META_COLUMNS])
-    evidence = summary._evidence(records, [])
-    assert all(row.verdict == "not run" for row in claim(evidence))
+    result = evaluate_claim(claim, Context(records, []))
+    assert result.verdict == policy.NOT_RUN and claim.spec.workload in result.why
 
 
 def sweep_rows(prefix: str, task: str) -> list[tuple]:
@@ -241,8 +259,8 @@ def test_figure3_four_panels_from_records(tmp_path, monkeypatch):
     assert any(line.get_label() == "y = x/2 (paper)" for line in mnist_fig.axes[2].get_lines())
     assert "One seed (0)" in text and "Bands: ± one standard deviation over seeds 0, 1" in text
     rows = table(path)
-    assert rows["Figure 3a: NFE vs numerical error (MNIST ODE-Net)"]["verdict"] == "reproduced"
-    assert "test error %" in rows["Figure 3a: NFE vs numerical error (MNIST ODE-Net)"]["ours"]
+    assert rows["Figure 3a: NFE vs numerical error (MNIST ODE-Net, dopri5)"]["verdict"] == "reproduced"
+    assert "test error %" in rows["Figure 3a: NFE vs numerical error (MNIST ODE-Net, dopri5)"]["ours"]
     assert str(tmp_path) not in text
 
 
@@ -257,13 +275,15 @@ def test_an_interrupted_run_is_cited_for_its_finished_seeds_only(tmp_path, monke
     )
     cut = make_run(runs, "mnist", "standard", [0, 1, 2], rows, status="interrupted")
     rerun = make_run(runs, "mnist", "standard", [2], mnist_rows({"odenet": 0.60}, seed=2))
-    claim = "Table 1, ODE-Net: test error, params, memory"
+    claim = "Table 1, ODE-Net: test error"
     # without knowing which seeds it finished, the interrupted run is not cited
-    assert table(summary.build_summary([runs], tmp_path / "S.md"))[claim]["seeds"] == "2"
+    assert evidence(summary.build_summary([runs], tmp_path / "S.md"))[claim]["seeds"] == "2"
     finished = {cut.name: [0, 1], rerun.name: [2]}
-    ode = table(summary.build_summary([runs], tmp_path / "S.md", lambda d: finished[d.name]))[claim]
-    assert ode["seeds"] == "0, 1, 2" and ode["runs"] == f"`{cut.name}`, `{rerun.name}`"
-    assert ode["ours"].startswith("0.50 ± 0.10%")  # seed 2's 9.0 from the cut run is not used
+    path = summary.build_summary([runs], tmp_path / "S.md", lambda d: finished[Path(d).name])
+    cited = evidence(path)[claim]
+    assert cited["seeds"] == "0, 1, 2" and cited["runs"] == f"`{cut.name}`, `{rerun.name}`"
+    ours = table(path)[claim]["ours"]  # seed 2's 9.0 from the cut run is not used
+    assert ours.startswith("0.50 ± 0.10%") and "2: 0.60%" in ours
 
 
 def test_figure3_with_adams_beside_dopri5(tmp_path):
@@ -292,6 +312,7 @@ def test_figure3_with_adams_beside_dopri5(tmp_path):
     assert adams["verdict"] == "partly"  # below 0.9 but outside 0.4-0.6
     assert rows["Figure 3c per iteration: ODE-Net trained with dopri5"]["verdict"] == "not"
     assert "Figure 3a: NFE vs numerical error (MNIST ODE-Net, adams)" in rows
-    assert "with adams the backward pass takes 0.35 times the forward NFE" in text
-    assert "with dopri5 the backward pass takes 1.00 times" in text and "does not appear" in text
+    # the methods figure states the claims' verdicts, not verdicts of its own
+    assert "- Figure 3c per iteration: ODE-Net trained with adams: backward/forward 0.35" in text
+    assert "forward 20, backward 7 NFE — **partly**" in text
     assert (tmp_path / "out" / "figures" / "figure3-mnist-methods.png").read_bytes().startswith(b"\x89PNG")

@@ -12,8 +12,10 @@ from typing import Any
 
 import pandas as pd
 
+from nodebench import claims
+from nodebench.claims.evidence import load_state, with_finished_seeds
 from nodebench.measure.provenance import utc_now
-from nodebench.report._load import load_state
+from nodebench.report._claims import rules_text, verdict_table
 from nodebench.report._tables import final_values, markdown_table
 from nodebench.store import load_runs, read_meta, resolve_run_dirs
 
@@ -175,21 +177,23 @@ def _curves(records: pd.DataFrame, path: Path) -> tuple[bool, list[str]]:
     return True, metrics[MAX_CURVES:]
 
 
-def _run_section(
-    meta: dict[str, Any],
-    records: pd.DataFrame,
-    out_dir: Path,
-    figure_metrics: re.Pattern[str] | None = None,
-) -> list[str]:
-    lines = [f"#### Run `{meta['run_id']}` (preset {meta.get('preset')}, {_status(meta)})", ""]
-    lines += [_provenance(meta, len(records)), ""]
-    lines += [
-        "##### Protocol",
-        "",
-        _demote_headings(_protocol_card(meta), levels=4),
-        "",
-    ]
-    lines += ["##### Final values", ""]
+RUNS_DIR = "runs"  # per-run pages, beside REPORT.md
+
+
+def run_page(meta: dict[str, Any]) -> str:
+    """The per-run page's path relative to the report folder."""
+    return f"{RUNS_DIR}/{meta['run_id']}.md"
+
+
+def _run_page(
+    meta: dict[str, Any], records: pd.DataFrame, figure_metrics: re.Pattern[str] | None = None
+) -> str:
+    """One run's page: status, provenance, protocol card, final values, versions."""
+    lines = [f"# Run `{meta['run_id']}` ({meta.get('workload')}, preset {meta.get('preset')})", ""]
+    lines += [f"Status: {_status(meta)}. Back to the [report](../REPORT.md).", ""]
+    lines += ["## Provenance", "", _provenance(meta, len(records)), ""]
+    lines += ["## Protocol", "", _demote_headings(_protocol_card(meta), levels=2), ""]
+    lines += ["## Final values", ""]
     figure_rows = (
         records["metric"].str.fullmatch(figure_metrics)
         if figure_metrics is not None and not records.empty
@@ -209,10 +213,11 @@ def _run_section(
         names = ", ".join(f"`{name}`" for name in dict.fromkeys(records.loc[figure_rows, "metric"]))
         lines += [
             f"Figure data ({int(figure_rows.sum())} rows: {names}) is left out of this table and "
-            "plotted in the workload's section.",
+            "plotted in the workload's section of the report.",
             "",
         ]
-    return lines
+    lines += ["## Versions and machine", "", markdown_table(_versions_table([meta])), ""]
+    return "\n".join(lines)
 
 
 def _curves_section(meta: dict[str, Any], records: pd.DataFrame, out_dir: Path) -> list[str]:
@@ -289,16 +294,61 @@ def _versions_table(metas: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def build_report(run_dirs: Iterable[str | os.PathLike[str]], out_dir: str | os.PathLike[str]) -> Path:
-    """Write ``REPORT.md`` and PNG figures for a set of runs, from their stored records and meta only.
+def _machines_table(metas: list[dict[str, Any]]) -> pd.DataFrame:
+    """The distinct machines and software versions of the runs, with how many runs used each."""
+    table = _versions_table(metas).drop(columns=["run", "git"])
+    if table.empty:
+        return table
+    columns = [c for c in table.columns if c != "workload"]
+    counted = table.astype(str).groupby(columns, sort=False).size().reset_index(name="runs")
+    return counted
 
-    Per workload: each run's status, provenance, protocol card and final values, then the workload's
-    own section from ``nodebench.report.<workload>.section(df, meta_list, out_dir)`` if that module
-    exists (else generic curves of stepped metrics). The report ends with versions and machines.
+
+def _claims_section(workload: str, records: pd.DataFrame, metas: list[dict[str, Any]]) -> list[str]:
+    """The claims resting on ``workload``, evaluated on this report's runs (nodebench.claims decides)."""
+    ours = [claim for claim in claims.CLAIMS if claim.spec.workload == workload]
+    if not ours:
+        return []
+    results = [r for r in claims.evaluate(ours, records, metas) if not r.evidence.empty]
+    if not results:
+        return [
+            f"No claim of the paper rests on these runs (the {len(ours)} claims on `{workload}` cite the "
+            "presets named in results/SUMMARY.md's claims table).",
+            "",
+        ]
+    return [
+        "#### The paper's claims on these runs",
+        "",
+        "Verdicts of `nodebench.claims` on the runs of this report (results/SUMMARY.md gives them on every "
+        "stored run); the rules that decided them:",
+        "",
+        *rules_text(results),
+        "",
+        verdict_table(results),
+        "",
+        *(f"- Caveat, {r.claim.label}: {c}" for r in results for c in r.caveats),
+        "",
+    ]
+
+
+def build_report(
+    run_dirs: Iterable[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    finished_seeds: Callable[[str], list[int]] | None = None,
+) -> Path:
+    """Write ``REPORT.md``, one page per run and PNG figures for a set of runs, from their stored
+    records and meta only.
+
+    ``REPORT.md`` holds, per workload, the claims its runs bear on, the workload's own section from
+    ``nodebench.report.<workload>.section(df, meta_list, out_dir)`` if that module exists (else generic
+    curves of stepped metrics), then an index of the runs and the machines that made them. Each run's
+    status, provenance, protocol card and final values are on its own page, ``runs/<run-id>.md``.
 
     Arguments:
         run_dirs: run directories, folders of runs or globs (:func:`nodebench.store.resolve_run_dirs`).
-        out_dir: where ``REPORT.md`` and ``figures/`` go (created if needed).
+        out_dir: where ``REPORT.md``, ``runs/`` and ``figures/`` go (created if needed).
+        finished_seeds: for a run that did not complete, the seeds all of whose units it finished
+            (:func:`nodebench.runner.finished_seeds`); without it such runs support no claim.
 
     Returns:
         The path of ``REPORT.md``.
@@ -314,39 +364,21 @@ def build_report(run_dirs: Iterable[str | os.PathLike[str]], out_dir: str | os.P
     metas = [read_meta(path) for path in run_dirs]
     out_dir = Path(out_dir)
     (out_dir / "figures").mkdir(parents=True, exist_ok=True)
+    (out_dir / RUNS_DIR).mkdir(parents=True, exist_ok=True)
 
     lines = [
         "# nodebench report",
         "",
         f"Generated {utc_now()} from {len(metas)} stored run(s); every number below is read from their "
-        "records, measured on the device each run names. Each workload's results (headline tables and "
-        "figures) come first; every run's provenance, protocol card and final values follow in the "
-        "appendix.",
+        "records, measured on the device each run names. Each workload's results (the paper's claims on "
+        "its runs, headline tables and figures) come first; each run's provenance, protocol card and "
+        "final values are on its own page, linked from the index at the end.",
         "",
         f"{PLUS_MINUS} Protocols and the paper's numbers: docs/protocols.md in the repository.",
         "",
-        "## Runs",
-        "",
     ]
-    overview = pd.DataFrame(
-        {
-            "workload": [m.get("workload") for m in metas],
-            "preset": [m.get("preset") for m in metas],
-            "run": [m["run_id"] for m in metas],
-            "status": [m.get("status") for m in metas],
-            "device": [m.get("device") for m in metas],
-            "started": [m.get("started_at") for m in metas],
-            "records": [int((records["run_id"] == m["run_id"]).sum()) for m in metas],
-        }
-    )
-    lines += [markdown_table(overview), ""]
-
-    appendix = [
-        "## Appendix: the runs",
-        "",
-        "Per run: status, provenance (including the load beside it), protocol card and final values.",
-        "",
-    ]
+    index = []
+    citable = with_finished_seeds(metas, finished_seeds)
     for workload in dict.fromkeys(m.get("workload") for m in metas):
         workload_metas = [m for m in metas if m.get("workload") == workload]
         workload_records = records[records["workload"] == workload].reset_index(drop=True)
@@ -360,24 +392,40 @@ def build_report(run_dirs: Iterable[str | os.PathLike[str]], out_dir: str | os.P
         except Exception:
             section, failure = None, traceback.format_exc(limit=3).strip()
         lines += [f"## {workload}", ""]
+        lines += _claims_section(workload, records, citable)
         if section is not None:
             lines += [_captioned(text, workload_metas), ""]
         if failure is not None:
             lines += [f"**The {workload} section failed to build:**", "", "```", failure, "```", ""]
-        appendix += [f"### {workload}", ""]
         for meta in workload_metas:
             run_records = workload_records[workload_records["run_id"] == meta["run_id"]]
             if section is None:  # no section of its own: generic curves lead, per run
                 lines += _curves_section(meta, run_records, out_dir)
-            appendix += _run_section(meta, run_records, out_dir, figure_metrics=figures)
-    lines += appendix
-
+            (out_dir / run_page(meta)).write_text(_run_page(meta, run_records, figures), encoding="utf-8")
+            index.append(
+                {
+                    "workload": workload,
+                    "preset": meta.get("preset"),
+                    "run": f"[`{meta['run_id']}`]({run_page(meta)})",
+                    "status": meta.get("status"),
+                    "device": meta.get("device"),
+                    "started": meta.get("started_at"),
+                    "records": len(run_records),
+                }
+            )
     lines += [
-        "## Versions and machines",
+        "## Runs",
         "",
-        "The exact software and hardware that produced the runs above.",
+        "Each run's page has its status, provenance (including the load beside it), protocol card, final "
+        "values and versions.",
         "",
-        markdown_table(_versions_table(metas)),
+        markdown_table(pd.DataFrame(index)),
+        "",
+        "## Machines and versions",
+        "",
+        "The software and hardware that produced the runs above (each run's own page names its own).",
+        "",
+        markdown_table(_machines_table(metas)),
         "",
     ]
     path = out_dir / "REPORT.md"

@@ -13,130 +13,21 @@ baseline ratio is taken per seed (same data set) and then averaged.
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from nodebench.claims import table2 as t2
+from nodebench.claims.table2 import BASELINES, LABELS, MODEL_ORDER, PAPER, PAPER_COUNTS, PAPER_RATIO, SHORT
+from nodebench.claims.table2 import config as _config
 from nodebench.report._tables import markdown_table
 from nodebench.schema import PRESET_NAMES as MAIN_PRESETS
-from nodebench.schema.latent import OBS_POINTS, TRAJ_STRIDE, VARIANT_PATTERN
-from nodebench.schema.latent import PAPER_TABLE2 as PAPER
+from nodebench.schema.latent import OBS_POINTS, TRAJ_STRIDE
 
-PAPER_COUNTS = tuple(PAPER["latent_ode"])  # the observation counts of Table 2
-PAPER_RATIO = {n: PAPER["latent_ode"][n] / PAPER["rnn"][n] for n in PAPER_COUNTS}
-BASELINES = ("rnn_tanh", "rnn_tanh_nodt", "gru")  # Table 2 order: the paper's RNN first, ours last
-MODEL_ORDER = (*BASELINES, "latent_ode")
-LABELS = {
-    "rnn_tanh": "RNN (tanh, Δt input)",
-    "rnn_tanh_nodt": "RNN (tanh, no Δt)",
-    "gru": "GRU (Δt input; ours, not the paper's)",
-    "latent_ode": "Latent ODE",
-}
-SHORT = {"rnn_tanh": "tanh RNN", "rnn_tanh_nodt": "tanh RNN, no Δt", "gru": "GRU", "latent_ode": "latent ODE"}
 SENSITIVITY = "sensitivity"  # preset (label prefix) of the protocol study's cells
+HISTORY = "history.md"  # the latent report's companion page: earlier configurations and studies
 COLOURS = {"rnn_tanh": "tab:orange", "rnn_tanh_nodt": "tab:red", "gru": "tab:green", "latent_ode": "tab:blue"}
-BOOKKEEPING = ("seeds", "obs_counts", "trajectory_spirals", "eval_every", "threads")
-# config fields that fix a seed's data set (train_std depends on nothing else), with the values of
-# runs made before the field existed
-DATA_FIELDS = {
-    "n_spirals": None,
-    "noise_std": None,
-    "amplitude": None,
-    "geometry": "torchdiffeq",
-    "n_grid": None,
-    "start_min": None,
-    "start_max": None,
-    "val_spirals": None,
-}
-
-
-def _config(meta: dict[str, Any]) -> dict[str, Any]:
-    return meta.get("config") or {}
-
-
-def canonical_model(model: str, config: dict[str, Any]) -> str:
-    """Model name in today's terms: earlier runs' ``rnn`` baseline is named by the cell it had."""
-    if model != "rnn":
-        return model
-    return "gru" if config.get("cell", "gru") == "gru" else "rnn_tanh"
-
-
-def _tagged(df: pd.DataFrame, metas: list[dict[str, Any]] | None = None) -> pd.DataFrame:
-    """Model records with ``model`` and ``n`` columns parsed from variants ``"<model>/n=<n>"``."""
-    parts = df["variant"].str.extract(VARIANT_PATTERN)
-    configs = {meta["run_id"]: _config(meta) for meta in metas or []}
-    models = [
-        canonical_model(model, configs.get(run, {})) if isinstance(model, str) else model
-        for model, run in zip(parts["model"], df["run_id"])
-    ]
-    out = df.assign(model=models, n=pd.to_numeric(parts["n"]))
-    return out[out["model"].isin(list(LABELS))].astype({"n": "int64"})
-
-
-def _data_key(config: dict[str, Any], seed: int) -> str:
-    return json.dumps([config.get(field, default) for field, default in DATA_FIELDS.items()] + [seed])
-
-
-def train_scales(df: pd.DataFrame, metas: list[dict[str, Any]]) -> pd.DataFrame:
-    """``train_std`` per (run, seed): recorded by the run, or by another run on the same data set.
-
-    Returns:
-        Columns ``run_id, seed, train_std, scale_from`` (the run that recorded it); ``train_std`` is
-        NaN where no run on that data configuration and seed recorded it.
-    """
-    rows = df[(df["variant"] == "data") & (df["metric"] == "train_std") & (df["step"] == -1)]
-    configs = {meta["run_id"]: _config(meta) for meta in metas}
-    recorded = {
-        (run, int(seed)): value for run, seed, value in zip(rows["run_id"], rows["seed"], rows["value"])
-    }
-    by_data: dict[str, tuple[float, str]] = {}
-    for (run, seed), value in recorded.items():
-        if run in configs:
-            by_data.setdefault(_data_key(configs[run], seed), (value, run))
-    out = []
-    for meta in metas:
-        for seed in meta.get("seeds") or _config(meta).get("seeds") or []:
-            run = meta["run_id"]
-            if (run, seed) in recorded:
-                value, source = recorded[(run, seed)], run
-            else:
-                value, source = by_data.get(_data_key(_config(meta), seed), (math.nan, ""))
-            out.append({"run_id": run, "seed": int(seed), "train_std": value, "scale_from": source})
-    return pd.DataFrame(out, columns=["run_id", "seed", "train_std", "scale_from"])
-
-
-def normalised(finals: pd.DataFrame, scales: pd.DataFrame) -> pd.DataFrame:
-    """``finals`` (``run_id, seed, value``, ...) with ``value`` divided by its run's and seed's ``train_std``.
-
-    NaN where the scale is unknown.
-    """
-    merged = finals.merge(scales[["run_id", "seed", "train_std"]], on=["run_id", "seed"], how="left")
-    return merged.assign(value=merged["value"] / merged["train_std"]).drop(columns="train_std")
-
-
-def ratios(finals: pd.DataFrame, baseline: str, numerator: str = "latent_ode") -> pd.DataFrame:
-    """Per (run, n, seed) the ratio of ``numerator``'s value to ``baseline``'s (the same data set).
-
-    Arguments:
-        finals: columns ``run_id, model, n, seed, value``.
-
-    Returns:
-        Columns ``run_id, n, seed, value`` (the ratio), only where both models have a value.
-    """
-    keys = ["run_id", "n", "seed"]
-    top = finals[finals["model"] == numerator][[*keys, "value"]]
-    bottom = finals[finals["model"] == baseline][[*keys, "value"]]
-    both = top.merge(bottom, on=keys, suffixes=("_num", "_den"))
-    return both.assign(value=both["value_num"] / both["value_den"])[[*keys, "value"]]
-
-
-def _final(df: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Per (model, n, seed) the final (``step = -1``) value of ``metric``."""
-    rows = df[(df["metric"] == metric) & (df["step"] == -1)]
-    return rows[["run_id", "model", "n", "seed", "value"]]
 
 
 def _mean_std(values: pd.Series, fmt: str = ".4f") -> str:
@@ -146,10 +37,6 @@ def _mean_std(values: pd.Series, fmt: str = ".4f") -> str:
     if len(values) == 1:
         return f"{values.iloc[0]:{fmt}} (1 seed)"
     return f"{values.mean():{fmt}} ± {values.std():{fmt}} ({len(values)})"
-
-
-def _columns(counts: list[int]) -> list[str]:
-    return [f"{n}/100" for n in counts]
 
 
 def _by_n(values: pd.DataFrame, counts: list[int], fmt: str = ".4f") -> dict[str, str]:
@@ -174,10 +61,10 @@ def _table2(tagged: pd.DataFrame, scales: pd.DataFrame, counts: list[int]) -> st
     for model in present:
         part = tagged[tagged["model"] == model]
         for source, text in (("truth", "noise-free truth"), ("noisy", "noisy observations")):
-            final = _final(part, f"rmse_extrap_{source}")
+            final = t2.finals(part, f"rmse_extrap_{source}")
             rows.append({"model": LABELS[model], "quantity": f"ours: RMSE vs {text}"} | _by_n(final, counts))
         for source, text in (("truth", "noise-free truth"), ("noisy", "noisy observations")):
-            final = normalised(_final(part, f"rmse_extrap_{source}"), scales)
+            final = t2.normalised(t2.finals(part, f"rmse_extrap_{source}"), scales)
             rows.append(
                 {"model": LABELS[model], "quantity": f"ours: RMSE / train_std, vs {text}"}
                 | _by_n(final, counts)
@@ -185,7 +72,7 @@ def _table2(tagged: pd.DataFrame, scales: pd.DataFrame, counts: list[int]) -> st
     if "latent_ode" in present:
         for baseline in [m for m in present if m in BASELINES]:
             for source, text in (("truth", "truth"), ("noisy", "noisy")):
-                ratio = ratios(_final(tagged, f"rmse_extrap_{source}"), baseline)
+                ratio = t2.ratios(t2.finals(tagged, f"rmse_extrap_{source}"), baseline)
                 rows.append(
                     {
                         "model": f"Latent ODE / {SHORT[baseline]}",
@@ -196,33 +83,19 @@ def _table2(tagged: pd.DataFrame, scales: pd.DataFrame, counts: list[int]) -> st
     return markdown_table(pd.DataFrame(rows))
 
 
-def _verdicts(tagged: pd.DataFrame, counts: list[int]) -> list[str]:
-    """Ordering and ratio against the paper's, per baseline of the paper (vs truth and vs noisy)."""
-    lines = []
-    table_counts = [n for n in counts if n in PAPER_RATIO]
-    for baseline in ("rnn_tanh", "rnn_tanh_nodt"):
-        for source, text in (("truth", "noise-free truth"), ("noisy", "noisy observations")):
-            ratio = ratios(_final(tagged, f"rmse_extrap_{source}"), baseline)
-            if ratio.empty:
-                continue
-            lower = [
-                f"n={n}: {(ratio[ratio['n'] == n]['value'] < 1).sum()}/{(ratio['n'] == n).sum()}"
-                for n in counts
-            ]
-            mean = ratio.groupby("n")["value"].mean()
-            against = ", ".join(
-                f"n={n}: {mean.get(n, math.nan):.2f} vs {PAPER_RATIO[n]:.2f}" for n in table_counts
-            )
-            rising = (
-                mean.reindex(table_counts).is_monotonic_increasing
-                and len(mean.reindex(table_counts).dropna()) > 1
-            )
-            lines.append(
-                f"- {SHORT[baseline]}, against the {text}: latent ODE below it in {', '.join(lower)} seeds; "
-                f"mean ratio (ours vs paper) {against}; ratio rising with n as in the paper: "
-                f"{'yes' if rising else 'no'}."
-            )
-    return lines
+def table2_markdown(
+    records: pd.DataFrame,
+    metas: list[dict[str, Any]],
+    scale_records: pd.DataFrame,
+    scale_metas: list[dict[str, Any]],
+) -> str:
+    """Table 2 of the runs ``metas`` (their ``records``): the paper's rows, ours raw, divided by
+    ``train_std`` (taken from ``scale_records`` of ``scale_metas`` where a run did not record its own)
+    and the latent-ODE/baseline ratios per seed."""
+    tagged = t2.tagged(records, metas)
+    scales = t2.train_scales(scale_records, scale_metas)
+    scales = scales[scales["run_id"].isin({m["run_id"] for m in metas})]
+    return _table2(tagged, scales, sorted(tagged["n"].unique()))
 
 
 def _details(tagged: pd.DataFrame, counts: list[int]) -> str:
@@ -240,7 +113,7 @@ def _details(tagged: pd.DataFrame, counts: list[int]) -> str:
     rows = []
     for model in MODEL_ORDER:
         for metric, text, fmt in metrics:
-            final = _final(tagged[tagged["model"] == model], metric)
+            final = t2.finals(tagged[tagged["model"] == model], metric)
             if final.empty:
                 continue
             if metric == "stopped_by_patience":
@@ -278,7 +151,7 @@ def _figure8(df: pd.DataFrame, tagged: pd.DataFrame, n: int, split: int, path: P
     Solid: the prediction inside the observation window; dashed: the extrapolation beyond it; a red
     cross marks the truth at the window's last time, where observation ends.
 
-    ``df``: the records of one run; ``tagged``: its model records (:func:`_tagged`).
+    ``df``: the records of one run; ``tagged``: its model records (:func:`nodebench.claims.table2.tagged`).
     """
     truth = _points(df, "data", "truth")
     if truth.empty:
@@ -350,51 +223,6 @@ def _curves(tagged: pd.DataFrame, path: Path) -> bool:
     return True
 
 
-# protocol fields added after some runs were made, with the value those runs had in effect
-ABSENT_MEANS = {"geometry": "torchdiffeq", "patience": 0, "min_improvement": 0.0, "min_iterations": 0}
-
-
-def _changed(config: dict[str, Any], reference: dict[str, Any], ignore: tuple[str, ...] = ()) -> list[str]:
-    """The protocol fields where ``config`` differs from ``reference``, as ``key=value`` texts."""
-    keys = [*config, *(key for key in reference if key not in config)]
-    return [
-        f"{key}={config.get(key, ABSENT_MEANS.get(key))}"
-        for key in keys
-        if key not in BOOKKEEPING
-        and key not in ignore
-        and config.get(key, ABSENT_MEANS.get(key)) != reference.get(key, ABSENT_MEANS.get(key))
-    ]
-
-
-def _differences(config: dict[str, Any], reference: dict[str, Any], ignore: tuple[str, ...] = ()) -> str:
-    """The protocol fields where ``config`` differs from ``reference``, as ``key=value`` text."""
-    return ", ".join(_changed(config, reference, ignore)) or "(none)"
-
-
-def study_reference(
-    groups: list[list[dict[str, Any]]], cells: list[list[dict[str, Any]]]
-) -> list[dict[str, Any]] | None:
-    """The main-preset run group the sensitivity cells vary: the one from which they differ in the
-    fewest protocol fields (models aside), the latest of equals. A cell changes one choice of the
-    card it was made from, which need not be the latest card."""
-    if not groups or not cells:
-        return None
-
-    def cost(group: list[dict[str, Any]]) -> int:
-        return sum(len(_changed(_config(cell[0]), _config(group[0]), ("models",))) for cell in cells)
-
-    return min(reversed(groups), key=cost)
-
-
-def _by_config(metas: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """Runs grouped by config apart from the seeds (e.g. one run per seed), in order of first start."""
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for meta in sorted(metas, key=lambda m: m.get("started_at") or ""):
-        config = {k: v for k, v in (meta.get("config") or {}).items() if k not in ("seeds", "threads")}
-        groups.setdefault(json.dumps(config, sort_keys=True), []).append(meta)
-    return list(groups.values())
-
-
 def _baseline(tagged: pd.DataFrame) -> str | None:
     """The baseline a study row compares against: the paper's RNN if it ran, else the first present."""
     return next((m for m in BASELINES if (tagged["model"] == m).any()), None)
@@ -410,19 +238,19 @@ def _study_row(
     ode = part[part["model"] == "latent_ode"]
     val = ode[ode["metric"] == "val_rmse_extrap"].groupby("seed")["value"]
     row: dict[str, Any] = {"n": n, "seeds": ",".join(str(s) for s in seeds)}
-    used = _final(ode, "iterations_used")["value"]
-    finished = not _final(ode, "rmse_extrap_truth").empty
+    used = t2.finals(ode, "iterations_used")["value"]
+    finished = not t2.finals(ode, "rmse_extrap_truth").empty
     row["latent ODE iterations"] = (
         _mean_std(used, ".0f") if not used.empty or not finished else f"{config.get('iterations')} (all)"
     )
     row["latent ODE val"] = _mean_std(val.min() if config.get("select", True) else val.last(), ".3f")
     for model, text in (("latent_ode", "latent ODE"), (baseline, "baseline")):
-        final = _final(part[part["model"] == model], "rmse_extrap_truth")
+        final = t2.finals(part[part["model"] == model], "rmse_extrap_truth")
         row[f"{text} test vs truth"] = _mean_std(final["value"], ".3f")
-        row[f"{text} / train_std"] = _mean_std(normalised(final, scales)["value"].dropna(), ".4f")
+        row[f"{text} / train_std"] = _mean_std(t2.normalised(final, scales)["value"].dropna(), ".4f")
     row["baseline"] = SHORT.get(baseline or "", "-")
     for source in ("truth", "noisy"):
-        ratio = ratios(_final(part, f"rmse_extrap_{source}"), baseline) if baseline else pd.DataFrame()
+        ratio = t2.ratios(t2.finals(part, f"rmse_extrap_{source}"), baseline) if baseline else pd.DataFrame()
         row[f"ratio vs {source}"] = _mean_std(ratio["value"] if not ratio.empty else pd.Series(), ".3f")
     std = scales.merge(part[["run_id", "seed"]].drop_duplicates(), on=["run_id", "seed"])[
         "train_std"
@@ -452,7 +280,7 @@ def _studies(
                 {
                     "runs": ", ".join(ids),
                     "preset (+ overrides)": group[0].get("preset"),
-                    "differs from the reference in": _differences(config, _config(reference)),
+                    "differs from the reference in": t2.differences(config, _config(reference)),
                 }
                 | _study_row(run, data, scales, n, config)
             )
@@ -482,7 +310,7 @@ def _sensitivity(
         ids = [meta["run_id"] for meta in group]
         run = tagged[tagged["run_id"].isin(ids)]
         data = df[df["run_id"].isin(ids) & (df["variant"] == "data")]
-        differs = _differences(_config(group[0]), _config(card[0]), ignore=("models",))
+        differs = t2.differences(_config(group[0]), _config(card[0]), ignore=("models",))
         for n in sorted(run["n"].unique()):
             rows.append(
                 {"cell": differs, "runs": ", ".join(ids)}
@@ -492,7 +320,7 @@ def _sensitivity(
 
 
 def _mean_ratio(tagged: pd.DataFrame, baseline: str, source: str = "truth") -> pd.Series:
-    ratio = ratios(_final(tagged, f"rmse_extrap_{source}"), baseline)
+    ratio = t2.ratios(t2.finals(tagged, f"rmse_extrap_{source}"), baseline)
     return ratio.groupby("n")["value"].mean()
 
 
@@ -503,8 +331,10 @@ def _claims(
     cells: list[list[dict[str, Any]]],
     reference_card: list[dict[str, Any]] | None = None,
 ) -> str:
-    """The paragraph on which of the paper's claims the card reproduces, from the records; the
-    sensitivity cells are compared with ``reference_card`` (default: the card), the card they vary."""
+    """What the card's numbers say beside the claims (whose verdicts the claims table gives): the absolute
+    RMSE against the paper's and the scale it implies, how training ended, and which study cell comes
+    nearest the paper; the sensitivity cells are compared with ``reference_card`` (default: the card),
+    the card they vary."""
     reference_card = reference_card or card
     ids = [meta["run_id"] for meta in card]
     run = tagged[tagged["run_id"].isin(ids)]
@@ -512,23 +342,11 @@ def _claims(
     if "latent_ode" not in set(run["model"]) or "rnn_tanh" not in set(run["model"]) or not counts:
         return "The card has no latent-ODE and tanh-RNN runs yet: no claim can be checked."
     seeds = sorted(run["seed"].unique())
-    ratio = ratios(_final(run, "rmse_extrap_truth"), "rnn_tanh")
-    below = int((ratio["value"] < 1).sum())
-    nodt = ratios(_final(run, "rmse_extrap_truth"), "rnn_tanh_nodt")
-    mean = ratio.groupby("n")["value"].agg(["mean", "std"])
-    ours = "/".join(f"{mean.loc[n, 'mean']:.2f}" for n in counts)
-    paper = "/".join(f"{PAPER_RATIO[n]:.2f}" for n in counts)
-    inside = [
-        n
-        for n in counts
-        if abs(mean.loc[n, "mean"] - PAPER_RATIO[n]) <= 2 * (mean.loc[n, "std"] if len(seeds) > 1 else 0)
-    ]
-    rising = mean["mean"].reindex(counts).is_monotonic_increasing
-    ode = _final(run[run["model"] == "latent_ode"], "rmse_extrap_truth")
-    ode_noisy = _final(run[run["model"] == "latent_ode"], "rmse_extrap_noisy")
+    ode = t2.finals(run[run["model"] == "latent_ode"], "rmse_extrap_truth")
+    ode_noisy = t2.finals(run[run["model"] == "latent_ode"], "rmse_extrap_noisy")
     raw = "/".join(f"{ode[ode['n'] == n]['value'].mean():.3f}" for n in counts)
     raw_noisy = "/".join(f"{ode_noisy[ode_noisy['n'] == n]['value'].mean():.3f}" for n in counts)
-    norm = normalised(ode, scales)
+    norm = t2.normalised(ode, scales)
     norm_text = "/".join(f"{norm[norm['n'] == n]['value'].mean():.4f}" for n in counts)
     std = scales[scales["run_id"].isin(ids)]["train_std"].mean()
     paper_raw = "/".join(f"{PAPER['latent_ode'][n]:.4f}" for n in counts)
@@ -552,7 +370,7 @@ def _claims(
         r = _mean_ratio(cell, "rnn_tanh")
         distance = float((r - pd.Series(PAPER_RATIO)).abs().dropna().mean())
         raw_cell = (
-            _final(cell[cell["model"] == "latent_ode"], "rmse_extrap_truth").groupby("n")["value"].mean()
+            t2.finals(cell[cell["model"] == "latent_ode"], "rmse_extrap_truth").groupby("n")["value"].mean()
         )
         raw_distance = float((raw_cell - pd.Series(PAPER["latent_ode"])).abs().dropna().mean())
         label = (
@@ -560,7 +378,7 @@ def _claims(
             if group is card
             else "the study's reference card"
             if group is reference_card
-            else "the cell " + _differences(_config(group[0]), _config(reference_card[0]), ("models",))
+            else "the cell " + t2.differences(_config(group[0]), _config(reference_card[0]), ("models",))
         )
         closest.append((distance, raw_distance, label))
     closest_text = ""
@@ -572,11 +390,11 @@ def _claims(
             f"paper's is that of {by_ratio[2]} (mean distance {by_ratio[0]:.2f}), and the raw latent-ODE "
             f"RMSE nearest the paper's is that of {by_raw[2]} (mean distance {by_raw[1]:.3f})."
         )
-    ode_units = _final(run[run["model"] == "latent_ode"], "stopped_by_patience")
+    ode_units = t2.finals(run[run["model"] == "latent_ode"], "stopped_by_patience")
     capped = int((ode_units["value"] == 0).sum())
-    late = _final(run[run["model"] == "latent_ode"], "selected_iteration")
+    late = t2.finals(run[run["model"] == "latent_ode"], "selected_iteration")
     iterations = _config(card[0]).get("iterations")
-    used = _final(run[run["model"] == "latent_ode"], "iterations_used")["value"]
+    used = t2.finals(run[run["model"] == "latent_ode"], "iterations_used")["value"]
     if ode_units.empty:
         budget_text = ""
     elif capped:
@@ -596,25 +414,14 @@ def _claims(
             "schedule that decays to the cap)."
         )
     return (
-        f"**Which of the paper's claims are reproduced** (the card: runs {', '.join(ids)}, seeds "
-        f"{', '.join(str(s) for s in seeds)}, n = {', '.join(str(n) for n in counts)}; protocol 'ours', "
-        "its card above). *Ordering*: the latent ODE extrapolates better than the paper's RNN (tanh, "
-        f"Δt input) in {below} of {len(ratio)} (seed, n) pairs"
-        + (
-            f", and better than the RNN without Δt in {int((nodt['value'] < 1).sum())} of {len(nodt)}"
-            if not nodt.empty
-            else ""
-        )
-        + f". *Ratio* (latent ODE / tanh RNN, against the noise-free truth, per seed): ours {ours} against "
-        f"the paper's {paper} at n = {'/'.join(str(n) for n in counts)}; within two seed standard deviations "
-        f"of the paper's at n = {', '.join(str(n) for n in inside) or 'none'}; rising with n as in the "
-        f"paper: {'yes' if rising else 'no'}. *Absolute value*: ours {raw} against the noise-free truth "
-        f"({raw_noisy} against the noisy points), the paper's {paper_raw}; divided by the training "
-        f"coordinate std (about {std:.2f}) ours is {norm_text}, so the paper's raw numbers would match "
-        f"ours only if its data had a coordinate std of about {implied}. The paper gives neither its "
-        "spiral equations, scale, time span, noise level, training length or stopping rule, nor whether "
-        "its RMSE was taken against noisy or noise-free points, so its absolute values can be neither "
-        "reproduced nor refuted; the ordering and the ratio are the checkable claims."
+        f"**Beside the claims** (the card: runs {', '.join(ids)}, seeds {', '.join(str(s) for s in seeds)}, "
+        f"n = {', '.join(str(n) for n in counts)}; protocol 'ours', its card above). *Absolute value*: "
+        f"ours {raw} against the noise-free truth ({raw_noisy} against the noisy points), the paper's "
+        f"{paper_raw}; divided by the training coordinate std (about {std:.2f}) ours is {norm_text}, so the "
+        f"paper's raw numbers would match ours only if its data had a coordinate std of about {implied}. "
+        "The paper gives neither its spiral equations, scale, time span, noise level, training length or "
+        "stopping rule, nor whether its RMSE was taken against noisy or noise-free points, so its absolute "
+        "values can be neither reproduced nor refuted; the ordering and the ratio are the checkable claims."
         + budget_text
         + closest_text
         + " No choice here was made on the test spirals: parameters, recurrent cells and the stopping "
@@ -665,8 +472,6 @@ def _table2_block(
         "",
         _table2(tagged, scales, counts),
         "",
-        *_verdicts(tagged, counts),
-        "",
     ]
     if "interrupted" in statuses:
         lines += [
@@ -714,18 +519,18 @@ def _has_models(group: list[dict[str, Any]]) -> bool:
 def section(df: pd.DataFrame, metas: list[dict[str, Any]], out_dir: Path) -> str:
     """The card's Table 2, the sensitivity table and the claims paragraph; then every earlier Table 2
     (other configurations of a main preset, protocol variants covering every n) and every run's row."""
-    tagged = _tagged(df, metas)
-    scales = train_scales(df, metas)
-    mains = [g for g in _by_config([m for m in metas if m.get("preset") in MAIN_PRESETS]) if _has_models(g)]
+    tagged = t2.tagged(df, metas)
+    scales = t2.train_scales(df, metas)
+    mains = [g for g in t2.by_config([m for m in metas if m.get("preset") in MAIN_PRESETS]) if _has_models(g)]
     latest = {group[0]["preset"]: _config(group[0]) for group in mains}  # last started wins
     current = [g for g in mains if _config(g[0]) == latest[g[0]["preset"]]]
     earlier = [g for g in mains if _config(g[0]) != latest[g[0]["preset"]]]
     card = next((g for g in current if g[0]["preset"] == "standard"), current[0] if current else None)
     others = [
-        g for g in _by_config([m for m in metas if m.get("preset") not in MAIN_PRESETS]) if _has_models(g)
+        g for g in t2.by_config([m for m in metas if m.get("preset") not in MAIN_PRESETS]) if _has_models(g)
     ]
     cells = [g for g in others if str(g[0].get("preset", "")).startswith(SENSITIVITY)]
-    reference_card = study_reference(mains, cells) or card
+    reference_card = t2.study_reference(mains, cells) or card
     lines: list[str] = []
     if card is not None:
         lines += _table2_block(df, tagged, scales, card, f"the card: preset {card[0]['preset']}", "", out_dir)
@@ -738,7 +543,7 @@ def section(df: pd.DataFrame, metas: list[dict[str, Any]], out_dir: Path) -> str
                 "Each cell is the card"
                 if same
                 else f"Each cell is the card the study was made from (runs {reference_ids}, which differs "
-                f"from the current card in {_differences(_config(reference_card[0]), _config(card[0]))})"
+                f"from the current card in {t2.differences(_config(reference_card[0]), _config(card[0]))})"
             )
             + " with one protocol choice changed (column `cell`), trained and "
             "selected exactly as that card but on seed 0 (three seeds where the seeds column says so) "
@@ -752,28 +557,29 @@ def section(df: pd.DataFrame, metas: list[dict[str, Any]], out_dir: Path) -> str
             _claims(tagged, scales, card, cells, reference_card),
             "",
         ]
+    history: list[str] = []
     for group in [g for g in current if g is not card] + earlier:
         preset = group[0]["preset"]
-        differs = _differences(_config(group[0]), latest[preset])
+        differs = t2.differences(_config(group[0]), latest[preset])
         note = (
             f"An earlier configuration of this preset: it differs from the latest {preset} run in {differs}."
             if differs != "(none)"
             else ""
         )
-        lines += _table2_block(df, tagged, scales, group, f"preset {preset}", note, out_dir)
+        history += _table2_block(df, tagged, scales, group, f"preset {preset}", note, out_dir)
     reference = card[0] if card is not None else (metas[-1] if metas else {})
     for group in others:
         counts = {n for meta in group for n in _config(meta).get("obs_counts") or []}
         if card is None or not set(PAPER_COUNTS) <= counts:
             continue  # a study of part of the table: in the studies table below
-        differs = _differences(_config(group[0]), _config(reference))
+        differs = t2.differences(_config(group[0]), _config(reference))
         note = (
             f"A protocol variant, not the card: it differs from the card in {differs}. "
             "Each run's meta.json holds its exact command."
         )
-        lines += _table2_block(df, tagged, scales, group, f"protocol variant ({differs})", note, out_dir)
-    lines += [
-        "#### Extrapolation RMSE of every run (protocol studies)",
+        history += _table2_block(df, tagged, scales, group, f"protocol variant ({differs})", note, out_dir)
+    history += [
+        "## Extrapolation RMSE of every run (protocol studies)",
         "",
         "Each exploratory run is the workload with the overrides in its preset label; runs that differ "
         "only in their seeds share a row. The third column lists the protocol fields in which the "
@@ -786,6 +592,24 @@ def section(df: pd.DataFrame, metas: list[dict[str, Any]], out_dir: Path) -> str
         "(`models=()`) only record the data scale for earlier runs and have no row.",
         "",
         _studies(df, tagged, scales, mains + others, reference),
+        "",
+    ]
+    (out_dir / HISTORY).write_text(
+        "\n".join(
+            [
+                "# Latent ODE: earlier configurations and protocol studies",
+                "",
+                "Every Table 2 of a configuration other than the card's, and one row per run of every "
+                "exploratory study, from the same records as [REPORT.md](REPORT.md).",
+                "",
+                *(line.replace("#### ", "## ") for line in history),
+            ]
+        ),
+        encoding="utf-8",
+    )
+    lines += [
+        f"Earlier configurations of the card, protocol variants and a row per exploratory run: [{HISTORY}]"
+        f"({HISTORY}).",
         "",
     ]
     return "\n".join(lines)

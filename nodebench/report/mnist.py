@@ -7,11 +7,11 @@ from typing import Any
 
 import pandas as pd
 
-from nodebench.report._load import load_state
+from nodebench.claims.evidence import Spec, footprint, load_state, select
 from nodebench.report._tables import markdown_table
 from nodebench.schema.mnist import PAPER_TABLE1
 
-PAPER_EPOCHS = 160  # the paper's (torchdiffeq example's) training length
+TEST_IMAGES = 10_000
 LABELS = {"mlp": "1-layer MLP", "resnet": "ResNet", "rknet": "RK-Net", "odenet": "ODE-Net"}
 #: The paper's Table 1 memory and time columns (L: layers; L~: NFE of one forward solve), as published.
 PAPER_COST = {
@@ -80,6 +80,49 @@ def table1(run: pd.DataFrame, meta: dict[str, Any]) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def _time_per_image_ms(records: pd.DataFrame, meta: dict[str, Any]) -> float:
+    """Median evaluation time per test image (ms): recorded, or the epoch's eval time over its images."""
+    recorded = _metric(records, "test_time_per_image")["value"]
+    if not recorded.empty:
+        return 1e3 * float(recorded.median())
+    images = (meta.get("config") or {}).get("test_size") or TEST_IMAGES
+    return 1e3 * float(_metric(records, "eval_time")["value"].median()) / images
+
+
+def table1_by_preset(
+    records: pd.DataFrame, metas: list[dict[str, Any]], presets: tuple[str, ...]
+) -> pd.DataFrame:
+    """Table 1 with one test-error column per citable preset that ran (the claims' evidence rule per
+    model and preset), the paper's values, and the time column from the most faithful preset.
+
+    Returns:
+        One row per model of the paper's Table 1 that has a run (empty frame if none).
+    """
+    rows = []
+    for model, label in LABELS.items():
+        chosen = {p: select(records, metas, Spec("mnist", (p,), variants=model)) for p in presets}
+        chosen = {p: ev for p, ev in chosen.items() if not ev.empty}
+        if not chosen:
+            continue
+        paper = PAPER_TABLE1[model]
+        row: dict[str, Any] = {"model": label, "paper: test error": f"{paper['test_error_pct']:.2f}%"}
+        for preset, ev in chosen.items():
+            errors = _last_per_seed(ev.records, "test_error")
+            epochs = int(ev.records["step"].max()) + 1
+            row[f"{preset} ({epochs} ep.)"] = f"{_mean_sd(errors)}%"
+        ev = next(iter(chosen.values()))
+        params = _metric(ev.records, "params")["value"]
+        row["params (paper)"] = (f"{params.iloc[0] / 1e6:.3f}M" if not params.empty else "-") + (
+            f" ({paper['params_millions']:.2f}M)"
+        )
+        row["train s/epoch"] = f"{_metric(ev.records, 'epoch_time')['value'].median():.0f}"
+        row["test ms/image"] = f"{_time_per_image_ms(ev.records, ev.metas[-1]):.2f}"
+        row["timings"] = footprint(ev.metas).load_text()
+        row["memory, time (paper)"] = ", ".join(PAPER_COST[model])
+        rows.append(row)
+    return pd.DataFrame(rows).fillna("-")
 
 
 def _run_label(meta: dict[str, Any]) -> str:
