@@ -171,6 +171,16 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     if args.summary is not None:
         return _cmd_summary(args)
+    if args.docs:
+        from nodebench.report import prose
+
+        try:
+            return prose.main(["--check"] if args.check else [], runner.finished_seeds)
+        except (prose.StaleFact, OSError) as exc:
+            print(f"nodebench report --docs: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+    if args.check:
+        raise _UsageError("--check goes with --docs")
     run_dirs = [Path(p) for p in args.run_dirs] or store.latest_runs(args.runs)
     if not run_dirs:
         print(f"nodebench report: no complete runs under {args.runs}", file=sys.stderr)
@@ -422,6 +432,13 @@ def _parser() -> argparse.ArgumentParser:
         help="instead of a report, write the paper-claims summary (default PATH: results/SUMMARY.md) "
         "from the runs given, or from every run under --runs",
     )
+    report.add_argument(
+        "--docs",
+        action="store_true",
+        help="instead of a report, re-render the measured numbers of README.md, docs/protocols.md and "
+        "results/README.md from results/runs (run in the repository root)",
+    )
+    report.add_argument("--check", action="store_true", help="with --docs: exit 1 if a document is stale")
 
     check = sub.add_parser("check", help="correctness matrix against torchdiffeq and analytic references")
     check.add_argument("--device", choices=["cpu", "cuda"], default="cpu")

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from nodebench.report import runtable
+from nodebench.report import prose, runtable
 
 
 def _meta(root, workload, run_id, attempts, **extra):
@@ -47,23 +47,25 @@ def test_the_table_is_what_meta_says_and_the_prose_stays(tmp_path):
     )
     readme = tmp_path / "README.md"
     readme.write_text(
-        f"intro prose\n\n{runtable.START}\nold typed table, 38 min\n{runtable.END}\n\nmore prose\n"
+        "intro prose\n\n<!-- run-table:start -->\nold typed table, 38 min\n"
+        "<!-- run-table:end -->\n\nmore prose\n"
     )
-    assert runtable.main(["--check", str(readme)]) == 1
-    assert runtable.main([str(readme)]) == 0
+    sources = prose.Sources(tmp_path / "runs")
+    assert prose.stale(readme, sources) == ["block run-table is out of date"]
+    readme.write_text(prose.render(readme.read_text(), sources))
     text = readme.read_text()
     assert text.startswith("intro prose\n") and text.endswith("\n\nmore prose\n") and "38 min" not in text
     spiral, latent = runtable.rows(tmp_path / "runs")  # spiral sorts before latent
     assert (spiral["workload"], spiral["wall time"], spiral["threads"]) == ("spiral", "30 s", 2)
-    assert spiral["commit"] == "- (dirty tree)"
+    assert (spiral["commit"], spiral["code"]) == ("-", "modified tree, diff not saved")
     assert latent["wall time"] == "44.4 min + 1 killed attempt (no end recorded)"
     assert latent["threads"] == 1 and latent["command"] == "`nodebench run w`, resumed 1x"
-    assert latent["commit"] == "`01234567`"
-    assert runtable.main(["--check", str(readme)]) == 0
+    assert (latent["commit"], latent["code"]) == ("`01234567`", "clean tree")
+    assert prose.stale(readme, sources) == []
 
 
-def test_a_readme_without_markers_is_refused(tmp_path):
+def test_an_unknown_block_is_refused(tmp_path):
     readme = tmp_path / "README.md"
-    readme.write_text("no table here\n")
-    with pytest.raises(ValueError, match="markers"):
-        runtable.render(readme)
+    readme.write_text("<!-- run-tabel:start -->\nx\n<!-- run-tabel:end -->\n")
+    with pytest.raises(prose.StaleFact, match="unknown block 'run-tabel'"):
+        prose.render(readme.read_text(), prose.Sources(tmp_path))

@@ -85,7 +85,6 @@ class Result:
         why: the notes, joined.
         evidence: the runs and records the value came from (empty for ``not run``).
         caveats: measured caveats.
-        seeds_disagree: whether the claim decided per seed gives different verdicts.
     """
 
     claim: Claim
@@ -94,7 +93,6 @@ class Result:
     why: str
     evidence: Evidence
     caveats: tuple[str, ...] = ()
-    seeds_disagree: bool = False
 
 
 def _not_run(claim: Claim, why: str) -> Result:
@@ -110,11 +108,10 @@ def evaluate_claim(claim: Claim, context: Context) -> Result:
     if measured is None or measured.rows.empty:
         return _not_run(claim, f"the cited runs ({', '.join(evidence.run_ids())}) lack the records it needs")
     verdict = claim.rule.decide(**measured.inputs)
-    ours, disagree = measured.ours, False
+    ours = measured.ours
     if len(measured.per_seed) > 1:
         by_seed = {seed: claim.rule.decide(**inputs) for seed, (_, inputs) in measured.per_seed.items()}
-        disagree = len(set(by_seed.values())) > 1
-        if disagree:
+        if len(set(by_seed.values())) > 1:
             ours += "; per seed: " + ", ".join(
                 f"{seed}: {text} ({by_seed[seed]})" for seed, (text, _) in sorted(measured.per_seed.items())
             )
@@ -125,7 +122,6 @@ def evaluate_claim(claim: Claim, context: Context) -> Result:
         "; ".join(measured.notes),
         evidence.restrict(measured.rows),
         measured.caveats,
-        disagree,
     )
 
 

@@ -38,8 +38,6 @@ STATUS_LABELS = {
     "running": "**UNFINISHED (running or killed) -- partial results**",
 }
 
-Section = Callable[[pd.DataFrame, list[dict[str, Any]], Path], str]
-
 
 def _report_module(workload: str, package: str = __package__) -> Any:
     """``<package>.<workload>`` (by default ``nodebench.report.<workload>``) if it exists, else ``None``."""

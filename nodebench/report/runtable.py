@@ -1,47 +1,38 @@
-"""The run table of ``results/README.md``, generated from each run's ``meta.json`` (never typed).
+"""The run table of ``results/README.md``: one row per committed run, from its ``meta.json`` (never typed).
 
-    python -m nodebench.report.runtable results/README.md          # rewrite the table in place
-    python -m nodebench.report.runtable --check results/README.md  # exit 1 when it is out of date
-
-The table sits between the markers ``<!-- run-table:start -->`` and ``<!-- run-table:end -->``; the
-prose around it is left alone. Runs are read from ``runs/`` next to the README. Wall time is the sum
-over a run's attempts of ``ended_at - started_at``; an attempt that was killed has no end and is
-counted as such, not guessed. Threads are the run's torch threads (its config's, else those recorded).
+Rendered into the ``run-table`` block by ``nodebench report --docs`` (:mod:`nodebench.report.prose`). Wall
+time is the sum over a run's attempts of ``ended_at - started_at``; an attempt that was killed has no end
+and is counted as such, not guessed. Threads are the run's torch threads (its config's, else those
+recorded).
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from nodebench import store
+from nodebench.claims.evidence import attempt_seconds, tree_state
 from nodebench.report._build import _threads
 
-START = "<!-- run-table:start -->"
-END = "<!-- run-table:end -->"
 ORDER = ("spiral", "memory", "tolerance", "nfe", "solvers", "mnist", "latent")
 
 
-def _duration(attempt: dict[str, Any]) -> float | None:
-    if not attempt.get("started_at") or not attempt.get("ended_at"):
-        return None
-    start, end = (datetime.fromisoformat(attempt[k]) for k in ("started_at", "ended_at"))
-    return (end - start).total_seconds()
+def rank(workload: str | None) -> tuple[int, str]:
+    """Where a workload's runs sit in the tables: :data:`ORDER`, then any other by name."""
+    return (ORDER.index(workload) if workload in ORDER else len(ORDER), str(workload))
 
 
-def _format(seconds: float) -> str:
+def format_seconds(seconds: float) -> str:
+    """``2.3 h``, ``14.7 min`` or ``45 s``."""
     if seconds >= 3600:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
 def _wall(meta: dict[str, Any]) -> str:
-    attempts = meta.get("attempts") or []
-    times = [_duration(a) for a in attempts]
-    text = _format(sum(t for t in times if t is not None))
+    times = [attempt_seconds(a) for a in meta.get("attempts") or []]
+    text = format_seconds(sum(t for t in times if t is not None))
     open_last = bool(times) and times[-1] is None and meta.get("status") == "running"
     killed = sum(t is None for t in times) - open_last
     if killed:
@@ -51,24 +42,21 @@ def _wall(meta: dict[str, Any]) -> str:
     return text
 
 
-def _command(meta: dict[str, Any]) -> str:
+def first_command(meta: dict[str, Any]) -> str:
+    """The command the run was started with."""
     attempts = meta.get("attempts") or []
-    first = attempts[0]["command"] if attempts else meta.get("command", "")
-    resumed = len(attempts) - 1
-    return f"`{first}`" + (f", resumed {resumed}x" if resumed else "")
+    return attempts[0]["command"] if attempts else meta.get("command", "")
 
 
-def _dirty(meta: dict[str, Any]) -> str:
-    return " (dirty tree)" if any(a.get("git_dirty") for a in meta.get("attempts") or []) else ""
+def _command(meta: dict[str, Any]) -> str:
+    resumed = len(meta.get("attempts") or []) - 1
+    return f"`{first_command(meta)}`" + (f", resumed {resumed}x" if resumed > 0 else "")
 
 
 def rows(runs_root: Path) -> list[dict[str, Any]]:
     """One row per run under ``runs_root`` (``runs/<workload>/<run-id>``), in workload then start order."""
     metas = [store.read_meta(p.parent) for p in runs_root.glob("*/*/meta.json")]
-    rank = {w: i for i, w in enumerate(ORDER)}
-    metas.sort(
-        key=lambda m: (rank.get(m.get("workload"), len(ORDER)), m.get("workload"), m.get("started_at"))
-    )
+    metas.sort(key=lambda m: (rank(m.get("workload")), m.get("started_at")))
     out = []
     for m in metas:
         commit = m.get("git_commit")
@@ -81,7 +69,8 @@ def rows(runs_root: Path) -> list[dict[str, Any]]:
                 "wall time": _wall(m),
                 "threads": _threads(m),
                 "CPU": m.get("cpu"),
-                "commit": ("-" if commit is None else f"`{commit[:8]}`") + _dirty(m),
+                "commit": "-" if commit is None else f"`{commit[:8]}`",
+                "code": tree_state(m),
                 "status": m.get("status"),
             }
         )
@@ -97,37 +86,3 @@ def table(runs_root: Path) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(str(r[k]).replace("|", "\\|") for k in head) + " |" for r in body]
     return "\n".join(lines)
-
-
-def render(readme: Path) -> str:
-    """``readme`` with the text between the markers replaced by the current table."""
-    text = readme.read_text()
-    if START not in text or END not in text:
-        raise ValueError(f"{readme}: no {START} ... {END} markers to put the run table between")
-    before, rest = text.split(START, 1)
-    _, after = rest.split(END, 1)
-    generated = f"{START}\n<!-- generated by `python -m nodebench.report.runtable {readme.name}` -->\n"
-    return f"{before}{generated}{table(readme.parent / 'runs')}\n{END}{after}"
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m nodebench.report.runtable", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument(
-        "readme", type=Path, help="e.g. results/README.md (runs are read from runs/ beside it)"
-    )
-    parser.add_argument("--check", action="store_true", help="exit 1 when the table is out of date")
-    args = parser.parse_args(argv)
-    new = render(args.readme)
-    if args.check:
-        stale = new != args.readme.read_text()
-        print(f"{args.readme}: run table {'out of date' if stale else 'up to date'}")
-        return 1 if stale else 0
-    args.readme.write_text(new)
-    print(f"{args.readme}: run table written ({len(rows(args.readme.parent / 'runs'))} runs)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -9,8 +9,6 @@ observation window, the rest extrapolated).
 
 from __future__ import annotations
 
-import re
-
 #: Step encoding of trajectory points: ``slot * TRAJ_STRIDE + i``.
 TRAJ_STRIDE = 1000
 #: Points in a spiral's observation window; the points after it are extrapolated.
@@ -29,9 +27,3 @@ PAPER_TABLE2 = {
 def variant(model: str, n: int) -> str:
     """The variant of ``model`` trained on ``n`` observations per spiral."""
     return f"{model}/n={n}"
-
-
-def parse_variant(name: str) -> tuple[str, int] | None:
-    """``(model, n)`` of a model variant, ``None`` for any other variant (e.g. ``"data"``)."""
-    match = re.match(VARIANT_PATTERN, name)
-    return (match["model"], int(match["n"])) if match else None
