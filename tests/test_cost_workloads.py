@@ -142,7 +142,7 @@ def test_report_sections_render_from_records(smoke_runs, tmp_path):
     text = path.read_text()
     assert "failed to build" not in text
     for name, run_dir in smoke_runs.items():
-        assert f"\n## {name}\n" in text and text.index(f"\n## {name}\n") < text.index("## Appendix")
+        assert f"\n## {name}\n" in text and text.index(f"\n## {name}\n") < text.index("\n## Runs\n")
         run_id = store.read_meta(run_dir)["run_id"]
         figures = sorted((tmp_path / "report" / "figures").glob(f"{name}-{run_id}*.png"))
         assert figures, name

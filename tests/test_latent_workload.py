@@ -229,14 +229,16 @@ def test_report_renders(smoke_run: Path, tmp_path: Path) -> None:
             and f"| RNN (tanh, Δt input) | ours: {quantity}" in text
         )
     assert "| Latent ODE / tanh RNN, no Δt | ours: ratio per seed, vs truth |" in text
-    assert "#### Protocol study" in text and "**Which of the paper's claims are reproduced**" in text
+    assert "#### Protocol study" in text and "**Beside the claims**" in text
     for n in latent.PRESETS["smoke"].obs_counts:
         figure = f"figures/latent-{smoke_run.name}-fig8-n{n}.png"
         assert figure in text and (tmp_path / "report" / figure).stat().st_size > 0
-    assert "protocol studies" in text
-    assert f"#### Table 2, protocol variant (iterations=4) (seeds [0]; runs {variant.name}; complete)" in text
-    assert "#### Table 2, protocol variant (obs_counts" not in text  # TINY covers n = 30 only
-    studies = text[text.index("protocol studies") :]
+    # earlier configurations, variants and the studies table are on the companion page
+    assert "](history.md)" in text and "protocol studies" not in text
+    history = (tmp_path / "report" / "history.md").read_text()
+    assert f"## Table 2, protocol variant (iterations=4) (seeds [0]; runs {variant.name}; complete)" in history
+    assert "## Table 2, protocol variant (obs_counts" not in history  # TINY covers n = 30 only
+    studies = history[history.index("protocol studies") :]
     assert f"differs from the card, run `{smoke_run.name}` (preset smoke;" in studies
     assert "| smoke+obs_counts=(30,),iterations=4,eval_every=2 | iterations=4 | 30 |" in studies
 

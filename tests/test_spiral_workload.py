@@ -188,7 +188,7 @@ def test_report_builds_the_section_and_figures(smoke_run: Path, tmp_path: Path):
     text = (tmp_path / "REPORT.md").read_text()
     assert (
         "\n## spiral\n" in text
-        and text.index("| problem | mode | solver |") < text.index("## Appendix")
+        and text.index("| problem | mode | solver |") < text.index("\n## Runs\n")
         and "section failed" not in text
     )
     assert "| problem | mode | solver |" in text and "final traj MSE" in text
