@@ -119,7 +119,16 @@ def test_unavailable_workloads_are_clear_errors(tmp_path, toy, capsys):
 
 def test_builtin_names_are_registered_lazily():
     assert set(workloads.BUILTIN) <= set(workloads.names())
-    assert set(workloads.BUILTIN) == {"spiral", "memory", "tolerance", "nfe", "solvers", "mnist", "latent"}
+    assert set(workloads.BUILTIN) == {
+        "spiral",
+        "memory",
+        "tolerance",
+        "nfe",
+        "solvers",
+        "mnist",
+        "latent",
+        "figure3c",
+    }
 
 
 def test_reproduce_runs_resumes_and_reports(tmp_path, toy, capsys):

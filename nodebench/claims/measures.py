@@ -223,6 +223,70 @@ def nfe_checkpoints(evidence: Evidence, context: Context) -> Measurement | None:
     )
 
 
+FIGURE3C_VARIANT = r"(?P<model>[a-z]+)/(?P<solver>[a-z0-9]+)/(?P<norm>full|seminorm)/tol=(?P<tol>[0-9e.+-]+)"
+
+
+def figure3c_cells(records: pd.DataFrame) -> pd.DataFrame:
+    """The Figure 3c study's cells: per (model, solver, norm, tol) the medians over recorded iterations.
+
+    Returns:
+        Columns ``model, solver, norm, tol, iterations, nfe_forward, nfe_backward, ratio`` (median of
+        the per-iteration backward/forward ratios), ``ratio_q1, ratio_q3`` (its quartiles),
+        ``ratio_vjp`` (calls and VJPs of the backward pass over the forward calls, median) and
+        ``time_ratio`` (backward over forward wall time, median); the paper's solver (lsoda) first.
+    """
+    columns = ["model", "solver", "norm", "tol", "iterations", "nfe_forward", "nfe_backward", "ratio"]
+    columns += ["ratio_q1", "ratio_q3", "ratio_vjp", "time_ratio"]
+    parts = records["variant"].str.extract(f"^{FIGURE3C_VARIANT}$")
+    rows = records[parts["model"].notna()].join(parts[parts["model"].notna()])
+    if rows.empty:
+        return pd.DataFrame(columns=columns)
+    keys = ["model", "solver", "norm", "tol"]
+    wide = rows.pivot_table(index=[*keys, "seed", "step"], columns="metric", values="value").reset_index()
+    wide["ratio"] = wide["nfe_backward"] / wide["nfe_forward"]
+    wide["ratio_vjp"] = (wide["f_backward"] + wide["vjp_backward"]) / wide["f_forward"]
+    wide["time_ratio"] = wide["time_backward"] / wide["time_forward"]
+    grouped = wide.groupby(keys, sort=False)
+    out = grouped[["nfe_forward", "nfe_backward", "ratio", "ratio_vjp", "time_ratio"]].median()
+    out["ratio_q1"] = grouped["ratio"].quantile(0.25)
+    out["ratio_q3"] = grouped["ratio"].quantile(0.75)
+    out["iterations"] = grouped.size()
+    out = out.reset_index()
+    out["tol"] = out["tol"].astype(float)
+    order = {"lsoda": 0, "adams": 1, "dopri5": 2}
+    out = out.sort_values(
+        ["model", "solver", "norm", "tol"], key=lambda c: c.map(order) if c.name == "solver" else c
+    )
+    return out[columns].reset_index(drop=True)
+
+
+def figure3c_study(evidence: Evidence, context: Context) -> Measurement | None:
+    """The paper's solver (LSODA) with the paper-era full backward norm, median ratio over its cells;
+    per tolerance, and the study's cell nearest the paper's half."""
+    cells = figure3c_cells(evidence.records)
+    if cells.empty:
+        return None
+    paper = cells[(cells["solver"] == "lsoda") & (cells["norm"] == "full")]
+    if paper.empty:
+        return None
+    lsoda = evidence.records[evidence.records["variant"].str.contains("/lsoda/full/")]
+    wide = lsoda.pivot_table(index=["variant", "seed", "step"], columns="metric", values="value")
+    median = float((wide["nfe_backward"] / wide["nfe_forward"]).median())
+    per_tol = ", ".join(f"{t:.0e}: {r:.2f}" for t, r in zip(paper["tol"], paper["ratio"]))
+    nearest = cells.loc[(cells["ratio"] - 0.5).abs().idxmin()]
+    return Measurement(
+        ours=f"LSODA, full norm: backward/forward {median:.2f} (median; by tolerance {per_tol}); nearest "
+        f"0.5 of the {len(cells)} cells: {nearest['solver']}, {nearest['norm']}, {nearest['tol']:.0e} "
+        f"({nearest['ratio']:.2f})",
+        inputs={"ratio": median},
+        rows=lsoda,
+        notes=(
+            f"{int(paper['iterations'].max())} iterations per cell from one seed; the study's table is "
+            "in the figure3c report",
+        ),
+    )
+
+
 # ---- tolerance sweeps, Figure 3a/3b ---------------------------------------------------------------------
 
 

@@ -202,17 +202,28 @@ def odenet(
     atol: float = 1e-3,
     options: dict[str, Any] | None = None,
     mode: str = "adjoint",
+    adjoint_norm: str = "seminorm",
 ) -> nn.Sequential:
     """ODE-Net: downsampling, one ODE block on t in [0, 1], head.
 
     Arguments:
         method, rtol, atol, options: the solver of the ODE block.
         mode: ``"adjoint"`` (the paper's ODE-Net) or ``"direct"``.
+        adjoint_norm: the backward solve's error norm (:class:`ODEBlock`).
 
     Returns:
         The model; input [N, 1, 28, 28] float, output [N, 10] logits.
     """
-    return _classifier(ODEBlock(ODEFunc(64), mode=mode, method=method, rtol=rtol, atol=atol, options=options))
+    block = ODEBlock(
+        ODEFunc(64),
+        mode=mode,
+        method=method,
+        rtol=rtol,
+        atol=atol,
+        options=options,
+        adjoint_norm=adjoint_norm,
+    )
+    return _classifier(block)
 
 
 def rknet(steps: int = 6) -> nn.Sequential:
