@@ -38,6 +38,14 @@ def wide(records: pd.DataFrame, index: list[str]) -> pd.DataFrame:
     return means.unstack("metric").reset_index()
 
 
+def seeds_drawn(records: pd.DataFrame) -> str:
+    """The seeds a figure of ``records`` draws, for its caption (values are means over seeds)."""
+    seeds = sorted(int(s) for s in records["seed"].unique() if s >= 0)
+    if len(seeds) == 1:
+        return f"Seed {seeds[0]} (one seed: no spread)"
+    return f"Means over seeds {', '.join(map(str, seeds))} (no spread drawn)"
+
+
 def linear_fit(x: pd.Series | np.ndarray, y: pd.Series | np.ndarray) -> tuple[float, float]:
     """Least-squares ``y = slope * x + intercept``; ``(nan, nan)`` with fewer than two distinct x."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)

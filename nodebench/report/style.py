@@ -1,0 +1,310 @@
+"""One visual language for every report figure, and the registry of the figure functions.
+
+- **colour = method**: a solver method (dopri5, adams, ...) has one colour in every figure. Models
+  are methods too: ODE models take the colour of the solver they ran (ODE-Net and the latent ODE
+  dopri5's blue, or adams' orange when trained with adams; RK-Net rk4's brown), the others have
+  colours no solver uses.
+- **marker and line style = library**: nodebench circles and solid lines, torchdiffeq squares and
+  dashed lines, scipy triangles and dotted lines, torchode down-triangles and dash-dotted lines.
+- **shade = an ordered secondary value** (tolerance, epoch, gradient mode, repeated run): shades of the
+  method's colour from light (loose tolerance, early epoch) to dark. Legends list only the values that
+  were drawn, one entry each (categorical, never binned).
+- References: the ground truth light grey, observations black dots, the paper's values black, guide
+  lines (y = x) grey.
+
+Figure functions take tidy frames and return a :class:`~matplotlib.figure.Figure` (no pyplot state);
+:func:`figure_function` registers them in :data:`FIGURES`, over which the layout test runs.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple, TypeVar
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.colors import to_rgb
+from matplotlib.lines import Line2D
+from matplotlib.ticker import NullFormatter
+
+#: Solver methods (tab10, then darker tab20b hues for the rarer ones).
+METHOD_COLOURS = {
+    "dopri5": "#1f77b4",
+    "adams": "#ff7f0e",
+    "euler": "#2ca02c",
+    "tsit5": "#d62728",
+    "bosh3": "#9467bd",
+    "rk4": "#8c564b",
+    "dopri8": "#e377c2",
+    "fehlberg2": "#bcbd22",
+    "adaptive_heun": "#17becf",
+    "lsoda": "#393b79",
+    "vode": "#637939",
+    "midpoint": "#e7ba52",
+}
+#: Models: ODE models in their solver's colour, the others in colours no solver has.
+MODEL_COLOURS = {
+    "odenet": METHOD_COLOURS["dopri5"],
+    "latent_ode": METHOD_COLOURS["dopri5"],
+    "rknet": METHOD_COLOURS["rk4"],
+    "mlp": "#7f7f7f",
+    "resnet": "#7b4173",
+    "rnn_tanh": "#d6616b",
+    "rnn_tanh_nodt": "#843c39",
+    "gru": "#8c6d31",
+}
+COLOURS = {**METHOD_COLOURS, **MODEL_COLOURS}
+#: Colours for names neither table knows, handed out in order within a figure.
+SPARE_COLOURS = ("#6b6ecf", "#b5cf6b", "#ce6dbd", "#9c9ede", "#e7969c", "#cedb9c", "#000000")
+
+TRUTH = "0.6"  # ground truth
+OBSERVED = "black"  # observations
+PAPER = "black"  # the paper's values
+GUIDE = "0.45"  # guide lines such as y = x
+
+
+class LibraryStyle(NamedTuple):
+    marker: str
+    linestyle: Any
+
+
+LIBRARY_STYLES = {
+    "nodebench": LibraryStyle("o", "-"),
+    "torchdiffeq": LibraryStyle("s", "--"),
+    "scipy": LibraryStyle("^", ":"),
+    "torchode": LibraryStyle("v", "-."),
+}
+#: Lines that are no library's solve (a ResNet, a recurrent network).
+NO_LIBRARY = LibraryStyle("D", "-")
+LIBRARIES = tuple(LIBRARY_STYLES)
+
+FIGURES: dict[str, Callable[..., Any]] = {}
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def figure_function(fn: F) -> F:
+    """Register a figure function (``module.name`` in :data:`FIGURES`); it returns a Figure."""
+    FIGURES[f"{fn.__module__.rsplit('.', 1)[-1]}.{fn.__qualname__}"] = fn
+    return fn
+
+
+def colour(name: str) -> str:
+    """The colour of a method or model (a stable spare colour for names no table knows)."""
+    if name in COLOURS:
+        return COLOURS[name]
+    return SPARE_COLOURS[zlib.crc32(name.encode()) % len(SPARE_COLOURS)]
+
+
+def palette(names: Iterable[str]) -> dict[str, str]:
+    """Colours of ``names`` (methods or models): the fixed ones, and distinct spares for the others."""
+    names = list(dict.fromkeys(names))
+    spare = iter(c for c in SPARE_COLOURS if c not in {COLOURS.get(n) for n in names})
+    return {name: COLOURS[name] if name in COLOURS else next(spare, "#000000") for name in names}
+
+
+def library_style(library: str | None) -> LibraryStyle:
+    """Marker and line style of a library (:data:`NO_LIBRARY` for ``None`` or unknown names)."""
+    return LIBRARY_STYLES.get(library or "", NO_LIBRARY)
+
+
+def split_solver(name: str) -> tuple[str | None, str]:
+    """``(library, method)`` of a solver name such as ``nodebench/dopri5``, ``torchdiffeq dopri5`` or
+    ``mnist_odenet/nodebench/adams``; ``(None, name)`` when no library is named."""
+    parts = name.replace(" ", "/").split("/")
+    for i, part in enumerate(parts[:-1]):
+        if part in LIBRARY_STYLES:
+            return part, parts[i + 1]
+    return None, parts[-1]
+
+
+def mix(base: Any, other: Any, amount: float) -> tuple[float, float, float]:
+    """``base`` moved ``amount`` (0..1) of the way towards ``other``."""
+    a, b = np.array(to_rgb(base)), np.array(to_rgb(other))
+    return tuple(float(v) for v in a + (b - a) * amount)  # type: ignore[return-value]
+
+
+def lighter(base: Any, amount: float = 0.55) -> tuple[float, float, float]:
+    """``base`` mixed with white."""
+    return mix(base, "white", amount)
+
+
+def shades(base: Any, n: int) -> list[tuple[float, float, float]]:
+    """``n`` shades of ``base`` from light to dark (just ``base`` for ``n = 1``)."""
+    if n <= 1:
+        return [tuple(to_rgb(base))] * n  # type: ignore[list-item]
+    out = []
+    for x in np.linspace(-0.62, 0.32, n):  # negative: towards white, positive: towards black
+        out.append(lighter(base, -x) if x < 0 else mix(base, "black", x))
+    return out
+
+
+def shade_map(values: Sequence[Any], base: Any, *, reverse: bool = False) -> dict[Any, Any]:
+    """Each of the sorted distinct ``values`` with its shade of ``base``, light first (``reverse``:
+    the largest value lightest, e.g. tolerances, loosest first)."""
+    ordered = sorted(set(values), reverse=reverse)
+    return dict(zip(ordered, shades(base, len(ordered))))
+
+
+def handle(
+    label: str, colour: Any = "black", *, marker: str | None = None, linestyle: Any = "", **kw
+) -> Line2D:
+    """A legend entry (a line, a marker or both)."""
+    kw.setdefault("markersize", 6)
+    return Line2D([], [], color=colour, marker=marker, linestyle=linestyle, label=label, **kw)
+
+
+def solver_handle(library: str | None, method: str, label: str | None = None, *, line: bool = True) -> Line2D:
+    """The legend entry of one solver: its method's colour, its library's marker and line style."""
+    style = library_style(library)
+    text = label if label is not None else " ".join(p for p in (library, method) if p)
+    return handle(text, colour(method), marker=style.marker, linestyle=style.linestyle if line else "")
+
+
+def tolerance_label(tol: float) -> str:
+    """``1e-3``-style text of a tolerance."""
+    return f"{tol:.0e}".replace("e-0", "e-").replace("e+0", "e")
+
+
+def shade_handles(
+    labels: Sequence[str], base: Any = "0.35", *, marker: str | None = "o", linestyle: Any = ""
+) -> list[Line2D]:
+    """Legend entries of an ordered secondary value drawn as shades (light to dark), in ``base``'s
+    shades (grey by default: the shade, not the hue, is what they say); markers, or lines if
+    ``linestyle`` is given."""
+    if linestyle:
+        marker = None
+    colours = shades(base, len(labels))
+    return [handle(text, c, marker=marker, linestyle=linestyle) for text, c in zip(labels, colours)]
+
+
+def categorical_legend(target: Any, handles: Sequence[Line2D], title: str | None = None, **kw: Any) -> Any:
+    """A legend listing exactly ``handles`` (the values drawn), in small type.
+
+    Arguments:
+        target: an Axes, or a Figure (then ``loc`` may be ``"outside right upper"`` etc.).
+        handles: the entries (:func:`handle`, :func:`solver_handle`, :func:`shade_handles`).
+        title: the legend's title.
+        kw: more :meth:`~matplotlib.axes.Axes.legend` options.
+
+    Returns:
+        The legend.
+    """
+    kw.setdefault("fontsize", "small")
+    kw.setdefault("title_fontsize", "small")
+    if isinstance(target, Axes) and target.get_legend() is not None:
+        target.add_artist(target.get_legend())  # a second legend on the same axes keeps the first
+    return target.legend(handles=list(handles), title=title, **kw)
+
+
+def log_axis(ax: Axes, x: bool = False, y: bool = True) -> None:
+    """Log scale on the chosen axes, without labels on minor ticks (they overlap on short ranges)."""
+    for on, axis, scale in ((x, ax.xaxis, ax.set_xscale), (y, ax.yaxis, ax.set_yscale)):
+        if on:
+            scale("log")
+            axis.set_minor_formatter(NullFormatter())
+
+
+def log_ticks_125(ax: Axes, axis: str = "x") -> None:
+    """Plain-number ticks at 1, 2 and 5 times powers of ten on a log axis (NFE, seconds)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    target.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    target.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    target.set_minor_formatter(NullFormatter())
+
+
+def from_zero(ax: Axes, *, x: bool = False, y: bool = True) -> None:
+    """Start a count axis at 0 so a rise reads at its true size."""
+    if y:
+        ax.set_ylim(bottom=0)
+    if x:
+        ax.set_xlim(left=0)
+
+
+def value_ticks(ax: Axes, values: Iterable[float], axis: str = "x") -> None:
+    """Ticks exactly at the discrete values that were run (e.g. n, L, epochs), labelled plainly."""
+    from matplotlib.ticker import FixedFormatter, FixedLocator
+
+    ticks = sorted(set(values))
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    target.set_major_locator(FixedLocator(ticks))
+    target.set_major_formatter(FixedFormatter([f"{v:g}" for v in ticks]))
+    target.set_minor_formatter(NullFormatter())
+    target.set_minor_locator(FixedLocator([]))
+
+
+@dataclass
+class Band:
+    """One mean line with its ± one-sd band (``sd`` NaN or zero: the line alone)."""
+
+    x: np.ndarray
+    mean: np.ndarray
+    sd: np.ndarray
+    colour: Any
+    label: str | None = None
+    linestyle: Any = "-"
+    marker: str | None = None
+
+
+def mean_sd_lines(ax: Axes, bands: Sequence[Band], *, log: bool = False, lw: float = 1.2) -> None:
+    """Mean lines with ± sd bands.
+
+    On a log axis a band whose lower edge ``mean - sd`` is not positive cannot be drawn down to it:
+    its lower edge runs off the bottom of the axis there (the spread reaches zero), and the axis
+    limits are set from the means and the positive band edges only, never from a clipped edge.
+
+    Arguments:
+        ax: the axes.
+        bands: the lines to draw.
+        log: the value axis is logarithmic (set here).
+        lw: line width.
+    """
+    edges, shown = [], []
+    for band in bands:
+        x, mean = np.asarray(band.x, float), np.asarray(band.mean, float)
+        sd = np.nan_to_num(np.asarray(band.sd, float), nan=0.0)
+        ax.plot(
+            x, mean, color=band.colour, ls=band.linestyle, marker=band.marker, ms=3.5, lw=lw, label=band.label
+        )
+        low, high = mean - sd, mean + sd
+        shown += [mean, high, low[low > 0] if log else low]
+        if (sd > 0).any():
+            edges.append((band, x, low, high))
+    if log:
+        log_axis(ax)
+        values = np.concatenate(shown) if shown else np.array([])
+        positive = values[np.isfinite(values) & (values > 0)]
+        if positive.size:
+            bottom, top = positive.min(), positive.max()
+            pad = (top / bottom) ** 0.04 if top > bottom else 2.0
+            ax.set_ylim(bottom / pad, top * pad)  # fixed: the clipped band edges do not widen it
+    floor = ax.get_ylim()[0] / 10 if log else 0.0  # below a log axis: an edge at or below 0 runs off it
+    for band, x, low, high in edges:
+        ax.fill_between(
+            x, np.where(low > 0, low, floor) if log else low, high, color=band.colour, alpha=0.18, lw=0
+        )
+
+
+def group_bands(
+    data: Any, x: str, y: str, keys: Sequence[str], styles: Callable[[tuple[Any, ...]], dict[str, Any]]
+) -> list[Band]:
+    """One :class:`Band` per group of ``data`` (mean and sample sd of ``y`` over rows sharing ``x``).
+
+    Arguments:
+        data: a tidy frame.
+        x: the column along the line (step, epoch).
+        y: the value column.
+        keys: the columns that make one line.
+        styles: per group key tuple, the Band's ``colour``, ``label``, ``linestyle``, ``marker``.
+    """
+    out = []
+    for key, group in data.groupby(list(keys), sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        stats = group.groupby(x)[y].agg(["mean", "std"])
+        out.append(
+            Band(stats.index.to_numpy(), stats["mean"].to_numpy(), stats["std"].to_numpy(), **styles(key))
+        )
+    return out
