@@ -149,7 +149,7 @@ def draw(
         ["series"],
         lambda k: {"colour": line_colour[k[0]], "label": str(k[0]), "marker": "o"},
     )
-    style.mean_sd_lines(ax_d, bands)
+    style.lines_with_bands(ax_d, bands)
     if len(series) > 1 or not colour_by_x:
         style.categorical_legend(ax_d, [style.handle(str(s), line_colour[s], linestyle="-") for s in series])
     ax_d.set(xlabel=training_label, ylabel="NFE forward")

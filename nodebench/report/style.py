@@ -9,6 +9,8 @@
 - **shade = an ordered secondary value** (tolerance, epoch, gradient mode, repeated run): shades of the
   method's colour from light (loose tolerance, early epoch) to dark. Legends list only the values that
   were drawn, one entry each (categorical, never binned).
+- Spread over seeds: mean ± one sample sd on a linear axis; on a log axis the geometric mean ×/÷ one
+  geometric sd (:func:`spread`), since mean - sd can reach zero or below, which a log axis cannot show.
 - References: the ground truth light grey, observations black dots, the paper's values black, guide
   lines (y = x) grey.
 
@@ -206,11 +208,15 @@ def log_axis(ax: Axes, x: bool = False, y: bool = True) -> None:
             axis.set_minor_formatter(NullFormatter())
 
 
-def log_ticks_125(ax: Axes, axis: str = "x") -> None:
-    """Plain-number ticks at 1, 2 and 5 times powers of ten on a log axis (NFE, seconds)."""
+def log_ticks(ax: Axes, axis: str = "y", decades: float = 2.5) -> None:
+    """Plain-number ticks at 1, 2 and 5 times powers of ten on a log axis spanning at most ``decades``
+    decades (wider spans keep one labelled tick per decade). Call once the limits are set."""
     from matplotlib.ticker import FuncFormatter, LogLocator
 
     target = ax.xaxis if axis == "x" else ax.yaxis
+    low, high = sorted(ax.get_xlim() if axis == "x" else ax.get_ylim())
+    if low <= 0 or np.log10(high / low) > decades:
+        return
     target.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     target.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     target.set_minor_formatter(NullFormatter())
@@ -238,60 +244,48 @@ def value_ticks(ax: Axes, values: Iterable[float], axis: str = "x") -> None:
 
 @dataclass
 class Band:
-    """One mean line with its ± one-sd band (``sd`` NaN or zero: the line alone)."""
+    """One line with its band (``low``, ``high``; NaN where there is no spread)."""
 
     x: np.ndarray
-    mean: np.ndarray
-    sd: np.ndarray
+    centre: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
     colour: Any
     label: str | None = None
     linestyle: Any = "-"
     marker: str | None = None
 
 
-def mean_sd_lines(ax: Axes, bands: Sequence[Band], *, log: bool = False, lw: float = 1.2) -> None:
-    """Mean lines with ± sd bands.
-
-    On a log axis a band whose lower edge ``mean - sd`` is not positive cannot be drawn down to it:
-    its lower edge runs off the bottom of the axis there (the spread reaches zero), and the axis
-    limits are set from the means and the positive band edges only, never from a clipped edge.
-
-    Arguments:
-        ax: the axes.
-        bands: the lines to draw.
-        log: the value axis is logarithmic (set here).
-        lw: line width.
-    """
-    edges, shown = [], []
-    for band in bands:
-        x, mean = np.asarray(band.x, float), np.asarray(band.mean, float)
-        sd = np.nan_to_num(np.asarray(band.sd, float), nan=0.0)
-        ax.plot(
-            x, mean, color=band.colour, ls=band.linestyle, marker=band.marker, ms=3.5, lw=lw, label=band.label
-        )
-        low, high = mean - sd, mean + sd
-        shown += [mean, high, low[low > 0] if log else low]
-        if (sd > 0).any():
-            edges.append((band, x, low, high))
+def spread(values: Any, *, log: bool = False) -> tuple[float, float, float]:
+    """Centre and band of a sample: mean ± sample sd, or on a log axis (``log``) the geometric mean
+    ×/÷ the geometric sd (mean ± sd of the logarithms), which stays positive where mean - sd would not.
+    Non-positive values have no logarithm and are left out of the log-axis statistics; one value (or
+    none) has no band (NaN edges)."""
+    data = np.asarray(values, float)
+    data = data[np.isfinite(data) & (data > 0)] if log else data[np.isfinite(data)]
+    if data.size == 0:
+        return np.nan, np.nan, np.nan
     if log:
-        log_axis(ax)
-        values = np.concatenate(shown) if shown else np.array([])
-        positive = values[np.isfinite(values) & (values > 0)]
-        if positive.size:
-            bottom, top = positive.min(), positive.max()
-            pad = (top / bottom) ** 0.04 if top > bottom else 2.0
-            ax.set_ylim(bottom / pad, top * pad)  # fixed: the clipped band edges do not widen it
-    floor = ax.get_ylim()[0] / 10 if log else 0.0  # below a log axis: an edge at or below 0 runs off it
-    for band, x, low, high in edges:
-        ax.fill_between(
-            x, np.where(low > 0, low, floor) if log else low, high, color=band.colour, alpha=0.18, lw=0
-        )
+        logs = np.log(data)
+        centre = float(np.exp(logs.mean()))
+        factor = float(np.exp(logs.std(ddof=1))) if data.size > 1 else np.nan
+        return centre, centre / factor, centre * factor
+    centre = float(data.mean())
+    sd = float(data.std(ddof=1)) if data.size > 1 else np.nan
+    return centre, centre - sd, centre + sd
 
 
 def group_bands(
-    data: Any, x: str, y: str, keys: Sequence[str], styles: Callable[[tuple[Any, ...]], dict[str, Any]]
+    data: Any,
+    x: str,
+    y: str,
+    keys: Sequence[str],
+    styles: Callable[[tuple[Any, ...]], dict[str, Any]],
+    *,
+    log: bool = False,
 ) -> list[Band]:
-    """One :class:`Band` per group of ``data`` (mean and sample sd of ``y`` over rows sharing ``x``).
+    """One :class:`Band` per group of ``data``: :func:`spread` of ``y`` over the rows sharing ``x``
+    (seeds), arithmetic or, with ``log``, geometric.
 
     Arguments:
         data: a tidy frame.
@@ -299,12 +293,42 @@ def group_bands(
         y: the value column.
         keys: the columns that make one line.
         styles: per group key tuple, the Band's ``colour``, ``label``, ``linestyle``, ``marker``.
+        log: geometric statistics, for a log axis.
     """
     out = []
     for key, group in data.groupby(list(keys), sort=False):
         key = key if isinstance(key, tuple) else (key,)
-        stats = group.groupby(x)[y].agg(["mean", "std"])
-        out.append(
-            Band(stats.index.to_numpy(), stats["mean"].to_numpy(), stats["std"].to_numpy(), **styles(key))
-        )
+        stats = group.groupby(x)[y].apply(lambda v: spread(v, log=log))
+        if stats.empty:
+            continue
+        centre, low, high = (np.array([row[i] for row in stats]) for i in range(3))
+        out.append(Band(stats.index.to_numpy(), centre, low, high, **styles(key)))
     return out
+
+
+def lines_with_bands(ax: Axes, bands: Sequence[Band], *, log: bool = False, lw: float = 1.2) -> None:
+    """Lines with their bands (:func:`group_bands`); with ``log`` on a log value axis whose limits are
+    those of the lines and bands, with minor labels off and 1-2-5 labels on short spans.
+
+    Arguments:
+        ax: the axes.
+        bands: the lines to draw.
+        log: the value axis is logarithmic (set here); the bands should be geometric.
+        lw: line width.
+    """
+    for band in bands:
+        ax.plot(
+            band.x,
+            band.centre,
+            color=band.colour,
+            ls=band.linestyle,
+            marker=band.marker,
+            ms=3.5,
+            lw=lw,
+            label=band.label,
+        )
+        if np.isfinite(band.low).any():
+            ax.fill_between(band.x, band.low, band.high, color=band.colour, alpha=0.18, lw=0)
+    if log:
+        log_axis(ax)
+        log_ticks(ax)

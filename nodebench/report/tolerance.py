@@ -83,7 +83,7 @@ def draw(table: pd.DataFrame, fits: pd.DataFrame, reference: float | None) -> Fi
             ax_b.plot(grid, line, color=base, ls=linestyle, lw=1, zorder=2)
         solvers.append(style.solver_handle(library, method))
     style.log_axis(ax_a, x=True, y=True)
-    style.log_ticks_125(ax_a)
+    style.log_ticks(ax_a, "x")
     against = f"{style.tolerance_label(reference)} reference" if reference else "reference"
     ax_a.set(xlabel="NFE forward", ylabel=f"numerical error (RMS vs {against})")
     ax_a.set_title("(a) NFE against numerical error")
