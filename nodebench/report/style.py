@@ -23,13 +23,13 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import numpy as np
-from matplotlib.axes import Axes
-from matplotlib.colors import to_rgb
-from matplotlib.lines import Line2D
-from matplotlib.ticker import NullFormatter
+
+if TYPE_CHECKING:  # matplotlib is imported where a figure is drawn, not with the report package
+    from matplotlib.axes import Axes
+    from matplotlib.lines import Line2D
 
 #: Solver methods (tab10, then darker tab20b hues for the rarer ones).
 METHOD_COLOURS = {
@@ -123,6 +123,8 @@ def split_solver(name: str) -> tuple[str | None, str]:
 
 def mix(base: Any, other: Any, amount: float) -> tuple[float, float, float]:
     """``base`` moved ``amount`` (0..1) of the way towards ``other``."""
+    from matplotlib.colors import to_rgb
+
     a, b = np.array(to_rgb(base)), np.array(to_rgb(other))
     return tuple(float(v) for v in a + (b - a) * amount)  # type: ignore[return-value]
 
@@ -134,6 +136,8 @@ def lighter(base: Any, amount: float = 0.55) -> tuple[float, float, float]:
 
 def shades(base: Any, n: int) -> list[tuple[float, float, float]]:
     """``n`` shades of ``base`` from light to dark (just ``base`` for ``n = 1``)."""
+    from matplotlib.colors import to_rgb
+
     if n <= 1:
         return [tuple(to_rgb(base))] * n  # type: ignore[list-item]
     out = []
@@ -153,6 +157,8 @@ def handle(
     label: str, colour: Any = "black", *, marker: str | None = None, linestyle: Any = "", **kw
 ) -> Line2D:
     """A legend entry (a line, a marker or both)."""
+    from matplotlib.lines import Line2D
+
     kw.setdefault("markersize", 6)
     return Line2D([], [], color=colour, marker=marker, linestyle=linestyle, label=label, **kw)
 
@@ -193,6 +199,8 @@ def categorical_legend(target: Any, handles: Sequence[Line2D], title: str | None
     Returns:
         The legend.
     """
+    from matplotlib.axes import Axes
+
     kw.setdefault("fontsize", "small")
     kw.setdefault("title_fontsize", "small")
     if isinstance(target, Axes) and target.get_legend() is not None:
@@ -202,6 +210,8 @@ def categorical_legend(target: Any, handles: Sequence[Line2D], title: str | None
 
 def log_axis(ax: Axes, x: bool = False, y: bool = True) -> None:
     """Log scale on the chosen axes, without labels on minor ticks (they overlap on short ranges)."""
+    from matplotlib.ticker import NullFormatter
+
     for on, axis, scale in ((x, ax.xaxis, ax.set_xscale), (y, ax.yaxis, ax.set_yscale)):
         if on:
             scale("log")
@@ -211,7 +221,7 @@ def log_axis(ax: Axes, x: bool = False, y: bool = True) -> None:
 def log_ticks(ax: Axes, axis: str = "y", decades: float = 2.5) -> None:
     """Plain-number ticks at 1, 2 and 5 times powers of ten on a log axis spanning at most ``decades``
     decades (wider spans keep one labelled tick per decade). Call once the limits are set."""
-    from matplotlib.ticker import FuncFormatter, LogLocator
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     target = ax.xaxis if axis == "x" else ax.yaxis
     low, high = sorted(ax.get_xlim() if axis == "x" else ax.get_ylim())
@@ -232,7 +242,7 @@ def from_zero(ax: Axes, *, x: bool = False, y: bool = True) -> None:
 
 def value_ticks(ax: Axes, values: Iterable[float], axis: str = "x") -> None:
     """Ticks exactly at the discrete values that were run (e.g. n, L, epochs), labelled plainly."""
-    from matplotlib.ticker import FixedFormatter, FixedLocator
+    from matplotlib.ticker import FixedFormatter, FixedLocator, NullFormatter
 
     ticks = sorted(set(values))
     target = ax.xaxis if axis == "x" else ax.yaxis
