@@ -233,11 +233,12 @@ def log_ticks(ax: Axes, axis: str = "y", decades: float = 2.5) -> None:
 
 
 def from_zero(ax: Axes, *, x: bool = False, y: bool = True) -> None:
-    """Start a count axis at 0 so a rise reads at its true size."""
-    if y:
-        ax.set_ylim(bottom=0)
-    if x:
-        ax.set_xlim(left=0)
+    """Start a count axis at 0 so a rise reads at its true size (the top keeps a 5 % margin over the
+    data drawn so far)."""
+    if y and ax.dataLim.y1 > 0:
+        ax.set_ylim(0, ax.dataLim.y1 * 1.05)
+    if x and ax.dataLim.x1 > 0:
+        ax.set_xlim(0, ax.dataLim.x1 * 1.05)
 
 
 def value_ticks(ax: Axes, values: Iterable[float], axis: str = "x") -> None:
