@@ -8,11 +8,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter
-
-PALETTE = "tab10"
 
 
 def runs(df: pd.DataFrame, metas: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], pd.DataFrame]]:
@@ -66,11 +62,3 @@ def figure(ncols: int, nrows: int = 1, width: float = 5.0, height: float = 4.0) 
     """A constrained-layout figure (no pyplot state) and its axes as a 2-D array."""
     fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
     return fig, fig.subplots(nrows, ncols, squeeze=False)
-
-
-def loglog(ax: Axes, x: bool = True, y: bool = True) -> None:
-    """Log scale on the chosen axes, without labels on minor ticks (they overlap on short ranges)."""
-    for on, axis, scale in ((x, ax.xaxis, ax.set_xscale), (y, ax.yaxis, ax.set_yscale)):
-        if on:
-            scale("log")
-            axis.set_minor_formatter(NullFormatter())

@@ -20,7 +20,6 @@ from matplotlib.ticker import LogLocator, MaxNLocator
 from nodebench.report import style
 
 SWEEP_COLUMNS = ("tol", "nfe_forward", "error_rms", "time_forward")
-TRAINING_COLUMNS = ("x", "seed", "nfe_forward", "nfe_backward")
 
 
 def sweep_table(records: pd.DataFrame, variant: str, task_metric: str) -> pd.DataFrame:

@@ -107,7 +107,7 @@ def draw(records: pd.DataFrame) -> Figure:
             ax.plot(
                 mean.index, mean.to_numpy(), color=style.colour(model), ls=linestyle, marker=marker, ms=4.5
             )
-        _cost.loglog(ax)
+        style.log_axis(ax, x=True, y=True)
         style.value_ticks(ax, data["step"].unique())
         ax.set_xlabel("L (rk4 steps or residual blocks)")
         ax.set_ylabel("seconds" if metric == "time_fwd_bwd" else "MiB")

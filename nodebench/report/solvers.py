@@ -113,7 +113,7 @@ def draw(table: pd.DataFrame, problem: str) -> Figure:
             )
         handles.append(style.solver_handle(library, method))
     for ax, label, what in zip(axes[0], ("wall time per solve [s] (median)", "NFE"), ("wall time", "NFE")):
-        _cost.loglog(ax)
+        style.log_axis(ax, x=True, y=True)
         style.log_ticks(ax, "x")
         ax.set(xlabel=label, ylabel="error at T (RMS)")
         ax.set_title(f"{problem}: error against {what}")

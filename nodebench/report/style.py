@@ -80,7 +80,6 @@ LIBRARY_STYLES = {
 }
 #: Lines that are no library's solve (a ResNet, a recurrent network).
 NO_LIBRARY = LibraryStyle("D", "-")
-LIBRARIES = tuple(LIBRARY_STYLES)
 
 FIGURES: dict[str, Callable[..., Any]] = {}
 F = TypeVar("F", bound=Callable[..., Any])
