@@ -896,8 +896,13 @@ def _table2_block(
             f"![validation RMSE during training, runs {', '.join(ids)}]({curves})",
             "",
             "*Validation extrapolation RMSE (against the noise-free truth) during training, per n and "
-            f"model: geometric mean over seeds {_seeds_text(val)} ×/÷ one geometric sd (log axis); "
-            f"runs {', '.join(ids)}.*",
+            "model: "
+            + (
+                f"geometric mean over {_seeds_text(val)} ×/÷ one geometric sd (log axis); "
+                if val["seed"].nunique() > 1
+                else f"{_seeds_text(val)}, no spread (log axis); "
+            )
+            + f"runs {', '.join(ids)}.*",
             "",
         ]
     traced = df[df["run_id"].isin(ids) & (df["metric"] == "truth_x")]["run_id"]
@@ -938,7 +943,9 @@ def _table2_block(
 
 
 def _seeds_text(rows: pd.DataFrame) -> str:
-    return ", ".join(str(int(s)) for s in sorted(rows["seed"].unique()))
+    """``seed 0`` or ``seeds 0, 1, 2``: the seeds of ``rows``."""
+    seeds = [str(int(s)) for s in sorted(rows["seed"].unique())]
+    return f"seed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)}"
 
 
 def _table2_figure(tagged: pd.DataFrame, ids: list[str], out_dir: Path) -> list[str]:
@@ -952,7 +959,7 @@ def _table2_figure(tagged: pd.DataFrame, ids: list[str], out_dir: Path) -> list[
         f"![Table 2 as a figure, runs {', '.join(ids)}]({name})",
         "",
         "*Table 2 as a figure: extrapolation RMSE against the noise-free truth on the test spirals, one "
-        f"point per seed (seeds {_seeds_text(finals)}) and the mean over seeds (line), per model (colour); "
+        f"point per seed ({_seeds_text(finals)}) and the mean over seeds (line), per model (colour); "
         "stars: the paper's values (its RNN, its latent ODE; the paper's, not measured). Right: the "
         "latent ODE / tanh RNN ratio per seed on the same data, its mean, the paper's ratio as stars. "
         f"Runs {', '.join(ids)}.*",
