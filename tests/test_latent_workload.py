@@ -236,7 +236,8 @@ def test_report_renders(smoke_run: Path, tmp_path: Path) -> None:
     # earlier configurations, variants and the studies table are on the companion page
     assert "](history.md)" in text and "protocol studies" not in text
     history = (tmp_path / "report" / "history.md").read_text()
-    assert f"## Table 2, protocol variant (iterations=4) (seeds [0]; runs {variant.name}; complete)" in history
+    heading = f"## Table 2, protocol variant (iterations=4) (seeds [0]; runs {variant.name}; complete)"
+    assert heading in history
     assert "## Table 2, protocol variant (obs_counts" not in history  # TINY covers n = 30 only
     studies = history[history.index("protocol studies") :]
     assert f"differs from the card, run `{smoke_run.name}` (preset smoke;" in studies

@@ -100,8 +100,12 @@ def test_workload_section_hook(tmp_path, runs, monkeypatch):
     text = build_report(runs, tmp_path / "report").read_text()
     assert f"## {WORKLOAD}\n\nGhost section body" in text
     assert text.index("Ghost section body") < text.index("## Runs")
-    # a figure without a caption gets one naming presets and seeds; one with a caption keeps it
-    assert "![ghost plot](figures/ghost.png)\n\n*ghost plot. Preset smoke, standard; seeds 0, 1;" in text
+    # a figure without a caption gets one naming presets, and seeds only as far as the runs tell (the
+    # generic caption cannot know which seeds the figure draws); one with a caption keeps it
+    assert (
+        "![ghost plot](figures/ghost.png)\n\n*ghost plot. Preset smoke, standard; the runs' seeds are 0, 1; "
+        "the section does not say which of them the figure draws.*"
+    ) in text
     assert "![captioned](figures/ghost.png)\n\n*Mine.*" in text
     ((df, metas),) = calls
     # a figure that names its run is captioned with that run's preset alone

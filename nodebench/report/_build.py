@@ -8,16 +8,20 @@ import re
 import traceback
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from nodebench import claims
 from nodebench.claims.evidence import load_state, with_finished_seeds
 from nodebench.measure.provenance import utc_now
+from nodebench.report import style
 from nodebench.report._claims import rules_text, verdict_table
 from nodebench.report._tables import final_values, markdown_table
 from nodebench.store import load_runs, read_meta, resolve_run_dirs
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 MAX_CURVES = 6
 #: Replaces a placeholder ("TODO") that early exploratory runs stored instead of their protocol card.
@@ -149,8 +153,51 @@ def _provenance(meta: dict[str, Any], n_records: int) -> str:
     return "\n".join(f"- {key}: {value}" for key, value in items)
 
 
+@style.figure_function
+def _curves_figure(stepped: pd.DataFrame, metrics: list[str]) -> Figure:
+    """Value against step, one panel per metric, one line per variant: mean ± one sd over seeds.
+
+    A variant named ``library/method`` (or ending so) takes the method's colour and the library's
+    marker and line style (:mod:`~nodebench.report.style`); other variants get distinct colours.
+    """
+    from matplotlib.figure import Figure
+
+    variants = list(dict.fromkeys(stepped["variant"]))
+    solvers = {v: style.split_solver(v) for v in variants}
+    colours = style.palette(m if lib else v for v, (lib, m) in solvers.items())
+
+    def look(key: tuple[str, ...]) -> dict[str, Any]:
+        library, method = solvers[key[0]]
+        marker, linestyle = style.library_style(library)
+        colour = colours[method if library else key[0]]
+        return {
+            "colour": colour,
+            "label": key[0],
+            "linestyle": linestyle,
+            "marker": marker if library else None,
+        }
+
+    fig = Figure(figsize=(4.2 * len(metrics) + 1.8, 3.4), layout="constrained")
+    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
+    for ax, metric in zip(axes, metrics):
+        data = stepped[stepped["metric"] == metric]
+        style.lines_with_bands(ax, style.group_bands(data, "step", "value", ["variant"], look))
+        unit = data["unit"].iloc[0]
+        ax.set_title(metric)
+        ax.set(xlabel="step", ylabel=f"{metric} [{unit}]" if unit else metric)
+        ax.grid(alpha=0.3)
+    handles = []
+    for variant in variants:
+        spec = look((variant,))
+        handles.append(
+            style.handle(variant, spec["colour"], marker=spec["marker"], linestyle=spec["linestyle"])
+        )
+    style.categorical_legend(fig, handles, "variant", loc="outside right upper")
+    return fig
+
+
 def _curves(records: pd.DataFrame, path: Path) -> tuple[bool, list[str]]:
-    """Plot value against step per metric (hue: variant) for metrics recorded at two steps or more.
+    """Plot value against step per metric (a line per variant) for metrics recorded at two steps or more.
 
     Returns:
         Whether a figure was written, and the metrics left out beyond :data:`MAX_CURVES`.
@@ -159,19 +206,7 @@ def _curves(records: pd.DataFrame, path: Path) -> tuple[bool, list[str]]:
     metrics = [m for m, group in stepped.groupby("metric", sort=False) if group["step"].nunique() > 1]
     if not metrics:
         return False, []
-    import seaborn as sns
-    from matplotlib.figure import Figure
-
-    shown = metrics[:MAX_CURVES]
-    fig = Figure(figsize=(4.5 * len(shown), 3.5), layout="constrained")
-    axes = fig.subplots(1, len(shown), squeeze=False)[0]
-    for ax, metric in zip(axes, shown):
-        data = stepped[stepped["metric"] == metric]
-        sns.lineplot(data=data, x="step", y="value", hue="variant", errorbar="sd", ax=ax)
-        unit = data["unit"].iloc[0]
-        ax.set_title(metric)
-        ax.set_ylabel(f"{metric} [{unit}]" if unit else metric)
-    fig.savefig(path, dpi=100)
+    _curves_figure(stepped, metrics[:MAX_CURVES]).savefig(path, dpi=100)
     return True, metrics[MAX_CURVES:]
 
 
@@ -244,9 +279,11 @@ RUN_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{6}")
 def _captioned(text: str, metas: list[dict[str, Any]]) -> str:
     """``text`` with a caption under every figure that has none (an italic line right after it).
 
-    The generic caption names the figure (its alt text) and the presets and seeds of the runs it
-    draws: those whose run ids appear in its alt text or file name, else all of ``metas``. Sections
-    that know more (what the spread is over) write their own caption, which is kept.
+    The generic caption names the figure (its alt text) and the presets of the runs it draws: those
+    whose run ids appear in its alt text or file name, else all of ``metas``. It knows the runs, not
+    the data drawn, so it names a seed only where those runs have a single one; otherwise it lists the
+    runs' seeds and says it cannot tell which the figure draws. Sections caption their own figures
+    (the seeds drawn, what the spread is over); such a caption is kept.
     """
     lines = text.splitlines()
     out = []
@@ -262,11 +299,14 @@ def _captioned(text: str, metas: list[dict[str, Any]]) -> str:
         drawn = [m for m in metas if m["run_id"] in named] or metas
         presets = ", ".join(dict.fromkeys(str(m.get("preset")) for m in drawn))
         seeds = sorted({int(s) for m in drawn for s in (m.get("seeds") or [])})
-        spread = "spread, where shown, over seeds" if len(seeds) > 1 else "one seed per run"
-        out += [
-            "",
-            f"*{match['alt']}. Preset {presets}; seeds {', '.join(map(str, seeds)) or '-'}; {spread}.*",
-        ]
+        if len(seeds) == 1:
+            said = f"one seed ({seeds[0]})"
+        else:
+            said = (
+                f"the runs' seeds are {', '.join(map(str, seeds)) or '-'}; the section does not say which "
+                "of them the figure draws"
+            )
+        out += ["", f"*{match['alt']}. Preset {presets}; {said}.*"]
     return "\n".join(out)
 
 

@@ -8,11 +8,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter
-
-PALETTE = "tab10"
 
 
 def runs(df: pd.DataFrame, metas: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], pd.DataFrame]]:
@@ -38,6 +34,14 @@ def wide(records: pd.DataFrame, index: list[str]) -> pd.DataFrame:
     return means.unstack("metric").reset_index()
 
 
+def seeds_drawn(records: pd.DataFrame) -> str:
+    """The seeds a figure of ``records`` draws, for its caption (values are means over seeds)."""
+    seeds = sorted(int(s) for s in records["seed"].unique() if s >= 0)
+    if len(seeds) == 1:
+        return f"Seed {seeds[0]} (one seed: no spread)"
+    return f"Means over seeds {', '.join(map(str, seeds))} (no spread drawn)"
+
+
 def linear_fit(x: pd.Series | np.ndarray, y: pd.Series | np.ndarray) -> tuple[float, float]:
     """Least-squares ``y = slope * x + intercept``; ``(nan, nan)`` with fewer than two distinct x."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
@@ -58,11 +62,3 @@ def figure(ncols: int, nrows: int = 1, width: float = 5.0, height: float = 4.0) 
     """A constrained-layout figure (no pyplot state) and its axes as a 2-D array."""
     fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
     return fig, fig.subplots(nrows, ncols, squeeze=False)
-
-
-def loglog(ax: Axes, x: bool = True, y: bool = True) -> None:
-    """Log scale on the chosen axes, without labels on minor ticks (they overlap on short ranges)."""
-    for on, axis, scale in ((x, ax.xaxis, ax.set_xscale), (y, ax.yaxis, ax.set_yscale)):
-        if on:
-            scale("log")
-            axis.set_minor_formatter(NullFormatter())

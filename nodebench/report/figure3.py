@@ -1,9 +1,10 @@
 """The paper's Figure 3 as one four-panel figure, from stored records only.
 
-(a) NFE-forward against numerical error, one colour per measured tolerance, task error beside it;
+(a) NFE-forward against numerical error, one shade per measured tolerance, task error beside it;
 (b) NFE-forward against wall time; (c) NFE-backward against NFE-forward with the paper's y = x/2;
 (d) NFE-forward over training. Panels (a)/(b) come from a tolerance sweep of a trained model, (c)/(d)
-from NFE recorded during training.
+from NFE recorded during training. Colours follow :mod:`nodebench.report.style`: the method's colour,
+in shades from light (loose tolerance, early epoch) to dark.
 """
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import LogLocator, MaxNLocator
+
+from nodebench.report import style
 
 SWEEP_COLUMNS = ("tol", "nfe_forward", "error_rms", "time_forward")
-TRAINING_COLUMNS = ("x", "seed", "nfe_forward", "nfe_backward")
 
 
 def sweep_table(records: pd.DataFrame, variant: str, task_metric: str) -> pd.DataFrame:
@@ -35,9 +39,29 @@ def sweep_table(records: pd.DataFrame, variant: str, task_metric: str) -> pd.Dat
 
 
 def _tol_label(tol: float) -> str:
-    return f"{tol:.0e}".replace("e-0", "e-")
+    return style.tolerance_label(tol)
 
 
+def _x_ticks(ax: Axes, values: pd.Series) -> None:
+    """Ticks at the values run when they are few (epochs), else a few integer ticks."""
+    distinct = sorted(values.unique())
+    if len(distinct) <= 12:
+        style.value_ticks(ax, distinct)
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
+
+
+def _guides(ax: Axes, top: float) -> list:
+    """The paper's y = x/2 and y = x on panel (c), square from 0 to ``top``; their legend entries."""
+    xs = np.array([0, top])
+    half = ax.plot(xs, xs / 2, color=style.PAPER, lw=1, ls=(0, (1, 1.5)), label="y = x/2 (paper)")
+    same = ax.plot(xs, xs, color=style.GUIDE, lw=0.8, ls=(0, (4, 2)), label="y = x")
+    ax.set(xlim=(0, top), ylim=(0, top), xlabel="NFE forward", ylabel="NFE backward (adjoint)")
+    ax.set_aspect("equal", adjustable="box")
+    return half + same
+
+
+@style.figure_function
 def draw(
     sweep: pd.DataFrame,
     training: pd.DataFrame,
@@ -48,6 +72,7 @@ def draw(
     training_label: str,
     hue_label: str,
     colour_by_x: bool = False,
+    method: str = "dopri5",
 ) -> Figure:
     """Write the four-panel figure.
 
@@ -60,75 +85,77 @@ def draw(
         task_label: axis label of the task error in panel (a).
         training_label: x label of panel (d) (``epoch`` or ``training iteration``).
         hue_label: legend title of panels (c) and (d).
-        colour_by_x: colour panel (c) by ``x`` (one series, e.g. epochs), else by ``series``.
+        colour_by_x: shade panel (c) by ``x`` (one series, e.g. epochs), else by ``series``.
+        method: the solver method drawn, whose colour (:mod:`~nodebench.report.style`) the shades take.
 
     Returns:
         The figure (saved to ``path``).
     """
-    from matplotlib.lines import Line2D
-    from matplotlib.ticker import LogLocator, MaxNLocator
-
-    fig = Figure(figsize=(16, 4.2), layout="constrained")
+    base = style.colour(method)
+    training = training.dropna(subset=["nfe_forward"])  # e.g. a run's final rows, which hold no NFE
+    fig = Figure(figsize=(16, 4.4), layout="constrained")
+    fig.get_layout_engine().set(w_pad=0.08)
     ax_a, ax_b, ax_c, ax_d = fig.subplots(1, 4)
     tols = sorted(sweep["tol"].unique(), reverse=True)
-    colours = dict(zip(tols, _palette(len(tols))))
-    for tol in tols:
-        part = sweep[sweep["tol"] == tol]
-        kwargs = {"color": colours[tol], "s": 45, "zorder": 3, "label": _tol_label(tol)}
-        ax_a.scatter(part["nfe_forward"], part["error_rms"], **kwargs)
-        ax_b.scatter(part["nfe_forward"], part["time_forward"], **kwargs)
+    shade = style.shade_map(tols, base, reverse=True)
     ordered = sweep.groupby("tol").mean(numeric_only=True).sort_index(ascending=False)
-    ax_a.plot(ordered["nfe_forward"], ordered["error_rms"], color="grey", lw=0.8, zorder=2)
-    ax_b.plot(ordered["nfe_forward"], ordered["time_forward"], color="grey", lw=0.8, zorder=2)
-    ax_a.set(xlabel="NFE forward", ylabel="numerical error (RMS vs reference)", yscale="log")
-    ax_a.set_title("(a) NFE vs error, by tolerance")
+    for ax, y in ((ax_a, "error_rms"), (ax_b, "time_forward")):
+        ax.plot(ordered["nfe_forward"], ordered[y], color=base, lw=0.8, zorder=2)
+        for tol in tols:
+            part = sweep[sweep["tol"] == tol]
+            ax.scatter(part["nfe_forward"], part[y], color=shade[tol], edgecolor=base, s=45, zorder=3)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
+        ax.grid(alpha=0.3)
+    style.log_axis(ax_a)
     ax_a.yaxis.set_major_locator(LogLocator(numticks=8))
+    style.log_ticks(ax_a)
+    ax_a.set(xlabel="NFE forward", ylabel="numerical error (RMS vs reference)")
+    ax_a.set_title("(a) NFE vs error, by tolerance")
     task = ax_a.twinx()
     if ordered["task"].notna().any():
         values = ordered["task"].dropna()
         task.plot(ordered["nfe_forward"], ordered["task"], color="black", ls="--", marker="x", lw=0.9)
         if (values > 0).all() and values.max() / values.min() > 50:
-            task.set_yscale("log")
+            style.log_axis(task)
     task.set_ylabel(f"{task_label} (dashed)", fontsize="small")
     ax_b.set(xlabel="NFE forward", ylabel="wall time of one forward solve [s]")
+    style.from_zero(ax_b)
     ax_b.set_title("(b) NFE vs wall time")
-    legend = [Line2D([], [], marker="o", ls="", color=colours[t], label=_tol_label(t)) for t in tols] + [
-        Line2D([], [], color="black", ls="--", marker="x", label=task_label)
-    ]
-    ax_a.legend(handles=legend, title="rtol = atol", fontsize="small", title_fontsize="small")
+    legend = [style.handle(_tol_label(t), shade[t], marker="o", markeredgecolor=base) for t in tols]
+    legend.append(style.handle(task_label, "black", marker="x", linestyle="--"))
+    style.categorical_legend(ax_a, legend, "rtol = atol")
 
-    c_key = "x" if colour_by_x else "series"
-    hues = sorted(training[c_key].unique()) if colour_by_x else list(dict.fromkeys(training["series"]))
-    hue_colours = dict(zip(hues, _palette(len(hues), sequential=True)))
-    for hue in hues:
-        part = training[training[c_key] == hue]
-        ax_c.scatter(part["nfe_forward"], part["nfe_backward"], color=hue_colours[hue], s=30, label=str(hue))
     series = list(dict.fromkeys(training["series"]))
-    line_colours = hue_colours if not colour_by_x else dict(zip(series, _palette(len(series))))
-    for name in series:
-        stats = training[training["series"] == name].groupby("x")["nfe_forward"].agg(["mean", "std"])
-        colour = line_colours[name]
-        ax_d.plot(stats.index, stats["mean"], color=colour, marker="o", ms=3, label=str(name))
-        spread = stats["std"].fillna(0)
-        if (spread > 0).any():
-            ax_d.fill_between(
-                stats.index, stats["mean"] - spread, stats["mean"] + spread, color=colour, alpha=0.2
-            )
-    if len(series) > 1 or not colour_by_x:
-        ax_d.legend(fontsize="small")
+    if colour_by_x:
+        hues = sorted(training["x"].unique())
+        hue_colour = style.shade_map(hues, base)
+        line_colour = {name: c for name, c in zip(series, style.shades(base, len(series)))}
+    else:
+        hues = series
+        hue_colour = line_colour = dict(zip(series, style.shades(base, len(series))))
+    key = "x" if colour_by_x else "series"
+    for hue in hues:
+        part = training[training[key] == hue]
+        ax_c.scatter(part["nfe_forward"], part["nfe_backward"], color=hue_colour[hue], edgecolor=base, s=30)
     top = max(training["nfe_forward"].max(), training["nfe_backward"].max(), 1) * 1.1
-    xs = np.array([0, top])
-    ax_c.plot(xs, xs / 2, color="black", lw=1, ls=":", label="y = x/2 (paper)")
-    ax_c.plot(xs, xs, color="grey", lw=0.8, ls="--", label="y = x")
-    ax_c.set(xlim=(0, top), ylim=(0, top), xlabel="NFE forward", ylabel="NFE backward (adjoint)")
+    guides = _guides(ax_c, top)
+    entries = [style.handle(str(h), hue_colour[h], marker="o", markeredgecolor=base) for h in hues]
+    style.categorical_legend(ax_c, entries + guides, hue_label, ncols=2 if len(hues) > 6 else 1)
     ax_c.set_title("(c) NFE backward vs forward")
-    ax_c.legend(title=hue_label, fontsize="small", title_fontsize="small", ncols=2 if len(hues) > 6 else 1)
+    bands = style.group_bands(
+        training,
+        "x",
+        "nfe_forward",
+        ["series"],
+        lambda k: {"colour": line_colour[k[0]], "label": str(k[0]), "marker": "o"},
+    )
+    style.lines_with_bands(ax_d, bands)
+    if len(series) > 1 or not colour_by_x:
+        style.categorical_legend(ax_d, [style.handle(str(s), line_colour[s], linestyle="-") for s in series])
     ax_d.set(xlabel=training_label, ylabel="NFE forward")
+    style.from_zero(ax_d)
+    _x_ticks(ax_d, training["x"])
     ax_d.set_title("(d) NFE forward over training")
-    ax_d.xaxis.set_major_locator(MaxNLocator(integer=True))
-    for ax in (ax_a, ax_b):
-        ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
-        ax.grid(alpha=0.3)
     for ax in (ax_c, ax_d):
         ax.grid(alpha=0.3)
     fig.suptitle(title)
@@ -137,71 +164,83 @@ def draw(
     return fig
 
 
+@style.figure_function
 def draw_methods(
-    sweeps: dict[str, pd.DataFrame], training: dict[str, pd.DataFrame], path: Path, *, title: str
+    sweeps: dict[str, pd.DataFrame],
+    training: dict[str, pd.DataFrame],
+    path: Path,
+    *,
+    title: str,
+    library: str = "nodebench",
 ) -> Figure:
-    """Figure 3 (a), (c), (d) with one colour per solver method, for comparing methods side by side.
+    """Figure 3 (a)-(d) with one colour per solver method, for comparing methods side by side.
 
     Arguments:
-        sweeps: per method, :func:`sweep_table` rows of one model's tolerance sweep (panel a).
+        sweeps: per method, :func:`sweep_table` rows of one model's tolerance sweep (panels a, b).
         training: per method, rows ``x`` (training iteration), ``nfe_forward``, ``nfe_backward``
             (panels c and d).
         path: the PNG to write (its folder is created).
         title: the figure's title.
-    """
-    from matplotlib.ticker import LogLocator, MaxNLocator
+        library: the library whose marker and line style every method's points take.
 
+    Returns:
+        The figure (saved to ``path``).
+    """
     methods = list(dict.fromkeys([*sweeps, *training]))
-    colours = dict(zip(methods, _palette(len(methods))))
-    fig = Figure(figsize=(13, 4.2), layout="constrained")
-    ax_a, ax_c, ax_d = fig.subplots(1, 3)
+    marker, linestyle = style.library_style(library)
+    fig = Figure(figsize=(17, 4.6), layout="constrained")
+    ax_a, ax_b, ax_c, ax_d = fig.subplots(1, 4)
+    tols = sorted({t for sweep in sweeps.values() for t in sweep["tol"].unique()}, reverse=True)
     for method, sweep in sweeps.items():
+        base = style.colour(method)
+        shade = style.shade_map(tols, base, reverse=True)
         mean = sweep.groupby("tol").mean(numeric_only=True).sort_index(ascending=False)
-        ax_a.plot(mean["nfe_forward"], mean["error_rms"], marker="o", color=colours[method], label=method)
-        for tol, row in mean.iterrows():
-            ax_a.annotate(
-                _tol_label(tol),
-                (row["nfe_forward"], row["error_rms"]),
-                fontsize=7,
-                xytext=(3, 3),
-                textcoords="offset points",
-                color=colours[method],
+        for ax, y in ((ax_a, "error_rms"), (ax_b, "time_forward")):
+            ax.plot(mean["nfe_forward"], mean[y], color=base, ls=linestyle, lw=1.2, zorder=2)
+            ax.scatter(
+                mean["nfe_forward"],
+                mean[y],
+                color=[shade[t] for t in mean.index],
+                edgecolor=base,
+                marker=marker,
+                s=42,
+                zorder=3,
             )
-    ax_a.set(xlabel="NFE forward", ylabel="numerical error (RMS vs reference)", yscale="log")
+    style.log_axis(ax_a)
     ax_a.yaxis.set_major_locator(LogLocator(numticks=8))
-    ax_a.set_title("(a) NFE vs error (labels: rtol = atol)")
+    style.log_ticks(ax_a)
+    ax_a.set(xlabel="NFE forward", ylabel="numerical error (RMS vs reference)")
+    ax_a.set_title("(a) NFE vs error")
+    ax_b.set(xlabel="NFE forward", ylabel="wall time of one forward solve [s]")
+    style.from_zero(ax_b)
+    ax_b.set_title("(b) NFE vs wall time")
+    if sweeps:
+        style.categorical_legend(
+            ax_b,
+            style.shade_handles([_tol_label(t) for t in tols], marker=marker),
+            "rtol = atol (marker shade)",
+            loc="upper left",
+        )
     top = 1.0
     for method, rows in training.items():
-        ax_c.scatter(
-            rows["nfe_forward"], rows["nfe_backward"], s=12, alpha=0.5, color=colours[method], label=method
-        )
+        base = style.colour(method)
+        ax_c.scatter(rows["nfe_forward"], rows["nfe_backward"], s=14, alpha=0.5, color=base, marker=marker)
         top = max(top, rows["nfe_forward"].max(), rows["nfe_backward"].max())
         ordered = rows.sort_values("x")
-        ax_d.plot(ordered["x"], ordered["nfe_forward"], color=colours[method], lw=1, label=method)
-    top *= 1.1
-    xs = np.array([0, top])
-    ax_c.plot(xs, xs / 2, color="black", lw=1, ls=":", label="y = x/2 (paper)")
-    ax_c.plot(xs, xs, color="grey", lw=0.8, ls="--", label="y = x")
-    ax_c.set(xlim=(0, top), ylim=(0, top), xlabel="NFE forward", ylabel="NFE backward (adjoint)")
-    ax_c.set_title("(c) NFE backward vs forward, per iteration")
+        ax_d.plot(ordered["x"], ordered["nfe_forward"], color=base, ls=linestyle, lw=1)
+    guides = _guides(ax_c, top * 1.1)
+    ax_c.set_title("(c) NFE backward vs forward")
     ax_d.set(xlabel="training iteration", ylabel="NFE forward")
+    style.from_zero(ax_d)
     ax_d.set_title("(d) NFE forward over training")
-    for ax in (ax_a, ax_c, ax_d):
+    solvers = [style.solver_handle(library, m) for m in methods]
+    style.categorical_legend(ax_a, solvers, "solver")
+    style.categorical_legend(ax_c, guides, loc="upper left")
+    for ax in (ax_a, ax_b, ax_c, ax_d):
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
+    for ax in (ax_a, ax_b, ax_d):
         ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
     fig.suptitle(title)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     return fig
-
-
-def _palette(n: int, sequential: bool = False) -> list:
-    """``n`` distinct colours: a qualitative palette, or a sequential one for ordered values."""
-    from matplotlib import colormaps
-
-    if sequential:
-        cmap = colormaps["viridis"]
-        return [cmap(x) for x in np.linspace(0.05, 0.9, max(n, 1))][:n]
-    cmap = colormaps["tab10"]
-    return [cmap(i % 10) for i in range(n)]

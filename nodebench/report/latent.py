@@ -13,21 +13,23 @@ baseline ratio is taken per seed (same data set) and then averaged.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from matplotlib.figure import Figure
 
 from nodebench.claims import table2 as t2
 from nodebench.claims.table2 import BASELINES, LABELS, MODEL_ORDER, PAPER, PAPER_COUNTS, PAPER_RATIO, SHORT
 from nodebench.claims.table2 import config as _config
+from nodebench.report import style
 from nodebench.report._tables import markdown_table
 from nodebench.schema import PRESET_NAMES as MAIN_PRESETS
 from nodebench.schema.latent import OBS_POINTS, TRAJ_STRIDE
 
 SENSITIVITY = "sensitivity"  # preset (label prefix) of the protocol study's cells
 HISTORY = "history.md"  # the latent report's companion page: earlier configurations and studies
-COLOURS = {"rnn_tanh": "tab:orange", "rnn_tanh_nodt": "tab:red", "gru": "tab:green", "latent_ode": "tab:blue"}
 
 
 def _mean_std(values: pd.Series, fmt: str = ".4f") -> str:
@@ -145,80 +147,277 @@ def _points(df: pd.DataFrame, variant: str, prefix: str) -> pd.DataFrame:
     )
 
 
-def _figure8(df: pd.DataFrame, tagged: pd.DataFrame, n: int, split: int, path: Path, title: str) -> bool:
-    """Figure-8-like panels (a row per model, a column per recorded test spiral) for n.
+def _trajectory_seed(df: pd.DataFrame) -> int | None:
+    """The first seed whose test-spiral trajectories the records hold (``None``: none)."""
+    seeds = df.loc[(df["variant"] == "data") & (df["metric"] == "truth_x"), "seed"]
+    return int(seeds.min()) if not seeds.empty else None
 
-    Solid: the prediction inside the observation window; dashed: the extrapolation beyond it; a red
-    cross marks the truth at the window's last time, where observation ends.
 
-    ``df``: the records of one run; ``tagged``: its model records (:func:`nodebench.claims.table2.tagged`).
+def _traced_variants(df: pd.DataFrame, tagged: pd.DataFrame, n: int) -> pd.Series:
+    """The variant of each model at ``n`` whose predicted trajectories ``df`` holds, by model."""
+    traced = set(df.loc[df["metric"] == "pred_x", "variant"])
+    at_n = tagged[(tagged["n"] == n) & tagged["variant"].isin(traced)]
+    return at_n.drop_duplicates("model").set_index("model")["variant"]
+
+
+def _turn(orient: pd.Series, slot: int, short: bool = False) -> str:
+    clockwise = orient.get(slot, 1) <= 0
+    if short:
+        return "cw" if clockwise else "ccw"
+    return "clockwise" if clockwise else "counter-clockwise"
+
+
+def _spiral_panel(
+    ax: Any, truth: pd.DataFrame, obs: pd.DataFrame, pred: pd.DataFrame, split: int, colour: Any, n: int
+) -> None:
+    """One test spiral: the truth, the observations, the prediction inside the observation window
+    (solid) and beyond it (dashed), and a cross where observation ends; equal aspect, axes labelled."""
+    ax.plot(truth["x"], truth["y"], color=style.TRUTH, lw=1.2, label="ground truth")
+    ax.scatter(obs["x"], obs["y"], s=7, color=style.OBSERVED, zorder=3, label=f"observations (n = {n})")
+    inside, beyond = pred[pred["i"] < split], pred[pred["i"] >= split - 1]
+    ax.plot(inside["x"], inside["y"], color=colour, lw=1.6, label="prediction (observation window)")
+    ax.plot(beyond["x"], beyond["y"], color=colour, lw=1.6, ls=(0, (3, 1.5)), label="extrapolation")
+    edge = truth[truth["i"] == split - 1]
+    ax.scatter(edge["x"], edge["y"], s=60, marker="X", color="crimson", zorder=4, label="observation ends")
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.set_xlabel("x", fontsize=8, labelpad=1)
+    ax.set_ylabel("y", fontsize=8, labelpad=1)
+    ax.tick_params(labelsize=7)
+
+
+def _legend_below(fig: Figure, n: int, ncols: int = 5) -> None:
+    """The shared legend of the spiral panels, under them (prediction lines in black: each model's
+    line takes its colour)."""
+    handles = [
+        style.handle("ground truth", style.TRUTH, linestyle="-"),
+        style.handle(f"observations (n = {n})", style.OBSERVED, marker="o", markersize=4),
+        style.handle("prediction (observation window)", "black", linestyle="-"),
+        style.handle("extrapolation", "black", linestyle=(0, (3, 1.5))),
+        style.handle("observation ends", "crimson", marker="X", markersize=7),
+    ]
+    style.categorical_legend(fig, handles, loc="outside lower center", ncols=ncols)
+
+
+@style.figure_function
+def draw_figure8(df: pd.DataFrame, tagged: pd.DataFrame, n: int, split: int, title: str) -> Figure | None:
+    """Figure-8-like panels: a row per model, a column per recorded test spiral, for ``n``.
+
+    Arguments:
+        df: the records of one run (``data`` and ``data/n=<n>`` trajectories, models' ``pred_*``);
+            the first seed that recorded trajectories is drawn.
+        tagged: its model records (:func:`nodebench.claims.table2.tagged`).
+        n: the observation count.
+        split: points in the observation window (:data:`OBS_POINTS`).
+        title: the figure's title.
+
+    Returns:
+        The figure, or ``None`` when the run recorded no trajectories (of any model at ``n``).
     """
-    truth = _points(df, "data", "truth")
-    if truth.empty:
-        return False
-    from matplotlib.figure import Figure
-
-    obs = _points(df, f"data/n={n}", "obs")
+    seed = _trajectory_seed(df)
+    if seed is None:
+        return None
+    df = df[df["seed"] == seed]
+    truth, obs = _points(df, "data", "truth"), _points(df, f"data/n={n}", "obs")
     orient = df[(df["variant"] == "data") & (df["metric"] == "traj_orient")].set_index("step")["value"]
     slots = sorted(truth["slot"].unique())
-    variants = tagged[tagged["n"] == n].drop_duplicates("model").set_index("model")["variant"]
+    variants = _traced_variants(df, tagged, n)
     models = [m for m in MODEL_ORDER if m in variants.index]
-    fig = Figure(figsize=(3.2 * len(slots), 3.0 * len(models)), layout="constrained")
-    axes = fig.subplots(len(models), len(slots), squeeze=False)
-    for row, model in enumerate(models):
+    if not models:
+        return None
+    fig = Figure(figsize=(2.9 * len(slots) + 0.4, 2.75 * len(models) + 0.9), layout="constrained")
+    rows = fig.subfigures(len(models), 1, squeeze=False)[:, 0] if models else []
+    for row, model in zip(rows, models):
         pred = _points(df, variants[model], "pred")
-        for col, slot in enumerate(slots):
-            ax = axes[row][col]
-            t, o, p = truth[truth["slot"] == slot], obs[obs["slot"] == slot], pred[pred["slot"] == slot]
-            ax.plot(t["x"], t["y"], color="0.6", lw=1, label="ground truth")
-            ax.scatter(o["x"], o["y"], s=8, color="k", zorder=3, label=f"observations (n={n})")
-            inside, beyond = p[p["i"] < split], p[p["i"] >= split - 1]
-            ax.plot(inside["x"], inside["y"], color=COLOURS[model], lw=1.6, label="prediction")
-            ax.plot(beyond["x"], beyond["y"], color=COLOURS[model], lw=1.6, ls="--", label="extrapolation")
-            edge = t[t["i"] == split - 1]  # the last time of the observation window
-            ax.scatter(
-                edge["x"],
-                edge["y"],
-                s=70,
-                marker="X",
-                color="crimson",
-                zorder=4,
-                label="observation window ends",
-            )
-            turn = "counter-clockwise" if orient.get(slot, 1) > 0 else "clockwise"
-            ax.set_title(f"{LABELS[model]}, test spiral {slot} ({turn})", fontsize=9)
-            ax.set_aspect("equal", adjustable="datalim")
-            ax.tick_params(labelsize=7)
-    axes[0][0].legend(fontsize=7, loc="best")
-    fig.suptitle(title, fontsize=10)
+        row.suptitle(LABELS[model], fontsize=10, color=style.mix(style.colour(model), "black", 0.25))
+        for ax, slot in zip(row.subplots(1, len(slots), squeeze=False)[0], slots):
+            part = (truth[truth["slot"] == slot], obs[obs["slot"] == slot], pred[pred["slot"] == slot])
+            _spiral_panel(ax, *part, split, style.colour(model), n)
+            ax.set_title(f"test spiral {slot} ({_turn(orient, slot)})", fontsize=8)
+    _legend_below(fig, n)
+    fig.suptitle(title, fontsize=11)
+    return fig
+
+
+def _figure8(df: pd.DataFrame, tagged: pd.DataFrame, n: int, split: int, path: Path, title: str) -> bool:
+    """Write :func:`draw_figure8` to ``path``; whether the run recorded trajectories to draw."""
+    fig = draw_figure8(df, tagged, n, split, title)
+    if fig is None:
+        return False
     fig.savefig(path, dpi=100)
     return True
 
 
-def _curves(tagged: pd.DataFrame, path: Path) -> bool:
-    """Validation extrapolation RMSE against iteration, one panel per n (mean and sd over seeds)."""
+@style.figure_function
+def draw_figure8_panel(
+    records: pd.DataFrame,
+    n: int,
+    *,
+    slots: Sequence[int] | None = None,
+    models: Sequence[str] | None = None,
+    metas: list[dict[str, Any]] | None = None,
+    title: str | None = None,
+) -> Figure | None:
+    """A compact Figure 8 (for SUMMARY.md): one row per test spiral, one column per model, showing the
+    ground truth, the observations, the prediction inside the observation window and the extrapolation.
+
+    Arguments:
+        records: the records of one latent run (its first seed with trajectories is drawn).
+        n: the observation count (one of the run's ``obs_counts``).
+        slots: the recorded test spirals to draw, one row each; default: the first counter-clockwise
+            and the first clockwise one (two rows), or the first if all turn one way.
+        models: the models, one column each, in this order; default: every model the run trained at
+            ``n``, in Table 2's order (:data:`MODEL_ORDER`).
+        metas: the runs' metas, to name earlier runs' ``rnn`` baseline by its cell
+            (:func:`nodebench.claims.table2.tagged`).
+        title: the figure's title; default names the run, seed and n.
+
+    Returns:
+        The figure, or ``None`` when the run recorded no trajectories or no model at ``n``.
+    """
+    seed = _trajectory_seed(records)
+    if seed is None:
+        return None
+    df = records[records["seed"] == seed]
+    variants = _traced_variants(df, t2.tagged(df, metas), n)
+    chosen = [m for m in (models or MODEL_ORDER) if m in variants.index]
+    truth, obs = _points(df, "data", "truth"), _points(df, f"data/n={n}", "obs")
+    if not chosen or truth.empty:
+        return None
+    orient = df[(df["variant"] == "data") & (df["metric"] == "traj_orient")].set_index("step")["value"]
+    recorded = sorted(truth["slot"].unique())
+    if slots is None:
+        firsts = {_turn(orient, slot): slot for slot in reversed(recorded)}
+        slots = sorted(firsts.values())
+    fig = Figure(figsize=(2.75 * len(chosen) + 0.3, 2.55 * len(slots) + 1.3), layout="constrained")
+    axes = fig.subplots(len(slots), len(chosen), squeeze=False)
+    for col, model in enumerate(chosen):
+        pred = _points(df, variants[model], "pred")
+        for row, slot in enumerate(slots):
+            ax = axes[row][col]
+            part = (truth[truth["slot"] == slot], obs[obs["slot"] == slot], pred[pred["slot"] == slot])
+            _spiral_panel(ax, *part, OBS_POINTS, style.colour(model), n)
+            ax.set_title(f"{SHORT[model]}, spiral {slot} ({_turn(orient, slot, short=True)})", fontsize=9)
+    _legend_below(fig, n, ncols=3)
+    run = records["run_id"].iloc[0]
+    fig.suptitle(title or f"Test spirals, n = {n} observations, seed {seed} (run {run})", fontsize=10)
+    return fig
+
+
+@style.figure_function
+def draw_table2(finals: pd.DataFrame, *, baseline: str = "rnn_tanh", title: str | None = None) -> Figure:
+    """Table 2 as a figure: (a) extrapolation RMSE against n per model, one point per seed, the mean
+    line, the paper's values as stars; (b) the ratio latent ODE / ``baseline`` per seed (same data set),
+    its mean, and the paper's latent ODE / RNN ratio as stars.
+
+    Arguments:
+        finals: final values ``model, n, seed, value`` (e.g. ``rmse_extrap_truth`` rows of :func:`nodebench.claims.table2.finals`,
+            any ``run_id``); models as in :data:`LABELS`.
+        baseline: the model the ratio divides by (the paper's RNN is ``rnn_tanh``).
+        title: the figure's title.
+
+    Returns:
+        The figure.
+    """
+    from matplotlib.lines import Line2D
+
+    counts = sorted(set(finals["n"]) | set(PAPER_COUNTS))
+    position = {n: i for i, n in enumerate(counts)}
+    models = [m for m in MODEL_ORDER if (finals["model"] == m).any()]
+    fig = Figure(figsize=(11.5, 4.4), layout="constrained")
+    ax_a, ax_b = fig.subplots(1, 2)
+    handles: list[Line2D] = []
+    for k, model in enumerate(models):
+        part = finals[finals["model"] == model]
+        offset = (k - (len(models) - 1) / 2) * 0.09
+        base = style.colour(model)
+        x = part["n"].map(position) + offset
+        ax_a.scatter(x, part["value"], color=base, s=18, alpha=0.75, edgecolor="none", zorder=3)
+        mean = part.groupby("n")["value"].mean()
+        ax_a.plot(mean.index.map(position) + offset, mean.to_numpy(), color=base, lw=1.4, zorder=2)
+        handles.append(style.handle(LABELS[model], base, marker="o", linestyle="-", markersize=4))
+    paper_style = {"marker": "*", "markersize": 13, "markeredgecolor": style.PAPER, "markeredgewidth": 0.8}
+    for key, model in (("rnn", "rnn_tanh"), ("latent_ode", "latent_ode")):
+        values = PAPER[key]
+        xs = [position[n] for n in values]
+        ax_a.plot(xs, list(values.values()), ls=(0, (1, 1.5)), lw=1, color=style.PAPER, zorder=4)
+        ax_a.plot(xs, list(values.values()), ls="", color=style.colour(model), zorder=5, **paper_style)
+        paper_label = "RNN" if key == "rnn" else "Latent ODE"
+        handles.append(
+            Line2D([], [], ls="", color=style.colour(model), label=f"paper: {paper_label}", **paper_style)
+        )
+    style.log_axis(ax_a)
+    style.log_ticks(ax_a)
+    ax_a.set(xlabel="observations per spiral (n)", ylabel="extrapolation RMSE")
+    ax_a.set_title("(a) RMSE: seeds (points), mean (line)")
+    ratio = t2.ratios(finals.assign(run_id=finals.get("run_id", "")), baseline)
+    base = style.colour("latent_ode")
+    ax_b.scatter(
+        ratio["n"].map(position), ratio["value"], color=base, s=18, alpha=0.75, edgecolor="none", zorder=3
+    )
+    mean = ratio.groupby("n")["value"].mean()
+    ax_b.plot(mean.index.map(position), mean.to_numpy(), color=base, lw=1.4, zorder=2)
+    xs = [position[n] for n in PAPER_RATIO]
+    ax_b.plot(xs, list(PAPER_RATIO.values()), ls=(0, (1, 1.5)), lw=1, color=style.PAPER, zorder=4)
+    ax_b.plot(xs, list(PAPER_RATIO.values()), ls="", color=base, zorder=5, **paper_style)
+    ax_b.axhline(1.0, color=style.GUIDE, lw=0.8, ls=(0, (4, 2)))
+    top = max([1.1, *PAPER_RATIO.values(), *(ratio["value"] * 1.08)])
+    ax_b.set_ylim(0, top)
+    ax_b.set(xlabel="observations per spiral (n)", ylabel=f"RMSE ratio latent ODE / {SHORT[baseline]}")
+    ax_b.set_title("(b) ratio per seed (same data), mean")
+    ratio_handles = [
+        style.handle(
+            f"ours, per seed / mean (vs {SHORT[baseline]})", base, marker="o", linestyle="-", markersize=4
+        ),
+        Line2D([], [], ls="", color=base, label="paper: latent ODE / RNN", **paper_style),
+    ]
+    style.categorical_legend(ax_b, ratio_handles, loc="lower right")
+    for ax in (ax_a, ax_b):
+        ax.set_xticks(range(len(counts)), [str(n) for n in counts])
+        ax.set_xlim(-0.5, len(counts) - 0.5)
+        ax.grid(alpha=0.3)
+    style.categorical_legend(fig, handles, "model", loc="outside right upper")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return fig
+
+
+@style.figure_function
+def draw_val_curves(tagged: pd.DataFrame) -> Figure | None:
+    """Validation extrapolation RMSE against iteration, one panel per n: per model the geometric mean
+    over seeds with a ×/÷ one geometric sd band (log axis).
+
+    Arguments:
+        tagged: model records (:func:`nodebench.claims.table2.tagged`) with ``val_rmse_extrap`` at steps ≥ 0.
+
+    Returns:
+        The figure, or ``None`` without such records.
+    """
     data = tagged[(tagged["metric"] == "val_rmse_extrap") & (tagged["step"] >= 0)]
     if data.empty:
-        return False
-    import seaborn as sns
-    from matplotlib.figure import Figure
-
+        return None
     counts = sorted(data["n"].unique())
-    fig = Figure(figsize=(4.2 * len(counts), 3.3), layout="constrained")
+    models = [m for m in MODEL_ORDER if (data["model"] == m).any()]
+    fig = Figure(figsize=(3.9 * len(counts) + 2.4, 3.4), layout="constrained")
     axes = fig.subplots(1, len(counts), squeeze=False)[0]
     for ax, n in zip(axes, counts):
-        sns.lineplot(
-            data=data[data["n"] == n].assign(model=lambda d: d["model"].map(LABELS)),
-            x="step",
-            y="value",
-            hue="model",
-            errorbar="sd",
-            ax=ax,
+        part = data[data["n"] == n]
+        bands = style.group_bands(
+            part, "step", "value", ["model"], lambda k: {"colour": style.colour(k[0])}, log=True
         )
-        ax.set_yscale("log")
-        ax.set_title(f"n = {n}: validation extrapolation RMSE")
-        ax.set_xlabel("iteration")
-        ax.set_ylabel("RMSE vs truth")
+        style.lines_with_bands(ax, bands, log=True)
+        ax.set_title(f"n = {n}")
+        ax.set(xlabel="training iteration", ylabel="validation extrapolation RMSE")
+        ax.grid(alpha=0.3)
+    handles = [style.handle(LABELS[m], style.colour(m), linestyle="-") for m in models]
+    style.categorical_legend(fig, handles, "model", loc="outside right upper")
+    return fig
+
+
+def _curves(tagged: pd.DataFrame, path: Path) -> bool:
+    """Write :func:`draw_val_curves` to ``path``; whether there was anything to draw."""
+    fig = draw_val_curves(tagged)
+    if fig is None:
+        return False
     fig.savefig(path, dpi=100)
     return True
 
@@ -473,6 +672,7 @@ def _table2_block(
         _table2(tagged, scales, counts),
         "",
     ]
+    lines += _table2_figure(tagged, ids, out_dir)
     if "interrupted" in statuses:
         lines += [
             "An interrupted run contributes the (seed, model, n) units it completed (its `units.jsonl` "
@@ -497,19 +697,80 @@ def _table2_block(
     ]
     curves = f"figures/latent-{ids[0]}-val-curves.png"
     if _curves(tagged, out_dir / curves):
-        lines += [f"![validation RMSE during training, runs {', '.join(ids)}]({curves})", ""]
+        val = tagged[(tagged["metric"] == "val_rmse_extrap") & (tagged["step"] >= 0)]
+        lines += [
+            f"![validation RMSE during training, runs {', '.join(ids)}]({curves})",
+            "",
+            "*Validation extrapolation RMSE (against the noise-free truth) during training, per n and "
+            "model: "
+            + (
+                f"geometric mean over {_seeds_text(val)} ×/÷ one geometric sd (log axis); "
+                if val["seed"].nunique() > 1
+                else f"{_seeds_text(val)}, no spread (log axis); "
+            )
+            + f"runs {', '.join(ids)}.*",
+            "",
+        ]
     traced = df[df["run_id"].isin(ids) & (df["metric"] == "truth_x")]["run_id"]
     if not traced.empty:  # Figure 8 from the first run that recorded trajectories
         meta = next(meta for meta in group if meta["run_id"] == traced.iloc[0])
         run = df[df["run_id"] == meta["run_id"]]
+        seed = _trajectory_seed(run)
+        drawn = (
+            f"seed {seed} alone (the seed that recorded test-spiral trajectories; the runs' seeds: "
+            f"{', '.join(map(str, seeds))}), run `{meta['run_id']}`"
+        )
+        name = f"figures/latent-{meta['run_id']}-fig8-panel.png"
+        panel = draw_figure8_panel(run, min(counts), metas=group)
+        if panel is not None:
+            panel.savefig(out_dir / name, dpi=100)
+            lines += [
+                f"![Figure 8 at a glance, n={min(counts)}, run {meta['run_id']}]({name})",
+                "",
+                f"*Figure 8 at a glance: the first recorded test spiral of each orientation at n = "
+                f"{min(counts)}, per model (colour): ground truth grey, observations black, prediction in "
+                f"the observation window solid, extrapolation dashed; {drawn}.*",
+                "",
+            ]
         for n in counts:
             name = f"figures/latent-{meta['run_id']}-fig8-n{n}.png"
-            title = f"Run {meta['run_id']}, seed {(meta.get('seeds') or ['?'])[0]}, n = {n}: test spirals"
+            title = f"Run {meta['run_id']}, seed {seed}, n = {n}: test spirals"
             if _figure8(
                 run, tagged[tagged["run_id"] == meta["run_id"]], n, OBS_POINTS, out_dir / name, title
             ):
-                lines += [f"![Figure 8 style, n={n}, run {meta['run_id']}]({name})", ""]
+                lines += [
+                    f"![Figure 8 style, n={n}, run {meta['run_id']}]({name})",
+                    "",
+                    f"*Figure 8 style, n = {n}: every recorded test spiral (columns) per model (rows); "
+                    f"{drawn}.*",
+                    "",
+                ]
     return lines
+
+
+def _seeds_text(rows: pd.DataFrame) -> str:
+    """``seed 0`` or ``seeds 0, 1, 2``: the seeds of ``rows``."""
+    seeds = [str(int(s)) for s in sorted(rows["seed"].unique())]
+    return f"seed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)}"
+
+
+def _table2_figure(tagged: pd.DataFrame, ids: list[str], out_dir: Path) -> list[str]:
+    """Table 2 as a figure (:func:`draw_table2`) of one group of runs, linked and captioned."""
+    finals = t2.finals(tagged, "rmse_extrap_truth")
+    if finals.empty:
+        return []
+    name = f"figures/latent-{ids[0]}-table2.png"
+    draw_table2(finals).savefig(out_dir / name, dpi=100)
+    return [
+        f"![Table 2 as a figure, runs {', '.join(ids)}]({name})",
+        "",
+        "*Table 2 as a figure: extrapolation RMSE against the noise-free truth on the test spirals, one "
+        f"point per seed ({_seeds_text(finals)}) and the mean over seeds (line), per model (colour); "
+        "stars: the paper's values (its RNN, its latent ODE; the paper's, not measured). Right: the "
+        "latent ODE / tanh RNN ratio per seed on the same data, its mean, the paper's ratio as stars. "
+        f"Runs {', '.join(ids)}.*",
+        "",
+    ]
 
 
 def _has_models(group: list[dict[str, Any]]) -> bool:

@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from matplotlib.figure import Figure
 
-from nodebench.report import _cost
+from nodebench.report import _cost, style
 from nodebench.report._tables import markdown_table
 
 #: The paper's Table 1 memory column (L: layers; L~: NFE of one forward solve), as published.
@@ -66,22 +67,59 @@ def _raw(records: pd.DataFrame) -> pd.DataFrame:
     return table[keep]
 
 
-def _figure(records: pd.DataFrame, out_dir: Path, name: str) -> str:
-    import seaborn as sns
+#: Colour of each mode: the Table 1 model it stands for (direct: RK-Net, adjoint: ODE-Net).
+MODE_MODEL = {"direct": "rknet", "adjoint": "odenet", "resnet": "resnet"}
 
+
+def mode_style(mode: str) -> tuple[str | None, str, str]:
+    """``(library, model, label)`` of a memory mode such as ``nodebench-adjoint`` or ``resnet``."""
+    library, _, gradient = mode.rpartition("-")
+    model = MODE_MODEL.get(gradient, gradient)
+    paper = PAPER_MEMORY.get(mode, "").split("(")[-1].rstrip(")") or model  # e.g. "RK-Net"
+    return (library or None), model, f"{library} {gradient} ({paper})" if library else paper
+
+
+@style.figure_function
+def draw(records: pd.DataFrame) -> Figure:
+    """Memory (and time) of one forward + backward pass against depth L, one panel per metric.
+
+    Colour: the Table 1 model a mode stands for (direct backpropagation through rk4: RK-Net;
+    adjoint: ODE-Net; ResNet); marker and line style: the library. Log-log axes, ticks at the L run.
+
+    Arguments:
+        records: one memory run's records (variant = mode, step = L, metrics of :data:`MEMORY_METRICS`
+            and ``time_fwd_bwd``).
+
+    Returns:
+        The figure.
+    """
     metrics = [m for m in [*MEMORY_METRICS, "time_fwd_bwd"] if (records["metric"] == m).any()]
-    fig, axes = _cost.figure(len(metrics))
+    fig, axes = _cost.figure(len(metrics), width=4.6, height=4.0)
+    modes = list(dict.fromkeys(records["variant"]))
     for ax, metric in zip(axes[0], metrics):
-        data = records[records["metric"] == metric].copy()
-        if metric != "time_fwd_bwd":
-            data["value"] = data["value"] / MIB
-        sns.lineplot(data=data, x="step", y="value", hue="variant", style="variant", markers=True, ax=ax)
-        _cost.loglog(ax)
+        data = records[records["metric"] == metric]
+        for mode in modes:
+            mean = data[data["variant"] == mode].groupby("step")["value"].mean()
+            if metric != "time_fwd_bwd":
+                mean = mean / MIB
+            library, model, _ = mode_style(mode)
+            marker, linestyle = style.library_style(library)
+            ax.plot(
+                mean.index, mean.to_numpy(), color=style.colour(model), ls=linestyle, marker=marker, ms=4.5
+            )
+        style.log_axis(ax, x=True, y=True)
+        style.value_ticks(ax, data["step"].unique())
         ax.set_xlabel("L (rk4 steps or residual blocks)")
         ax.set_ylabel("seconds" if metric == "time_fwd_bwd" else "MiB")
         ax.set_title(MEMORY_METRICS.get(metric, "forward + backward time"))
-        ax.legend(fontsize="small")
-    return _cost.save(fig, out_dir, name)
+        ax.grid(alpha=0.3)
+    handles = []
+    for mode in modes:
+        library, model, label = mode_style(mode)
+        marker, linestyle = style.library_style(library)
+        handles.append(style.handle(label, style.colour(model), marker=marker, linestyle=linestyle))
+    style.categorical_legend(fig, handles, "mode (Table 1 model)", loc="outside right upper")
+    return fig
 
 
 def section(df: pd.DataFrame, meta_list: list[dict[str, Any]], out_dir: Path) -> str:
@@ -101,9 +139,11 @@ def section(df: pd.DataFrame, meta_list: list[dict[str, Any]], out_dir: Path) ->
         lines += ["Least-squares slopes (memory = slope x L + intercept):", ""]
         lines += [markdown_table(slopes(records)), ""]
         lines += ["Raw numbers (mean over seeds):", "", markdown_table(_raw(records)), ""]
-        lines += [_figure(records, out_dir, f"memory-{meta['run_id']}.png"), ""]
+        lines += [_cost.save(draw(records), out_dir, f"memory-{meta['run_id']}.png"), ""]
         lines += [
-            "Log-log axes: a constant is a flat line, memory linear in L a line of slope 1.",
+            f"*Memory and time of one forward + backward pass against L, run `{meta['run_id']}` (colour: "
+            "the Table 1 model a mode stands for; marker and line style: the library). Log-log axes: a "
+            f"constant is a flat line, memory linear in L a line of slope 1. {_cost.seeds_drawn(records)}.*",
             "",
         ]
     return "\n".join(lines)

@@ -6,8 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from matplotlib.figure import Figure
 
 from nodebench.claims.evidence import Spec, footprint, load_state, select
+from nodebench.report import style
 from nodebench.report._tables import markdown_table
 from nodebench.schema.mnist import PAPER_TABLE1
 
@@ -129,87 +131,181 @@ def _run_label(meta: dict[str, Any]) -> str:
     return f"{meta.get('preset')} {meta['run_id'][-6:]}"
 
 
-def _figures(df: pd.DataFrame, metas: list[dict[str, Any]], out_dir: Path) -> list[str]:
-    """Training curves and Figure 3c/3d; returns the markdown lines linking them."""
-    import seaborn as sns
-    from matplotlib.figure import Figure
+LINE_KEYS = ["model", "method", "run"]
+
+
+def _line_styles(data: pd.DataFrame) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """Colour and label of each (model, method, run) line, in Table 1's model order: the model's colour
+    (ODE-Net: its solver's), lighter for a further run of the same model and method (runs in the order
+    of their labels)."""
+    out: dict[tuple[str, str, str], dict[str, Any]] = {}
+    seen: dict[tuple[str, str], int] = {}
+    order = list(LABELS)
+    keys = sorted(
+        dict.fromkeys(zip(*(data[k] for k in LINE_KEYS))),
+        key=lambda k: (order.index(k[0]) if k[0] in order else len(order), *k),
+    )
+    for model, method, run in keys:
+        base = style.colour(method if model == "odenet" else model)
+        repeat = seen[(model, method)] = seen.get((model, method), -1) + 1
+        name = LABELS.get(model, model) + (f" ({method})" if model == "odenet" else "")
+        out[(model, method, run)] = {
+            "colour": style.lighter(base, min(0.25 * repeat, 0.6)) if repeat else base,
+            "label": f"{name}, run {run}",
+            "marker": "o",
+        }
+    return out
+
+
+def _epoch_axis(ax: Any, epochs: pd.Series) -> None:
+    """Ticks at the epochs run when they are few, else integer ticks."""
     from matplotlib.ticker import MaxNLocator
 
+    if epochs.nunique() <= 16:
+        style.value_ticks(ax, epochs.unique())
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+@style.figure_function
+def draw_curves(data: pd.DataFrame) -> Figure:
+    """Training loss and test error after each epoch, one line per model and run: log axes, geometric
+    mean ×/÷ geometric sd over seeds (:func:`~nodebench.report.style.spread`).
+
+    Arguments:
+        data: rows ``model, method, run, seed, epoch, metric, value`` with metrics ``train_loss`` and
+            ``test_error`` (%); ``method`` is the ODE-Net's solver (its colour), ``run`` a short label.
+
+    Returns:
+        The figure.
+    """
+    fig = Figure(figsize=(11, 3.8), layout="constrained")
+    lines = _line_styles(data)
+    for ax, (metric, label) in zip(
+        fig.subplots(1, 2), (("train_loss", "training loss"), ("test_error", "test error [%]"))
+    ):
+        part = _metric(data, metric)
+        style.lines_with_bands(
+            ax, style.group_bands(part, "epoch", "value", LINE_KEYS, lines.get, log=True), log=True
+        )
+        ax.set(xlabel="epoch", ylabel=label)
+        ax.set_title(f"{label} after each epoch")
+        _epoch_axis(ax, part["epoch"])
+        ax.grid(alpha=0.3)
+    handles = [style.handle(v["label"], v["colour"], marker="o", linestyle="-") for v in lines.values()]
+    style.categorical_legend(fig, handles, "model, run", loc="outside right upper")
+    return fig
+
+
+@style.figure_function
+def draw_nfe(wide: pd.DataFrame) -> Figure:
+    """Figure 3d (NFE-forward per iteration over the epochs, from 0) and 3c (adjoint backward against
+    forward NFE, one point per epoch and seed, shaded light to dark by epoch).
+
+    Arguments:
+        wide: rows ``model, method, run, seed, epoch, nfe_forward, nfe_backward`` (means per epoch).
+
+    Returns:
+        The figure.
+    """
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    ax_d, ax_c = fig.subplots(1, 2, width_ratios=[1.3, 1])
+    lines = _line_styles(wide)
+    style.lines_with_bands(ax_d, style.group_bands(wide, "epoch", "nfe_forward", LINE_KEYS, lines.get))
+    ax_d.set(xlabel="epoch", ylabel="NFE forward per iteration")
+    ax_d.set_title("Fig. 3d: NFE forward over training")
+    style.from_zero(ax_d)
+    _epoch_axis(ax_d, wide["epoch"])
+    adjoint = wide[wide["nfe_backward"] > 0]
+    epochs = sorted(adjoint["epoch"].unique())
+    for key, part in adjoint.groupby(LINE_KEYS, sort=False):
+        base = lines[key]["colour"]
+        shade = style.shade_map(epochs, base)
+        ax_c.scatter(
+            part["nfe_forward"],
+            part["nfe_backward"],
+            color=[shade[e] for e in part["epoch"]],
+            edgecolor=base,
+            s=40,
+        )
+    top = max(adjoint["nfe_forward"].max(), adjoint["nfe_backward"].max(), 1) * 1.1
+    ax_c.plot([0, top], [0, top], color=style.GUIDE, lw=0.8, ls=(0, (4, 2)), label="backward = forward")
+    ax_c.plot(
+        [0, top], [0, top / 2], color=style.PAPER, lw=1, ls=(0, (1, 1.5)), label="backward = forward / 2"
+    )
+    ax_c.set(
+        xlim=(0, top), ylim=(0, top), xlabel="NFE forward per iteration", ylabel="NFE backward per iteration"
+    )
+    ax_c.set_aspect("equal", adjustable="box")
+    ax_c.set_title("Fig. 3c: adjoint, per epoch")
+    style.categorical_legend(ax_c, ax_c.get_lines(), loc="upper left")
+    for ax in (ax_c, ax_d):
+        ax.grid(alpha=0.3)
+    handles = [style.handle(v["label"], v["colour"], marker="o", linestyle="-") for v in lines.values()]
+    style.categorical_legend(fig, handles, "model, run", loc="outside right upper")
+    if epochs:
+        labels = [f"{e:g}" for e in epochs]
+        style.categorical_legend(
+            fig, style.shade_handles(labels), "epoch (3c shade)", loc="outside right lower"
+        )
+    return fig
+
+
+def _figures(df: pd.DataFrame, metas: list[dict[str, Any]], out_dir: Path) -> list[str]:
+    """Training curves and Figure 3c/3d; returns the markdown lines linking them."""
     labels = {meta["run_id"]: _run_label(meta) for meta in metas}
+    methods = {meta["run_id"]: (meta.get("config") or {}).get("method") or "dopri5" for meta in metas}
     stepped = df[df["step"] >= 0]
     data = stepped.assign(
         run=stepped["run_id"].map(labels),
-        model=stepped["variant"].map(lambda v: LABELS.get(v, v)),
+        method=stepped["run_id"].map(methods),
+        model=stepped["variant"],
         epoch=stepped["step"] + 1,
     )
-    lines = []
-    style = "run" if data["run"].nunique() > 1 else None
-
-    fig = Figure(figsize=(10, 3.5), layout="constrained")
-    for ax, (metric, title) in zip(
-        fig.subplots(1, 2), (("train_loss", "training loss"), ("test_error", "test error [%]"))
-    ):
-        sns.lineplot(
-            data=_metric(data, metric),
-            x="epoch",
-            y="value",
-            hue="model",
-            style=style,
-            marker="o",
-            errorbar="sd",
-            ax=ax,
-        )
-        ax.set(xlabel="epoch", ylabel=title, yscale="log")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    fig.savefig(out_dir / "figures" / "mnist-curves.png", dpi=100)
-    seeds = sorted(int(s) for s in df["seed"].unique() if s >= 0)
+    curves = data[data["metric"].isin(["train_loss", "test_error"])]
+    _save(draw_curves(curves), out_dir, "mnist-curves.png")
+    seeds = sorted(int(s) for s in curves["seed"].unique() if s >= 0)
     runs = ", ".join(f"`{m['run_id']}`" for m in metas)
     presets = ", ".join(dict.fromkeys(str(m.get("preset")) for m in metas))
-    spread = "lines: mean, bands: ± sd over seeds" if len(seeds) > 1 else "one seed: no spread"
-    lines += [
+    spread = (
+        "lines: geometric mean, bands: ×/÷ one geometric sd over seeds (log axes)"
+        if len(seeds) > 1
+        else "one seed: no spread"
+    )
+    lines = [
         "![MNIST training loss and test error per epoch](figures/mnist-curves.png)",
         "",
         f"*Training loss (mean over the epoch's batches) and test error (all test images) after each "
-        f"epoch, per model; runs {runs}, preset {presets}, seeds {', '.join(map(str, seeds))}; {spread}.*",
+        f"epoch, per model (colour; ODE-Net in its solver's colour, lighter for a second run); runs {runs}, "
+        f"preset {presets}, seeds {', '.join(map(str, seeds))}; {spread}.*",
         "",
     ]
 
     nfe = data[data["metric"].isin(["nfe_forward", "nfe_backward"])]
     if nfe.empty:
         return lines + ["No NFE records (neither RK-Net nor ODE-Net was trained).", ""]
-    wide = nfe.pivot_table(index=["run", "model", "seed", "epoch"], columns="metric", values="value")
-    wide = wide.reset_index()
-    fig = Figure(figsize=(10, 3.8), layout="constrained")
-    ax_d, ax_c = fig.subplots(1, 2)
-    sns.lineplot(
-        data=wide, x="epoch", y="nfe_forward", hue="model", style=style, marker="o", errorbar="sd", ax=ax_d
-    )
-    ax_d.set(xlabel="epoch", ylabel="NFE forward per iteration", title="Fig. 3d: NFE-forward over training")
-    ax_d.xaxis.set_major_locator(MaxNLocator(integer=True))
-    adjoint = wide[wide["nfe_backward"] > 0]
-    if not adjoint.empty:
-        sns.scatterplot(data=adjoint, x="nfe_forward", y="nfe_backward", hue="epoch", style=style, ax=ax_c)
-        top = max(adjoint["nfe_forward"].max(), adjoint["nfe_backward"].max()) * 1.1
-        ax_c.plot([0, top], [0, top], color="grey", lw=0.8, ls="--", label="backward = forward")
-        ax_c.plot([0, top], [0, top / 2], color="grey", lw=0.8, ls=":", label="backward = forward / 2")
-        ax_c.set(xlim=(0, top), ylim=(0, top))
-        ax_c.legend(fontsize="small")
-    ax_c.set(
-        xlabel="NFE forward per iteration",
-        ylabel="NFE backward per iteration",
-        title="Fig. 3c: adjoint models, one point per epoch",
-    )
-    fig.savefig(out_dir / "figures" / "mnist-nfe.png", dpi=100)
+    wide = nfe.pivot_table(
+        index=[*LINE_KEYS, "seed", "epoch"], columns="metric", values="value"
+    ).reset_index()
+    _save(draw_nfe(wide), out_dir, "mnist-nfe.png")
+    seeds = sorted(int(s) for s in wide["seed"].unique() if s >= 0)
     return lines + [
         "![MNIST NFE: Figure 3d and 3c](figures/mnist-nfe.png)",
         "",
         "*Left (Fig. 3d): NFE of the ODE block per training iteration, averaged over each epoch, for "
-        "RK-Net (fixed RK4 steps) and ODE-Net (dopri5, rtol = atol = 1e-3). Right (Fig. 3c): ODE-Net's "
-        "adjoint backward NFE against its forward NFE, one point per epoch, with y = x and the paper's "
-        f"y = x/2. Runs {runs}, preset {presets}, seeds {', '.join(map(str, seeds))}; {spread}. The "
-        "four-panel Figure 3 with the tolerance sweep is in results/SUMMARY.md.*",
+        "RK-Net (fixed RK4 steps) and ODE-Net (its solver at rtol = atol = 1e-3), from 0. Right (Fig. 3c): "
+        "ODE-Net's adjoint backward NFE against its forward NFE, one point per epoch (shade: light = "
+        f"early), with y = x and the paper's y = x/2. Runs {runs}, preset {presets}, seeds "
+        f"{', '.join(map(str, seeds))}; "
+        + ("lines: mean, bands: ± sd over seeds" if len(seeds) > 1 else "one seed: no spread")
+        + ". The four-panel Figure 3 with the tolerance sweep is in results/SUMMARY.md.*",
         "",
     ]
+
+
+def _save(fig: Figure, out_dir: Path, name: str) -> None:
+    (out_dir / "figures").mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_dir / "figures" / name, dpi=100)
 
 
 def section(df: pd.DataFrame, metas: list[dict[str, Any]], out_dir: Path) -> str:
@@ -282,47 +378,71 @@ def training_text(config: dict[str, Any]) -> str:
     )
 
 
+@style.figure_function
+def draw_iterations(runs: list[tuple[str, str, pd.DataFrame]]) -> Figure:
+    """Figure 3d/3c from single training iterations, one colour per run's solver method.
+
+    Arguments:
+        runs: per run ``(label, method, rows)``, rows :func:`iteration_nfe` (``x``, ``nfe_forward``,
+            ``nfe_backward``).
+
+    Returns:
+        The figure.
+    """
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    ax_d, ax_c = fig.subplots(1, 2, width_ratios=[1.3, 1])
+    top, handles = 1.0, []
+    for label, method, wide in runs:
+        base = style.colour(method)
+        ax_d.plot(wide["x"], wide["nfe_forward"], color=base, lw=1)
+        ax_c.scatter(wide["nfe_forward"], wide["nfe_backward"], s=14, alpha=0.5, color=base)
+        top = max(top, wide["nfe_forward"].max(), wide["nfe_backward"].max())
+        handles.append(style.handle(label, base, marker="o", linestyle="-"))
+    top *= 1.1
+    ax_c.plot([0, top], [0, top], color=style.GUIDE, lw=0.8, ls=(0, (4, 2)), label="backward = forward")
+    ax_c.plot(
+        [0, top], [0, top / 2], color=style.PAPER, lw=1, ls=(0, (1, 1.5)), label="backward = forward / 2"
+    )
+    ax_c.set(xlim=(0, top), ylim=(0, top), xlabel="NFE forward", ylabel="NFE backward (adjoint)")
+    ax_c.set_aspect("equal", adjustable="box")
+    ax_c.set_title("Fig. 3c per training iteration")
+    style.categorical_legend(ax_c, ax_c.get_lines(), loc="upper left")
+    ax_d.set(xlabel="training iteration", ylabel="NFE forward")
+    ax_d.set_title("Fig. 3d per training iteration")
+    style.from_zero(ax_d)
+    for ax in (ax_c, ax_d):
+        ax.grid(alpha=0.3)
+    style.categorical_legend(fig, handles, "solver (run)", loc="outside right upper")
+    return fig
+
+
 def _iteration_figure(df: pd.DataFrame, metas: list[dict[str, Any]], out_dir: Path) -> list[str]:
     """Figure 3c/3d from single training iterations (``nfe_every``), one colour per run's solver."""
     if df.empty:
         return []
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(10, 3.8), layout="constrained")
-    ax_d, ax_c = fig.subplots(1, 2)
-    said, top = [], 1.0
+    said, runs = [], []
     for meta in metas:
         wide = iteration_nfe(df[df["run_id"] == meta["run_id"]])
         if wide.empty:
             continue
         config = meta.get("config") or {}
-        label = f"{config.get('method', 'dopri5')} ({meta['run_id'][-6:]})"
-        ax_d.plot(wide["x"], wide["nfe_forward"], lw=1, label=label)
-        ax_c.scatter(wide["nfe_forward"], wide["nfe_backward"], s=12, alpha=0.5, label=label)
-        top = max(top, wide["nfe_forward"].max(), wide["nfe_backward"].max())
+        method = config.get("method", "dopri5")
+        runs.append((f"{method} ({meta['run_id'][-6:]})", method, wide))
         ratio = (wide["nfe_backward"] / wide["nfe_forward"]).median()
         said.append(
             f"{training_text(config)}: forward {wide['nfe_forward'].median():.0f}, backward "
             f"{wide['nfe_backward'].median():.0f} NFE per iteration, backward/forward {ratio:.2f} "
             f"(medians over {len(wide)} iterations, run `{meta['run_id']}`)"
         )
-    top *= 1.1
-    ax_c.plot([0, top], [0, top], color="grey", lw=0.8, ls="--", label="backward = forward")
-    ax_c.plot([0, top], [0, top / 2], color="black", lw=0.8, ls=":", label="backward = forward / 2")
-    ax_c.set(xlim=(0, top), ylim=(0, top), xlabel="NFE forward", ylabel="NFE backward (adjoint)")
-    ax_c.set_title("Fig. 3c per training iteration")
-    ax_d.set(xlabel="training iteration", ylabel="NFE forward", title="Fig. 3d per training iteration")
-    for ax in (ax_c, ax_d):
-        ax.legend(fontsize="small")
-        ax.grid(alpha=0.3)
-    fig.savefig(out_dir / "figures" / "mnist-nfe-iterations.png", dpi=100)
+    _save(draw_iterations(runs), out_dir, "mnist-nfe-iterations.png")
+    seeds = sorted(int(s) for s in df["seed"].unique() if s >= 0)
     return [
         "Figure 3c/3d per training iteration (ODE-Net alone, one run per solver): " + "; ".join(said) + ".",
         "",
         "![MNIST NFE per training iteration, by solver](figures/mnist-nfe-iterations.png)",
         "",
-        "*Left: NFE of the ODE block in single training iterations (every recorded one). Right: the same "
-        "iterations' adjoint backward NFE against forward NFE, with y = x and the paper's y = x/2. One seed "
-        "per run: no spread.*",
+        "*Left: NFE of the ODE block in single training iterations (every recorded one), from 0. Right: the "
+        "same iterations' adjoint backward NFE against forward NFE, with y = x and the paper's y = x/2. "
+        f"Colour: the run's solver. Seed(s) {', '.join(map(str, seeds))}, every iteration drawn; no spread.*",
         "",
     ]

@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
-from nodebench.report import _cost
+from nodebench.report import _cost, style
 from nodebench.report._tables import markdown_table
 
 PAPER_RATIO = 0.5  # Fig. 3c: "roughly half", as published
@@ -66,39 +67,101 @@ def seminorm_savings(table: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _figure(table: pd.DataFrame, out_dir: Path, name: str) -> str:
-    import seaborn as sns
+NORM_FILL = {"seminorm": True, "full": False}  # filled markers: seminorm; hollow: full norm
 
+
+@style.figure_function
+def draw(table: pd.DataFrame) -> Figure:
+    """Paper Fig. 3c per problem (backward against forward NFE, with y = x/2 and y = x), and the
+    spiral's forward NFE over training.
+
+    Colour: the method; marker and line style: the library; filled markers: the seminorm, hollow: the
+    full norm; line shade in the last panel: the tolerance (light: loose).
+
+    Arguments:
+        table: :func:`split_variants` rows (``problem, library, method, norm, tol, step,
+            nfe_forward, nfe_backward``).
+
+    Returns:
+        The figure.
+    """
     problems = list(dict.fromkeys(table["problem"]))
-    fig, axes = _cost.figure(len(problems) + 1)
+    spiral = table[table["problem"] == "spiral"]
+    fig, axes = _cost.figure(len(problems) + (not spiral.empty), width=4.6, height=4.4)
+    solvers = list(dict.fromkeys(zip(table["library"], table["method"])))
+    norms = [n for n in NORM_FILL if (table["norm"] == n).any()]
     for ax, problem in zip(axes[0], problems):
         data = table[table["problem"] == problem]
-        data = data.assign(solver=data["library"] + " " + data["method"])
-        sns.scatterplot(data=data, x="nfe_forward", y="nfe_backward", hue="norm", style="solver", s=50, ax=ax)
+        for (library, method, norm), part in data.groupby(["library", "method", "norm"], sort=False):
+            base = style.colour(method)
+            ax.scatter(
+                part["nfe_forward"],
+                part["nfe_backward"],
+                marker=style.library_style(library).marker,
+                facecolor=base if NORM_FILL.get(norm, True) else "none",
+                edgecolor=base,
+                s=36,
+                alpha=0.8,
+                zorder=3,
+            )
         top = max(data["nfe_forward"].max(), data["nfe_backward"].max()) * 1.05
-        ax.plot([0, top], [0, top / 2], "k--", lw=1, label="y = x/2 (paper)")
-        ax.plot([0, top], [0, top], ":", color="grey", lw=1, label="y = x")
-        ax.set(xlim=(0, top), ylim=(0, top), xlabel="NFE forward", ylabel="NFE backward", title=problem)
-        ax.legend(fontsize="small")
-    ax = axes[0, -1]
-    spiral = table[table["problem"] == "spiral"]
+        half = ax.plot(
+            [0, top], [0, top / 2], color=style.PAPER, ls=(0, (1, 1.5)), lw=1, label="y = x/2 (paper)"
+        )
+        same = ax.plot([0, top], [0, top], color=style.GUIDE, ls=(0, (4, 2)), lw=0.8, label="y = x")
+        ax.set(xlim=(0, top), ylim=(0, top), xlabel="NFE forward", ylabel="NFE backward (adjoint)")
+        ax.set_aspect("equal", adjustable="box")
+        ax.set_title(f"{problem}: backward vs forward")
+        ax.grid(alpha=0.3)
+        if ax is axes[0, 0]:
+            style.categorical_legend(ax, half + same, loc="upper left")
     if not spiral.empty:
-        data = spiral.assign(
-            tolerance=spiral["tol"].map("{:.0e}".format), solver=spiral["library"] + " " + spiral["method"]
+        ax = axes[0, -1]
+        tols = sorted(spiral["tol"].unique(), reverse=True)
+        for (library, method, tol), part in spiral.groupby(["library", "method", "tol"], sort=False):
+            mean = part.groupby("step")["nfe_forward"].mean()
+            marker, linestyle = style.library_style(library)
+            shade = style.shade_map(tols, style.colour(method), reverse=True)[tol]
+            ax.plot(mean.index, mean.to_numpy(), color=shade, ls=linestyle, marker=marker, ms=3.5, lw=1.2)
+        ax.set(xlabel="training iteration", ylabel="NFE forward")
+        ax.set_title("spiral: NFE forward over training")
+        style.from_zero(ax)
+        style.value_ticks(ax, spiral["step"].unique())
+        ax.grid(alpha=0.3)
+    fig.get_layout_engine().set(w_pad=0.08)
+    style.categorical_legend(
+        fig,
+        [style.solver_handle(lib, m, line=False) for lib, m in solvers],
+        "solver",
+        loc="outside right upper",
+    )
+    fills = [
+        style.handle(
+            f"{norm} norm" if norm == "full" else norm,
+            "black",
+            marker="o",
+            markerfacecolor="black" if NORM_FILL[norm] else "none",
         )
-        sns.lineplot(
-            data=data,
-            x="step",
-            y="nfe_forward",
-            hue="tolerance",
-            style="solver",
-            markers=True,
-            errorbar=None,
-            ax=ax,
+        for norm in norms
+    ]
+    style.categorical_legend(fig, fills, "adjoint error norm", loc="outside right center")
+    if not spiral.empty:
+        tol_entries = style.shade_handles([style.tolerance_label(t) for t in tols], linestyle="-")
+        style.categorical_legend(
+            fig, tol_entries, "rtol = atol\n(line shade, last panel)", loc="outside right lower"
         )
-        ax.set(xlabel="training iteration", ylabel="NFE forward", title="spiral: NFE forward over training")
-        ax.legend(fontsize="small")
-    return _cost.save(fig, out_dir, name)
+    return fig
+
+
+def _caption(records: pd.DataFrame) -> str:
+    """What the NFE figure draws."""
+    return (
+        f"*Run `{records['run_id'].iloc[0]}`. Left: adjoint backward against forward NFE of one loss, one "
+        "point per training checkpoint and tolerance (colour: method; marker: library; filled: seminorm, "
+        "hollow: full norm), with y = x and the paper's y = x/2. Right: the spiral's forward NFE at each "
+        "checkpoint, averaged over both norms (line shade: tolerance, light = loose). "
+        f"{_cost.seeds_drawn(records)}.*"
+    )
 
 
 def section(df: pd.DataFrame, meta_list: list[dict[str, Any]], out_dir: Path) -> str:
@@ -120,5 +183,5 @@ def section(df: pd.DataFrame, meta_list: list[dict[str, Any]], out_dir: Path) ->
         savings = seminorm_savings(table)
         if not savings.empty:
             lines += ["Backward NFE, seminorm against full norm:", "", markdown_table(savings), ""]
-        lines += [_figure(table, out_dir, f"nfe-{meta['run_id']}.png"), ""]
+        lines += [_cost.save(draw(table), out_dir, f"nfe-{meta['run_id']}.png"), "", _caption(records), ""]
     return "\n".join(lines)

@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from matplotlib.figure import Figure
 
-from nodebench.report import _cost
+from nodebench.report import _cost, style
 from nodebench.report._tables import markdown_table
 
 POINT_METRICS = ["rtol", "atol", "nfe", "error", "time"]
@@ -79,22 +80,56 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _figure(table: pd.DataFrame, problem: str, out_dir: Path, name: str) -> str:
-    import seaborn as sns
+@style.figure_function
+def draw(table: pd.DataFrame, problem: str) -> Figure:
+    """Work-precision diagrams of one problem: error at T against wall time and against NFE.
 
-    data = table[table["problem"] == problem].sort_values(["library", "method", "step"])
-    data = data.assign(solver=data["library"] + "/" + data["method"])
-    fig, axes = _cost.figure(2, width=6.0)
-    for ax, x, label in zip(axes[0], ["time", "nfe"], ["wall time per solve [s] (median)", "NFE"]):
-        sns.lineplot(
-            data=data, x=x, y="error", hue="solver", style="library", markers=True, sort=False, ax=ax
-        )
-        _cost.loglog(ax)
+    One line per solver over its rtols (tight to the right): colour = method, marker and line style =
+    library (:mod:`~nodebench.report.style`), so nodebench's and torchdiffeq's dopri5 share a colour.
+
+    Arguments:
+        table: :func:`points` rows (``problem, library, method, step, error, time, nfe``).
+        problem: the problem drawn.
+
+    Returns:
+        The figure.
+    """
+    data = table[table["problem"] == problem]
+    order = sorted(
+        data.groupby(["library", "method"], sort=False).groups,
+        key=lambda key: (
+            list(style.METHOD_COLOURS).index(key[1]) if key[1] in style.METHOD_COLOURS else 99,
+            key,
+        ),
+    )
+    fig, axes = _cost.figure(2, width=5.2, height=4.2)
+    handles = []
+    for library, method in order:
+        part = data[(data["library"] == library) & (data["method"] == method)].sort_values("step")
+        marker, linestyle = style.library_style(library)
+        for ax, x in zip(axes[0], ("time", "nfe")):
+            ax.plot(
+                part[x], part["error"], color=style.colour(method), ls=linestyle, marker=marker, ms=4, lw=1.3
+            )
+        handles.append(style.solver_handle(library, method))
+    for ax, label, what in zip(axes[0], ("wall time per solve [s] (median)", "NFE"), ("wall time", "NFE")):
+        style.log_axis(ax, x=True, y=True)
+        style.log_ticks(ax, "x")
         ax.set(xlabel=label, ylabel="error at T (RMS)")
-        ax.set_title(f"{problem}: error against {'time' if x == 'time' else 'NFE'}")
-    axes[0, 0].get_legend().remove()
-    axes[0, 1].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    return _cost.save(fig, out_dir, name)
+        ax.set_title(f"{problem}: error against {what}")
+        ax.grid(alpha=0.3)
+    style.categorical_legend(fig, handles, "solver", loc="outside right upper")
+    return fig
+
+
+def _caption(records: pd.DataFrame, problem: str) -> str:
+    """What a work-precision figure draws."""
+    return (
+        f"*Work-precision diagrams of `{problem}`, run `{records['run_id'].iloc[0]}`: one line per solver "
+        "over the protocol's rtols (colour: method; marker and line style: library); error at the final "
+        "time against the reference, wall time the median of repeated solves. "
+        f"{_cost.seeds_drawn(records)}.*"
+    )
 
 
 def section(df: pd.DataFrame, meta_list: list[dict[str, Any]], out_dir: Path) -> str:
@@ -125,5 +160,6 @@ def section(df: pd.DataFrame, meta_list: list[dict[str, Any]], out_dir: Path) ->
                 lines += [markdown_table(ratio), ""]
         lines += ["Per solver:", "", markdown_table(summary(table)), ""]
         for problem in dict.fromkeys(table["problem"]):
-            lines += [_figure(table, problem, out_dir, f"solvers-{meta['run_id']}-{problem}.png"), ""]
+            name = f"solvers-{meta['run_id']}-{problem}.png"
+            lines += [_cost.save(draw(table, problem), out_dir, name), "", _caption(records, problem), ""]
     return "\n".join(lines)

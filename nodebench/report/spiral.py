@@ -14,7 +14,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
+from nodebench.report import style
 from nodebench.report._tables import markdown_table
 from nodebench.schema.spiral import PROBLEMS, SNAPSHOT, W_METRICS, W_TRUE
 
@@ -134,20 +136,79 @@ def _data(run: pd.DataFrame, problem: str, seed: int) -> pd.DataFrame:
     return rows.pivot_table(index="step", columns="metric", values="value", sort=True)
 
 
-def _grid(n_rows: int, n_cols: int, width: float, height: float) -> tuple[Any, Any]:
-    """A figure with a fixed-spacing grid of axes (no layout engine: it would redraw many times)."""
+def _grid(
+    n_rows: int,
+    n_cols: int,
+    width: float,
+    height: float,
+    *,
+    gaps: tuple[float, float] = (0.75, 0.75),
+    margins: tuple[float, float, float, float] = (1.0, 0.25, 0.55, 0.45),
+    **subplots: Any,
+) -> tuple[Any, Any]:
+    """A figure with a fixed-spacing grid of axes (no layout engine: it would redraw many times).
+
+    Arguments:
+        n_rows, n_cols: the grid.
+        width, height: one axes' size in inches.
+        gaps: horizontal and vertical space between axes (inches), room for labels and titles.
+        margins: left, right, bottom, top margins (inches).
+        subplots: more :meth:`~matplotlib.figure.Figure.subplots` options (``sharex``).
+    """
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width * n_cols + 0.8, height * n_rows + 0.6))
+    left, right, bottom, top = margins
+    fig_w = left + right + n_cols * width + (n_cols - 1) * gaps[0]
+    fig_h = bottom + top + n_rows * height + (n_rows - 1) * gaps[1]
+    fig = Figure(figsize=(fig_w, fig_h))
     fig.subplots_adjust(
-        left=0.8 / (width * n_cols + 0.8),
-        right=0.98,
-        bottom=0.4 / (height * n_rows + 0.6),
-        top=1 - 0.35 / (height * n_rows + 0.6),
-        wspace=0.25,
-        hspace=0.3,
+        left=left / fig_w,
+        right=1 - right / fig_w,
+        bottom=bottom / fig_h,
+        top=1 - top / fig_h,
+        wspace=gaps[0] / width,
+        hspace=gaps[1] / height,
     )
-    return fig, fig.subplots(n_rows, n_cols, squeeze=False)
+    return fig, fig.subplots(n_rows, n_cols, squeeze=False, **subplots)
+
+
+def variant_colour(variant: str) -> Any:
+    """A training variant's colour: its solver's, lighter for the adjoint than for direct backpropagation."""
+    mode, solver = variant.split("/")[-2:]
+    base = style.colour(solver)
+    return style.lighter(base, 0.45) if mode == "adjoint" else base
+
+
+@style.figure_function
+def draw_snapshots(data: pd.DataFrame, predictions: dict[str, dict[int, pd.DataFrame]], kind: str) -> Figure:
+    """Phase portraits (``kind="phase"``, equal aspect) or x(t), y(t) (``"xt"``) of one problem: a row
+    per variant, a column per stored snapshot (updates made).
+
+    Arguments:
+        data: the problem's data unit (:func:`_data`: ``t``, ``truth_x``, ``truth_y``, maybe ``obs_x``,
+            ``obs_y``, indexed by time index).
+        predictions: per variant (``problem/mode/solver``), its snapshots (:func:`_snapshots`).
+        kind: ``"phase"`` or ``"xt"``.
+
+    Returns:
+        The figure.
+    """
+    variants = list(predictions)
+    columns = sorted({k for snaps in predictions.values() for k in snaps})
+    fig, axes = _grid(len(variants), len(columns), 2.3, 2.3 if kind == "phase" else 1.9)
+    quantity = "y" if kind == "phase" else "x(t), y(t)"
+    for row, variant in enumerate(variants):
+        for col, updates in enumerate(columns):
+            ax = axes[row][col]
+            _draw(ax, kind, data, predictions[variant].get(updates), variant_colour(variant))
+            ax.tick_params(labelsize=7)
+            ax.set_xlabel("x" if kind == "phase" else "t", fontsize=8, labelpad=1)
+            mode_solver = variant.split("/", 1)[1]
+            ax.set_ylabel(f"{mode_solver}\n{quantity}" if col == 0 else quantity, fontsize=8, labelpad=1)
+            if row == 0:
+                ax.set_title(f"after {updates} updates", fontsize=9)
+    axes[0][0].legend(fontsize=6, loc="lower left")
+    return fig
 
 
 def _phase_and_time_figures(
@@ -160,87 +221,113 @@ def _phase_and_time_figures(
     data = _data(run, problem, seed)
     variants = [v for v in _variants(run) if v.startswith(f"{problem}/")]
     snaps = {v: _snapshots(run, v, seed) for v in variants}
-    columns = sorted({k for s in snaps.values() for k in s})
-    if data.empty or not variants or not columns:
+    if data.empty or not variants or not any(snaps.values()):
         return []
     links = []
     for kind in ("phase", "xt"):
-        fig, axes = _grid(len(variants), len(columns), 2.6, 2.2)
-        for row, variant in enumerate(variants):
-            for col, updates in enumerate(columns):
-                ax = axes[row][col]
-                _draw(ax, kind, data, snaps[variant].get(updates))
-                ax.tick_params(labelsize=7)
-                if row == 0:
-                    ax.set_title(f"after {updates} updates", fontsize=9)
-                if col == 0:
-                    ax.set_ylabel(variant.split("/", 1)[1], fontsize=9)
-        axes[0][0].legend(fontsize=6, loc="lower left")
         name = f"{stem}-{problem}-{kind}.png"
-        fig.savefig(out_dir / "figures" / name, dpi=80)
+        draw_snapshots(data, snaps, kind).savefig(out_dir / "figures" / name, dpi=80)
         what = "phase portraits (y against x)" if kind == "phase" else "x(t) and y(t)"
         links.append(f"![{problem}: {what}, seed {seed}](figures/{name})")
     return links
 
 
-def _draw(ax: Any, kind: str, data: pd.DataFrame, pred: pd.DataFrame | None) -> None:
-    """One panel: truth, observations (if any) and the learned trajectory (if stored)."""
+def _draw(ax: Any, kind: str, data: pd.DataFrame, pred: pd.DataFrame | None, colour: Any) -> None:
+    """One panel: truth, observations (if any) and the learned trajectory (if stored) in ``colour``."""
     has_obs = "obs_x" in data
-    if kind == "phase":
-        ax.plot(data["truth_x"], data["truth_y"], color="0.6", lw=1.5, label="truth")
-        if has_obs:
-            ax.plot(data["obs_x"], data["obs_y"], "k.", ms=2, label="observations")
-        if pred is not None:
-            ax.plot(pred["x"], pred["y"], color="C3", lw=1, label="learned")
-    else:
-        t = data["t"]
-        for axis, color in (("x", "C0"), ("y", "C1")):
-            ax.plot(t, data[f"truth_{axis}"], color=color, lw=2.5, alpha=0.35, label=f"truth {axis}")
-            if has_obs:
-                ax.plot(t, data[f"obs_{axis}"], ".", color=color, ms=1.5)
-            if pred is not None:
-                ax.plot(t.loc[pred.index], pred[axis], color=color, lw=1, label=f"learned {axis}")
     span = 1.5 * float(data[["truth_x", "truth_y"]].abs().to_numpy().max())
-    ax.set_ylim(-span, span)
     if kind == "phase":
-        ax.set_xlim(-span, span)
+        ax.plot(data["truth_x"], data["truth_y"], color=style.TRUTH, lw=1.5, label="truth")
+        if has_obs:
+            ax.plot(data["obs_x"], data["obs_y"], ".", color=style.OBSERVED, ms=2, label="observations")
+        if pred is not None:
+            ax.plot(pred["x"], pred["y"], color=colour, lw=1.1, label="learned")
+        ax.set(xlim=(-span, span), ylim=(-span, span))
+        ax.set_aspect("equal", adjustable="box")
+        return
+    t = data["t"]
+    for axis, shade, truth in (("x", colour, style.TRUTH), ("y", style.lighter(colour, 0.5), "0.82")):
+        ax.plot(
+            t,
+            data[f"truth_{axis}"],
+            color=truth,
+            lw=2.2,
+            label=f"truth {axis}",
+        )
+        if has_obs:
+            ax.plot(
+                t,
+                data[f"obs_{axis}"],
+                ".",
+                color=style.OBSERVED,
+                ms=1.5,
+                label="observations" if axis == "x" else None,
+            )
+        if pred is not None:
+            ax.plot(t.loc[pred.index], pred[axis], color=shade, lw=1.1, label=f"learned {axis}")
+    ax.set_ylim(-span, span)
 
 
-def _curves_figure(run: pd.DataFrame, out_dir: Path, name: str) -> str | None:
+CURVE_METRICS = (  # metric, axis label, log scale
+    ("loss", "training loss (window mean)", True),
+    ("traj_mse", "trajectory MSE (tight dopri5)", True),
+    ("nfe_forward", "NFE forward / iteration", False),
+)
+
+
+@style.figure_function
+def draw_curves(run: pd.DataFrame) -> Figure | None:
     """Training loss, trajectory MSE and NFE-forward over training, one column per problem.
 
-    Lines are means over seeds, bands one standard deviation where there are several seeds.
+    Lines are means over seeds with bands of ± one sd where there are several seeds; on the log axes
+    (loss, MSE) geometric means ×/÷ one geometric sd. Colour: the solver; lighter: the adjoint.
+
+    Arguments:
+        run: one spiral run's records.
+
+    Returns:
+        The figure, or ``None`` without training variants.
     """
     variants = _variants(run)
     problems = [p for p in PROBLEMS if any(v.startswith(f"{p}/") for v in variants)]
     if not problems:
         return None
-    metrics = (
-        ("loss", "training loss (window mean)", True),
-        ("traj_mse", "trajectory MSE (tight dopri5)", True),
-        ("nfe_forward", "NFE forward / iteration", False),
-    )
-    fig, axes = _grid(len(metrics), len(problems), 4.2, 2.8)
+    fig, axes = _grid(len(CURVE_METRICS), len(problems), 3.6, 2.3, gaps=(0.8, 0.25), sharex="col")
     for col, problem in enumerate(problems):
-        for row, (metric, label, log) in enumerate(metrics):
+        mine = [v for v in variants if v.startswith(f"{problem}/")]
+        for row, (metric, label, log) in enumerate(CURVE_METRICS):
             ax = axes[row][col]
-            for i, variant in enumerate(v for v in variants if v.startswith(f"{problem}/")):
-                rows = run[(run["variant"] == variant) & (run["metric"] == metric)]
-                rows = rows[np.isfinite(rows["value"])]
-                if rows.empty:
-                    continue
-                stats = rows.groupby("step")["value"].agg(["mean", "std"])
-                ax.plot(stats.index, stats["mean"], lw=1, color=f"C{i}", label=variant.split("/", 1)[1])
-                if stats["std"].notna().any():
-                    low, high = stats["mean"] - stats["std"], stats["mean"] + stats["std"]
-                    ax.fill_between(stats.index, low, high, color=f"C{i}", alpha=0.2, lw=0)
-            if log:
-                ax.set_yscale("log")
+            rows = run[run["variant"].isin(mine) & (run["metric"] == metric)]
+            rows = rows[np.isfinite(rows["value"])]
+            bands = style.group_bands(
+                rows,
+                "step",
+                "value",
+                ["variant"],
+                lambda k: {"colour": variant_colour(k[0]), "label": k[0].split("/", 1)[1]},
+                log=log,
+            )
+            style.lines_with_bands(ax, bands, log=log, lw=1)
+            if not log:
+                style.from_zero(ax)
             ax.tick_params(labelsize=7)
-            ax.set_title(f"{problem}: {label}", fontsize=9)
-            if row == len(metrics) - 1:
+            ax.set_ylabel(label, fontsize=8)
+            ax.grid(alpha=0.3)
+            if row == 0:
+                ax.set_title(problem, fontsize=10)
+            if row == len(CURVE_METRICS) - 1:
                 ax.set_xlabel("training iteration (updates made)", fontsize=8)
-        axes[0][col].legend(fontsize=7)
+            else:
+                ax.tick_params(labelbottom=False)
+        axes[-1][col].legend(fontsize=7, loc="best")
+    return fig
+
+
+def _curves_figure(run: pd.DataFrame, out_dir: Path, name: str) -> str | None:
+    """Write :func:`draw_curves` of ``run`` and return its markdown link (``None`` without variants)."""
+    fig = draw_curves(run)
+    if fig is None:
+        return None
     fig.savefig(out_dir / "figures" / name, dpi=80)
     return f"![spiral training curves](figures/{name})"
 
@@ -288,13 +375,19 @@ def _run_section(run: pd.DataFrame, meta: dict[str, Any], out_dir: Path) -> list
         lines += [markdown_table(w_table(run), floatfmt=".4f"), ""]
     curves = _curves_figure(run, out_dir, f"{stem}-curves.png")
     if curves:
-        spread = "lines: mean, bands: ± sd over seeds" if len(seeds) > 1 else "one seed: no spread"
+        spread = (
+            "lines: mean, bands: ± one sd over seeds; on the log axes (loss, MSE) geometric mean, bands "
+            "×/÷ one geometric sd"
+            if len(seeds) > 1
+            else "one seed: no spread"
+        )
         lines += [
             curves,
             "",
-            f"*Training curves per variant (loss, NFE and time per iteration, window means of "
-            f"`log_every` iterations; trajectory MSE at the checkpoints); run `{meta['run_id']}`, preset "
-            f"{meta.get('preset')}, seeds {', '.join(map(str, seeds))}; {spread}.*",
+            f"*Training curves per variant (training loss and NFE per iteration as window means of "
+            f"`log_every` iterations, trajectory MSE at the checkpoints; colour: the solver, lighter for the "
+            f"adjoint); run `{meta['run_id']}`, preset {meta.get('preset')}, seeds "
+            f"{', '.join(map(str, seeds))}; {spread}.*",
             "",
         ]
     lines += [
@@ -303,7 +396,16 @@ def _run_section(run: pd.DataFrame, meta: dict[str, Any], out_dir: Path) -> list
         "",
     ]
     for problem in PROBLEMS:
-        lines += [link + "\n" for link in _phase_and_time_figures(run, problem, seeds[0], out_dir, stem)]
+        for link in _phase_and_time_figures(run, problem, seeds[0], out_dir, stem):
+            lines += [
+                link,
+                "",
+                f"*{problem}, seed {seeds[0]} alone (of the run's seeds {', '.join(map(str, seeds))}): truth "
+                "grey, observations black dots, the learned trajectory in the variant's colour (the "
+                "solver's, lighter for the adjoint; in x(t), y(t) x dark and y light, truth too); run "
+                f"`{meta['run_id']}`.*",
+                "",
+            ]
     return lines
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
-from nodebench.report import _cost
+from nodebench.report import _cost, style
 from nodebench.report._tables import markdown_table
 
 SWEEP = ["tol", "nfe_forward", "error_rms", "error_max", "task_mse", "time_forward"]
@@ -31,34 +34,79 @@ def time_fits(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _figure(table: pd.DataFrame, fits: pd.DataFrame, out_dir: Path, name: str) -> str:
-    import seaborn as sns
+#: rtol = atol of the spiral sweep's float64 reference solve (``nodebench.workloads.tolerance.REFERENCE_TOL``;
+#: the report reads records only, so it is restated here and a test holds the two equal).
+SPIRAL_REFERENCE_TOL = 1e-12
+MNIST_PREFIX = "mnist_odenet/"
 
-    data = table.assign(**{"log10 tol": table["tol"].map(math.log10)})
-    fig, axes = _cost.figure(2)
-    ax = axes[0, 0]
-    sns.scatterplot(
-        data=data,
-        x="nfe_forward",
-        y="error_rms",
-        hue="log10 tol",
-        style="variant",
-        palette="viridis",
-        s=60,
-        ax=ax,
+
+def reference_tol(meta: dict[str, Any], variants: Iterable[str]) -> float | None:
+    """rtol = atol of the reference the sweep's error is measured against: the run's
+    ``mnist_reference_tol`` for the MNIST ODE-Net's variants, else the spiral sweep's fixed one."""
+    if any(str(v).startswith(MNIST_PREFIX) for v in variants):
+        return (meta.get("config") or {}).get("mnist_reference_tol")
+    return SPIRAL_REFERENCE_TOL
+
+
+@style.figure_function
+def draw(table: pd.DataFrame, fits: pd.DataFrame, reference: float | None) -> Figure:
+    """Paper Fig. 3a/3b for a sweep: (a) NFE against numerical error, (b) NFE against wall time.
+
+    Colour: the method; marker and line style: the library; marker shade: the tolerance (light:
+    loose). Panel (b) draws each solver's least-squares line.
+
+    Arguments:
+        table: :func:`sweep` rows (``variant``, ``tol``, ``nfe_forward``, ``error_rms``, ``time_forward``).
+        fits: :func:`time_fits` rows (``variant``, ``µs per NFE``, ``intercept ms``).
+        reference: rtol = atol of the reference solve (:func:`reference_tol`), ``None`` if unknown.
+
+    Returns:
+        The figure.
+    """
+    fig, axes = _cost.figure(2, width=5.0, height=4.0)
+    ax_a, ax_b = axes[0]
+    tols = sorted(table["tol"].unique(), reverse=True)
+    fit = fits.set_index("variant")
+    solvers = []
+    for variant, part in table.groupby("variant", sort=False):
+        library, method = style.split_solver(variant)
+        base, (marker, linestyle) = style.colour(method), style.library_style(library)
+        shade = style.shade_map(tols, base, reverse=True)
+        part = part.sort_values("tol", ascending=False)
+        points = {"color": [shade[t] for t in part["tol"]], "edgecolor": base, "marker": marker, "s": 50}
+        ax_a.plot(part["nfe_forward"], part["error_rms"], color=base, ls=linestyle, lw=1, zorder=2)
+        ax_a.scatter(part["nfe_forward"], part["error_rms"], zorder=3, **points)
+        ax_b.scatter(part["nfe_forward"], part["time_forward"], zorder=3, **points)
+        if variant in fit.index and np.isfinite(fit.loc[variant, "µs per NFE"]):
+            grid = np.array([part["nfe_forward"].min(), part["nfe_forward"].max()])
+            line = grid * fit.loc[variant, "µs per NFE"] * 1e-6 + fit.loc[variant, "intercept ms"] * 1e-3
+            ax_b.plot(grid, line, color=base, ls=linestyle, lw=1, zorder=2)
+        solvers.append(style.solver_handle(library, method))
+    style.log_axis(ax_a, x=True, y=True)
+    style.log_ticks(ax_a, "x")
+    against = f"{style.tolerance_label(reference)} reference" if reference else "reference"
+    ax_a.set(xlabel="NFE forward", ylabel=f"numerical error (RMS vs {against})")
+    ax_a.set_title("(a) NFE against numerical error")
+    ax_b.set(xlabel="NFE forward", ylabel="forward time [s] (median of repeats)")
+    style.from_zero(ax_b)
+    ax_b.set_title("(b) NFE against wall time")
+    for ax in (ax_a, ax_b):
+        ax.grid(alpha=0.3)
+    style.categorical_legend(fig, solvers, "solver", loc="outside right upper")
+    shade_entries = style.shade_handles([style.tolerance_label(t) for t in tols])
+    style.categorical_legend(fig, shade_entries, "rtol = atol\n(marker shade)", loc="outside right lower")
+    return fig
+
+
+def _caption(records: pd.DataFrame, reference: float | None) -> str:
+    """What the sweep figure draws."""
+    against = f"rtol = atol = {reference:g}" if reference else "a tight tolerance"
+    return (
+        f"*Fig. 3a/3b, run `{records['run_id'].iloc[0]}`: one line per solver (colour: method; marker and "
+        "line style: library), one point per tolerance (shade: light = loose); numerical error = RMS "
+        f"difference from a float64 reference solve at {against}; wall time = median of repeated forward "
+        f"solves, with each solver's least-squares line. {_cost.seeds_drawn(records)}.*"
     )
-    _cost.loglog(ax)
-    ax.set(xlabel="NFE forward", ylabel="numerical error (RMS vs 1e-12 reference)")
-    ax.set_title("(a) NFE against numerical error")
-    ax = axes[0, 1]
-    sns.scatterplot(data=data, x="nfe_forward", y="time_forward", hue="variant", s=60, ax=ax)
-    for i, (variant, us_per_nfe, intercept_ms) in enumerate(fits.itertuples(index=False)):
-        xs = data.loc[data["variant"] == variant, "nfe_forward"]
-        grid = pd.Series([xs.min(), xs.max()])
-        ax.plot(grid, grid * us_per_nfe * 1e-6 + intercept_ms * 1e-3, color=f"C{i}", lw=1)
-    ax.set(xlabel="NFE forward", ylabel="forward time [s] (median)")
-    ax.set_title("(b) NFE against wall time, least-squares lines")
-    return _cost.save(fig, out_dir, name)
 
 
 def section(df: pd.DataFrame, meta_list: list[dict[str, Any]], out_dir: Path) -> str:
@@ -91,5 +139,12 @@ def section(df: pd.DataFrame, meta_list: list[dict[str, Any]], out_dir: Path) ->
         fits = time_fits(table)
         lines += [markdown_table(table), "", "Forward time against NFE (least squares):", ""]
         lines += [markdown_table(fits), ""]
-        lines += [_figure(table, fits, out_dir, f"tolerance-{meta['run_id']}.png"), ""]
+        name = f"tolerance-{meta['run_id']}.png"
+        reference = reference_tol(meta, table["variant"])
+        lines += [
+            _cost.save(draw(table, fits, reference), out_dir, name),
+            "",
+            _caption(records, reference),
+            "",
+        ]
     return "\n".join(lines)
