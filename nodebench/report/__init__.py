@@ -1,4 +1,4 @@
-"""Reports built only from stored records: ``REPORT.md``, pandas tables and seaborn figures.
+"""Reports built only from stored records: ``REPORT.md``, pandas tables and matplotlib figures.
 
 A workload may add its own section with a module ``nodebench/report/<workload>.py`` defining
 ``section(df, meta_list, out_dir) -> str``: ``df`` holds the records of that workload's runs (with
