@@ -22,7 +22,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from nodebench import odeint, odeint_adjoint, solver_stats
 from nodebench.measure import SavedTensorsMeter
-from nodebench.solvers import adams, integrate
+from nodebench.solvers import controller
 
 ADAPTIVE = ("bosh3", "dopri5", "tsit5")
 
@@ -235,47 +235,25 @@ def decision_margins() -> Iterator[dict[str, float]]:
     """Record how far every discrete decision of the adaptive solves inside the block is from flipping.
 
     A count (NFE, accepted, rejected) can differ between CPUs only if round-off moves a decision across
-    its threshold: an error ratio across 1 at accept/reject, or an accepted step's end across an output
-    time (which decides whether one more step is taken). Yields ``{"ratio": min |ratio - 1|,
-    "time": min |t_step - t_out| / h, "decisions": n}`` over all step attempts; both margins are
-    relative, so they compare directly with round-off (~1e-16 .. 1e-10 here).
+    its threshold: an error ratio across 1 at accept/reject (adams: also its order and step-size
+    comparisons), or a step's end across an output or landing time (which decides whether a step is
+    clipped, or one more step is taken). The solver reports each through
+    ``nodebench.solvers.controller.DECISION_HOOK``. Yields ``{"ratio": min relative margin,
+    "time": min |t_step - t_out| / h, "decisions": n}``; both margins are relative, so they compare
+    directly with round-off (~1e-16 .. 1e-10 here).
     """
     out = {"ratio": math.inf, "time": math.inf, "decisions": 0}
-    current: list[dict] = []
-    solve_adaptive, controller = integrate._solve_adaptive, integrate.Controller
 
-    class Recording(controller):
-        def next_step(self, h: float, ratio: float) -> float:
-            rec = current[-1]
-            out["decisions"] += 1
-            if math.isfinite(ratio):
-                out["ratio"] = min(out["ratio"], abs(ratio - 1.0))
-            if ratio <= 1.0:
-                t1 = rec["t"] + rec["d"] * h
-                gaps = [abs(ts - t1) / h for ts in rec["ts"][1:] if ts != t1]
-                out["time"] = min([out["time"], *gaps])
-                rec["t"] = t1
-            return super().next_step(h, ratio)
-
-    def recording_solve(f, y0, ts, *args, **kwargs):
-        ts_f = [float(x) for x in ts]
-        current.append({"ts": ts_f, "t": ts_f[0], "d": 1.0 if ts_f[-1] > ts_f[0] else -1.0})
-        try:
-            return solve_adaptive(f, y0, ts, *args, **kwargs)
-        finally:
-            current.pop()
-
-    def adams_hook(kind: str, margin: float) -> None:  # the Adams method reports its own decisions
+    def hook(kind: str, margin: float) -> None:
         out["decisions"] += 1
         out[kind] = min(out[kind], margin)
 
-    integrate._solve_adaptive, integrate.Controller = recording_solve, Recording
-    adams.DECISION_HOOK = adams_hook
+    previous = controller.DECISION_HOOK
+    controller.DECISION_HOOK = hook
     try:
         yield out
     finally:
-        integrate._solve_adaptive, integrate.Controller = solve_adaptive, controller
-        adams.DECISION_HOOK = None
+        controller.DECISION_HOOK = previous
 
 
 def saved_bytes(mode: str, steps: int) -> int:

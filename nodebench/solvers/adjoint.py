@@ -31,12 +31,11 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from nodebench.solvers import stats as _stats
-from nodebench.solvers.adams import Multistep
 from nodebench.solvers.boundary import check_low_precision
 from nodebench.solvers.controller import BlockNorm
-from nodebench.solvers.integrate import Counts, make_rhs, solve
+from nodebench.solvers.integrate import make_rhs, solve
+from nodebench.solvers.method import Config, Counts, Method
 from nodebench.solvers.odeint import check_tolerances, prepare
-from nodebench.solvers.tableaus import Tableau
 from nodebench.solvers.validate import Options, check_method, check_options
 
 
@@ -44,11 +43,11 @@ from nodebench.solvers.validate import Options, check_method, check_options
 class _Config:
     func: Callable
     ts: list[float]
-    tableau: Tableau
+    method: Method
     rtol: float | torch.Tensor
     atol: float | torch.Tensor
     opts: Options
-    adj_tableau: Tableau
+    adj_method: Method
     adj_rtol: float | torch.Tensor
     adj_atol: float | torch.Tensor
     adj_opts: Options
@@ -66,21 +65,12 @@ class _Adjoint(torch.autograd.Function):
         f = make_rhs(cfg.func, shape, cfg.t_dtype, y0.device, counts, check=True)
         try:
             with torch.no_grad():
-                ys = solve(
-                    f,
-                    y0.reshape(-1),
-                    shape,
-                    cfg.ts,
-                    cfg.tableau,
-                    cfg.rtol,
-                    cfg.atol,
-                    cfg.opts,
-                    counts,
-                    cfg.norm,
-                )
+                d = 1.0 if len(cfg.ts) < 2 or cfg.ts[-1] > cfg.ts[0] else -1.0
+                config = Config(cfg.rtol, cfg.atol, cfg.opts, counts, cfg.norm, shape, d, cfg.ts[-1])
+                ys = solve(f, y0.reshape(-1), cfg.ts, cfg.method, config)
         finally:
             _stats.report(
-                cfg.collectors, counts.nfe, counts.accepted, counts.rejected, False, cfg.tableau.name
+                cfg.collectors, counts.nfe, counts.accepted, counts.rejected, False, cfg.method.name
             )
         y = torch.stack(ys).view(len(cfg.ts), *shape)
         ctx.cfg = cfg
@@ -127,7 +117,7 @@ class _Adjoint(torch.autograd.Function):
             return torch.cat([fz.detach().reshape(-1), *flat_vjps(fz, inputs, -a)])
 
         blocks = [n, n] if cfg.adjoint_norm == "seminorm" else [n, n, *sizes] + ([1] if t_req else [])
-        norm = BlockNorm(blocks, y.device) if cfg.adj_tableau.adaptive else None
+        norm = BlockNorm(blocks, y.device) if cfg.adj_method.adaptive else None
         P = sum(sizes)
         width = 2 * n + P + (1 if t_req else 0)
         s = torch.zeros(width, dtype=y.dtype, device=y.device)
@@ -169,37 +159,26 @@ class _Adjoint(torch.autograd.Function):
 
         def backward_solve(times: list[float], on_jump=None) -> torch.Tensor:
             """The augmented state at the last of ``times``, starting from ``s`` at the first."""
-            return solve(
-                aug,
-                s,
-                s.shape,
-                times,
-                cfg.adj_tableau,
-                cfg.adj_rtol,
-                cfg.adj_atol,
-                cfg.adj_opts,
-                counts,
-                norm,
-                None,
-                on_jump,
-            )[-1]
+            d = 1.0 if times[-1] > times[0] else -1.0
+            config = Config(cfg.adj_rtol, cfg.adj_atol, cfg.adj_opts, counts, norm, s.shape, d, times[-1])
+            return solve(aug, s, times, cfg.adj_method, config, None, on_jump)[-1]
 
         with torch.no_grad():
             try:
                 if t_req:
                     time_vjp(len(ts) - 1)
-                if cfg.adj_tableau.adaptive and isinstance(cfg.adj_tableau, (Tableau, Multistep)):
+                if cfg.adj_method.adaptive and not cfg.adj_method.self_stepping:
                     # One backward solve through every output time: the first step is chosen once and
                     # the controller's proposal carries across the jumps of the adjoint.
                     s_end = backward_solve(ts[::-1], jump)
                     jump(len(ts) - 1, s_end)  # dL/dz(t_0)
-                else:  # a fixed grid (or scipy) restarts in every interval, as torchdiffeq's
+                else:  # a fixed grid (or a method that steps itself) restarts in every interval
                     for i in range(len(ts) - 1, 0, -1):
                         s_end = backward_solve([ts[i], ts[i - 1]])
                         jump(len(ts) - i, s_end)
             finally:
                 _stats.report(
-                    cfg.collectors, counts.nfe, counts.accepted, counts.rejected, True, cfg.adj_tableau.name
+                    cfg.collectors, counts.nfe, counts.accepted, counts.rejected, True, cfg.adj_method.name
                 )
         grad_y0 = s[n : 2 * n].view(shape)
         grads = []
@@ -280,11 +259,9 @@ def odeint_adjoint(
     """
     p = prepare(func, y0, t, method, rtol, atol, options)
     params = _find_params(func, adjoint_params)
-    tableau = p.tableau
+    m = p.method
     if adjoint_options is None:
-        same_kind = (
-            check_method(method if adjoint_method is None else adjoint_method).adaptive == tableau.adaptive
-        )
+        same_kind = check_method(method if adjoint_method is None else adjoint_method).adaptive == m.adaptive
         adjoint_options = dict(options or {}) if same_kind else {}
         adjoint_options.pop("norm", None)  # a norm on the state does not apply to the backward state
     elif not isinstance(adjoint_options, dict):
@@ -301,23 +278,23 @@ def odeint_adjoint(
             adjoint_norm = choice
     if adjoint_norm not in ("seminorm", "full"):
         raise ValueError(f"adjoint_norm must be 'seminorm' or 'full', got {adjoint_norm!r}")
-    adj_tableau = check_method(method if adjoint_method is None else adjoint_method)
-    adj_opts = check_options(adjoint_options, adj_tableau, t.dtype)
+    adj_method = check_method(method if adjoint_method is None else adjoint_method)
+    adj_opts = check_options(adjoint_options, adj_method, t.dtype)
     state, first = p.state, (y0[0] if isinstance(y0, tuple) else y0)
     adj_rtol = p.rtol if adjoint_rtol is None else state.tolerance("adjoint_rtol", adjoint_rtol, first.device)
     adj_atol = p.atol if adjoint_atol is None else state.tolerance("adjoint_atol", adjoint_atol, first.device)
     check_tolerances(adj_rtol, adj_atol)
-    check_low_precision(state, adj_rtol, adj_tableau.adaptive)
+    check_low_precision(state, adj_rtol, adj_method.adaptive)
     seminorm = adjoint_norm == "seminorm"
     rest = sum(q.numel() for q in params if q.requires_grad) + (1 if t.requires_grad else 0)
     cfg = _Config(
         func=p.func,
         ts=p.ts,
-        tableau=tableau,
+        method=m,
         rtol=p.rtol,
         atol=p.atol,
         opts=p.opts,
-        adj_tableau=adj_tableau,
+        adj_method=adj_method,
         adj_rtol=_adjoint_tol(adj_rtol, state.n, rest, seminorm),
         adj_atol=_adjoint_tol(adj_atol, state.n, rest, seminorm),
         adj_opts=adj_opts,

@@ -10,8 +10,8 @@ import torch
 
 from nodebench.solvers import stats as _stats
 from nodebench.solvers.boundary import State, check_low_precision, describe
-from nodebench.solvers.integrate import Counts, make_rhs, solve
-from nodebench.solvers.tableaus import Tableau
+from nodebench.solvers.integrate import make_rhs, solve
+from nodebench.solvers.method import Config, Counts, Method
 from nodebench.solvers.validate import Options, check_method, check_options, check_t
 
 
@@ -23,7 +23,7 @@ class Problem:
         state: how the caller's state maps to flat (and back).
         func: the right-hand side on the core's state.
         y0: the core's initial state (the caller's tensor itself for a plain real tensor).
-        ts, tableau, rtol, atol, opts: validated times, method, tolerances and options.
+        ts, method, rtol, atol, opts: validated times, method, tolerances and options.
         norm: the forward error norm (None: RMS over the state).
     """
 
@@ -31,15 +31,25 @@ class Problem:
     func: Callable
     y0: torch.Tensor
     ts: list[float]
-    tableau: Tableau
+    method: Method
     rtol: float | torch.Tensor
     atol: float | torch.Tensor
     opts: Options
     norm: Any
 
+    def config(self, counts: Counts, ts: list[float] | None = None) -> Config:
+        """The :class:`~nodebench.solvers.method.Config` of a solve of this problem through ``ts``."""
+        ts = self.ts if ts is None else ts
+        d = 1.0 if len(ts) < 2 or ts[-1] > ts[0] else -1.0
+        return Config(self.rtol, self.atol, self.opts, counts, self.norm, self.y0.shape, d, ts[-1])
+
 
 def check_tolerances(rtol: Any, atol: Any) -> None:
     """Refuse a component where both tolerances are zero (its error could never be accepted)."""
+    if not isinstance(rtol, torch.Tensor) and not isinstance(atol, torch.Tensor):
+        if rtol == 0 and atol == 0:
+            raise ValueError("rtol and atol are both 0 (somewhere): at least one must be positive")
+        return
     r = rtol if isinstance(rtol, torch.Tensor) else torch.tensor([rtol])
     a = atol if isinstance(atol, torch.Tensor) else torch.tensor([atol])
     if bool(((r.cpu() == 0) & (a.cpu() == 0)).any()):
@@ -53,22 +63,22 @@ def prepare(func: Any, y0: Any, t: Any, method: Any, rtol: Any, atol: Any, optio
     state = describe(y0)
     first = y0[0] if state.is_tuple else y0
     ts = check_t(t, first)
-    tableau = check_method(method)
-    opts = check_options(options, tableau, t.dtype)
+    m = check_method(method)
+    opts = check_options(options, m, t.dtype)
     rtol = state.tolerance("rtol", rtol, first.device)
     atol = state.tolerance("atol", atol, first.device)
     check_tolerances(rtol, atol)
-    check_low_precision(state, rtol, tableau.adaptive)
+    check_low_precision(state, rtol, m.adaptive)
     return Problem(
         state=state,
         func=state.wrap(func),
         y0=state.flatten(y0),
         ts=ts,
-        tableau=tableau,
+        method=m,
         rtol=rtol,
         atol=atol,
         opts=opts,
-        norm=state.norm(opts.norm, first.device) if tableau.adaptive else None,
+        norm=state.norm(opts.norm, first.device) if m.adaptive else None,
     )
 
 
@@ -109,8 +119,8 @@ def odeint(
         SolverError: step-size underflow, ``max_num_steps`` exceeded, or a non-finite state or derivative.
     """
     p = prepare(func, y0, t, method, rtol, atol, options)
-    tableau, ts, opts = p.tableau, p.ts, p.opts
-    y0 = p.y0
+    m, ts, opts = p.method, p.ts, p.opts
+    y0 = p.y0 if m.differentiable else p.y0.detach()
     shape = y0.shape
     counts = Counts()
     f = make_rhs(p.func, shape, opts.t_dtype, y0.device, counts, check=True)
@@ -122,7 +132,7 @@ def odeint(
         # Same value as y0; its derivative in t[0] is -f(t0, y0): the solution's sensitivity to t0.
         y_start = y_start - (t[0] - t[0].detach()).to(y0.dtype) * f_start
     try:
-        ys = solve(f, y_start, shape, ts, tableau, p.rtol, p.atol, opts, counts, p.norm)
+        ys = solve(f, y_start, ts, m, p.config(counts))
         if t_grad:
             ys[0] = y0.reshape(-1)
             for i in range(1, len(ts)):
@@ -130,8 +140,6 @@ def odeint(
                     fi = f(ts[i], ys[i].detach()).reshape(-1)
                 ys[i] = ys[i] + (t[i] - t[i].detach()).to(y0.dtype) * fi
     finally:
-        _stats.report(
-            _stats.active_stats(), counts.nfe, counts.accepted, counts.rejected, False, tableau.name
-        )
+        _stats.report(_stats.active_stats(), counts.nfe, counts.accepted, counts.rejected, False, m.name)
     out = torch.stack(ys).view(len(ts), *shape)
     return out if p.state.plain else p.state.restore(out, (len(ts),))
