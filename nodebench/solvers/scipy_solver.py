@@ -24,7 +24,7 @@ import torch
 from nodebench.solvers.errors import SolverError
 from nodebench.solvers.method import Method, Step
 
-SCIPY_OPTIONS = frozenset({"solver", "min_step", "max_step", "dtype"})
+SCIPY_OPTIONS = frozenset({"solver", "min_step", "max_step", "dtype", "max_num_steps"})
 SCIPY_METHODS = ("LSODA", "RK45", "RK23", "DOP853", "Radau", "BDF")
 
 
