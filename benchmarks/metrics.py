@@ -18,6 +18,7 @@ from typing import Any
 import torch
 import torchdiffeq
 from torch import nn
+from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from nodebench import odeint, odeint_adjoint, solver_stats
@@ -177,6 +178,137 @@ def ops_per_nfe(
             func(t0, y0)
     nfe = s.nfe_forward
     return {"ops_per_nfe": (whole.ops - nfe * one.ops) / nfe, "nfe": nfe}
+
+
+#: aten operators that make the host wait for the device: a scalar read (``.item()``, ``bool()``,
+#: ``float()``, ``int()`` and Python comparisons of tensors all end in ``_local_scalar_dense``), and the
+#: operators whose output shape depends on values (``nonzero`` and its users), plus ``equal``.
+SYNC_OPS = frozenset(
+    {
+        "aten._local_scalar_dense",
+        "aten.nonzero",
+        "aten.nonzero_static",
+        "aten.masked_select",
+        "aten.unique_dim",
+        "aten._unique2",
+        "aten.unique_consecutive",
+        "aten.equal",
+        "aten.is_nonzero",
+    }
+)
+#: Tensor methods that copy values to the host without reaching the dispatcher on a CPU tensor (on a
+#: GPU each is a device-to-host copy that waits for the device).
+SYNC_METHODS = frozenset({"tolist", "numpy", "__array__"})
+
+
+class _SyncDispatch(TorchDispatchMode):
+    def __init__(self, counts: dict[str, int]) -> None:
+        super().__init__()
+        self.counts = counts
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = str(func.overloadpacket)
+        bool_index = name == "aten.index" and any(
+            isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in (args[1] if len(args) > 1 else ())
+        )
+        if name in SYNC_OPS or bool_index:
+            key = "aten.index (bool mask)" if bool_index else name
+            self.counts[key] = self.counts.get(key, 0) + 1
+        return func(*args, **(kwargs or {}))
+
+
+class _SyncFunction(TorchFunctionMode):
+    def __init__(self, counts: dict[str, int]) -> None:
+        super().__init__()
+        self.counts = counts
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        if name in SYNC_METHODS:
+            key = f"Tensor.{name}"
+            self.counts[key] = self.counts.get(key, 0) + 1
+        return func(*args, **(kwargs or {}))
+
+
+@contextlib.contextmanager
+def count_syncs() -> Iterator[dict[str, int]]:
+    """Count the host synchronisations inside the block, by kind (CPU is enough: counted, not timed).
+
+    A synchronisation is an operation that, on a GPU, makes the host wait for the device: the aten
+    operators in :data:`SYNC_OPS` (every scalar read-back dispatches ``aten._local_scalar_dense`` once;
+    indexing by a boolean mask counts as a ``nonzero``) and the Tensor methods in :data:`SYNC_METHODS`
+    (``tolist``/``numpy`` copy to the host). Creating a tensor from Python numbers (a host-to-device
+    copy) does not wait for the device and is not counted.
+
+    Yields:
+        a dict ``{kind: count}`` filled as the block runs; ``sum(d.values())`` is the total.
+    """
+    counts: dict[str, int] = {}
+    with _SyncFunction(counts), _SyncDispatch(counts):
+        yield counts
+
+
+def _torchdiffeq_attempts() -> tuple[Callable[[], int], Callable[[], None]]:
+    """Count the steps torchdiffeq's adaptive Runge-Kutta solvers attempt (``(read, restore)``)."""
+    from torchdiffeq._impl import rk_common
+
+    cls = rk_common.RKAdaptiveStepsizeODESolver
+    original = cls._adaptive_step
+    n = [0]
+
+    def counted(self, rk_state):
+        n[0] += 1
+        return original(self, rk_state)
+
+    cls._adaptive_step = counted
+
+    def restore() -> None:
+        cls._adaptive_step = original
+
+    return (lambda: n[0]), restore
+
+
+def syncs_per_step(
+    library: str = "nodebench",
+    method: str = "dopri5",
+    options: dict | None = None,
+    setup: Callable | None = None,
+) -> dict[str, Any]:
+    """Host synchronisations per attempted step of one solve, no grad (``library`` nodebench or torchdiffeq).
+
+    ``setup() -> (func, y0, t)`` defaults to the spiral demo of issue 2 (batch 20, 10 output times,
+    float32, default tolerances). Attempted steps are the solver's own count (nodebench:
+    ``solver_stats().attempts``, the steps the batch attempted together; torchdiffeq: calls of its
+    ``_adaptive_step``). Deterministic: counts only.
+
+    Returns:
+        ``{"syncs_per_step", "syncs", "attempts", "by_kind"}``.
+    """
+    func, y0, t = (setup or _peer_spiral_setup)()
+    with torch.no_grad():
+        if library == "nodebench":
+            with solver_stats() as s, count_syncs() as c:
+                odeint(func, y0, t, method=method, options=options)
+            attempts = s.attempts
+        else:
+            read, restore = _torchdiffeq_attempts()
+            try:
+                with count_syncs() as c:
+                    torchdiffeq.odeint(func, y0, t, method=method, options=options)
+            finally:
+                restore()
+            attempts = read()
+    total = sum(c.values())
+    return {"syncs_per_step": total / attempts, "syncs": total, "attempts": attempts, "by_kind": dict(c)}
+
+
+def _peer_spiral_setup():
+    """The peer benchmark's spiral demo (issue 2): torchdiffeq's demo network, batch 20, float32."""
+    from nodebench.models.demo_spirals import DemoModel
+
+    torch.manual_seed(0)
+    func = DemoModel()
+    return func, torch.randn(20, 1, 2), torch.linspace(0.0, 1.0, 10)
 
 
 def solver_ops_per_nfe(method: str, problem: str = "linear", rtol: float = 1e-6) -> dict[str, float]:

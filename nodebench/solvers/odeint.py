@@ -118,6 +118,8 @@ def odeint(
         TypeError, ValueError: bad arguments, named in the message, before any evaluation of ``func``.
         SolverError: step-size underflow, ``max_num_steps`` exceeded, or a non-finite state or derivative.
     """
+    if batch_mode(options) == "independent":
+        return _odeint_per_sample(func, y0, t, method, rtol, atol, options)
     p = prepare(func, y0, t, method, rtol, atol, options)
     m, ts, opts = p.method, p.ts, p.opts
     y0 = p.y0 if m.differentiable else p.y0.detach()
@@ -143,3 +145,79 @@ def odeint(
         _stats.report(_stats.active_stats(), counts.nfe, counts.accepted, counts.rejected, False, m.name)
     out = torch.stack(ys).view(len(ts), *shape)
     return out if p.state.plain else p.state.restore(out, (len(ts),))
+
+
+def batch_mode(options: Any) -> str:
+    """``options["batch"]`` if given (validated later with the other options), else ``"shared"``."""
+    return options.get("batch", "shared") if isinstance(options, dict) else "shared"
+
+
+def check_per_sample(func: Any, y0: Any, t: Any, method: Any, options: Any) -> tuple[Method, Options, int]:
+    """Validate a per-sample call (``options["batch"] == "independent"``): ``(method, options, batch)``."""
+    if not callable(func):
+        raise TypeError(f"func must be callable as func(t, y), got {type(func).__name__}")
+    state = describe(y0)
+    m = check_method(method)
+    if not m.per_sample:
+        raise ValueError(
+            f"options['batch']='independent': method {m.name!r} has no per-sample step control; it is "
+            f"available for the adaptive Runge-Kutta methods (e.g. 'dopri5', 'tsit5', 'bosh3')"
+        )
+    if not state.plain:
+        raise TypeError(
+            "options['batch']='independent' needs y0 as one real float32/float64 tensor whose first "
+            "dimension is the batch (not a tuple, complex or half-precision state)"
+        )
+    if y0.ndim < 1:
+        raise ValueError(
+            "options['batch']='independent' needs y0 with a leading batch dimension, got a 0-d tensor"
+        )
+    if not isinstance(t, torch.Tensor) or not torch.is_floating_point(t):
+        raise TypeError("t must be a floating-point torch.Tensor")
+    B = y0.shape[0]
+    if t.ndim not in (1, 2) or (t.ndim == 2 and t.shape[0] != B) or t.shape[-1] == 0:
+        raise ValueError(
+            f"t must have shape (T,) or (batch, T) = ({B}, T) with options['batch']='independent', "
+            f"got {tuple(t.shape)}"
+        )
+    if t.is_meta or t.device != y0.device:
+        raise ValueError(f"t must be on y0's device ({y0.device}), got {t.device}")
+    if t.requires_grad:
+        raise ValueError("t must not require grad with options['batch']='independent' (not supported)")
+    opts = check_options(options, m, t.dtype)
+    if opts.norm is not None or opts.step_t or opts.jump_t:
+        raise ValueError(
+            "options['batch']='independent' does not support options 'norm', 'step_t' or 'jump_t' "
+            "(the error norm is each sample's RMS)"
+        )
+    return m, opts, B
+
+
+def _shared_options(options: dict) -> dict:
+    return {k: v for k, v in options.items() if k != "batch"}
+
+
+def _odeint_per_sample(func, y0, t, method, rtol, atol, options):
+    from nodebench.solvers.per_sample import PerSampleCounts, solve_per_sample
+
+    m, opts, B = check_per_sample(func, y0, t, method, options)
+    if B == 1:  # a batch of one is shared control, exactly
+        return odeint(func, y0, t.reshape(-1), method, rtol, atol, _shared_options(options))
+    state = describe(y0)
+    rtol = state.tolerance("rtol", rtol, y0.device)
+    atol = state.tolerance("atol", atol, y0.device)
+    check_tolerances(rtol, atol)
+    counts = PerSampleCounts()
+    try:
+        return solve_per_sample(func, y0, t, m, rtol, atol, opts, counts)
+    finally:
+        _stats.report(
+            _stats.active_stats(),
+            counts.nfe,
+            counts.accepted,
+            counts.rejected,
+            False,
+            m.name,
+            counts.attempts,
+            counts.per_sample(),
+        )
