@@ -91,6 +91,8 @@ def solve_per_sample(
     atol: float | torch.Tensor,
     opts,
     counts: PerSampleCounts,
+    hooks: Hooks | None = None,
+    blocks: int = 1,
 ) -> torch.Tensor:
     """Solve a batch with per-sample step control.
 
@@ -104,8 +106,12 @@ def solve_per_sample(
         opts: validated options (``first_step``, ``max_num_steps``, ``safety``, ``ifactor``,
             ``dfactor``, ``controller``, ``min_step``, ``max_step``, ``dtype``).
         counts: filled in place.
+        hooks: the adjoint's backward solve (see :class:`Hooks`): land on every output time, jump
+            there, evaluate the first stage afresh each step, integrate quadrature channels.
+        blocks: the error norm is the largest RMS over this many equal blocks of each sample (the
+            adjoint's seminorm over the state and its adjoint: 2).
     Returns:
-        ``(T, batch, ...)``: ``y`` at each sample's output times.
+        ``(T, batch, ...)``: ``y`` at each sample's output times (with ``hooks``, before each jump).
     """
     tab = method.tableau
     B, shape = y0.shape[0], y0.shape
@@ -144,9 +150,12 @@ def solve_per_sample(
             check_func_output(out, y.view(shape))
         return out.reshape(-1)
 
+    land = hooks is not None
     stages = _Stages(nvec, B * m, dtype, device, grad)
     t_now = T_out[:, 0].clone()
     stages.set(0, f(t_now.view(time_shape[1:]), Y))
+    if land and hooks.first_stage_fresh:
+        evals = s  # every step evaluates its first stage (after a jump the carried one is stale)
     nfe = torch.full((B,), 1, dtype=torch.int64, device=device)
     # The initial step (Hairer, Nørsett & Wanner II.4), per sample, on the device, as the shared one.
     with torch.no_grad():
@@ -175,7 +184,10 @@ def solve_per_sample(
         rej_n = torch.zeros(B, dtype=torch.int64, device=device)
         rows = torch.arange(B, device=device)
         clamp = opts.min_step > 0 or math.isfinite(opts.max_step)
-    attempts, evals = 0, s - 1
+    attempts = 0
+    if not (land and hooks.first_stage_fresh):
+        evals = s - 1
+    mb = m // blocks
     while True:
         if attempts >= opts.max_num_steps:
             where = float(t_now[active].min())
@@ -190,10 +202,19 @@ def solve_per_sample(
                 h_abs = torch.clamp(h_abs, min=opts.min_step, max=opts.max_step)
             h = h_abs * d_active
             t1 = t_now + h
+            if land:  # clip to end on the next output time
+                nxt = T_out.gather(1, j.clamp(max=T - 1)[:, None])[:, 0]
+                clipped = ((t1 - nxt) * d >= 0).logical_and_(active)
+                t1 = torch.where(clipped, nxt, t1)
+                h = t1 - t_now
             times = torch.addcmul(t_now, c_col, h).view(time_shape)
             if end_stages:  # as the shared loop: stages at the step's end see f just before t1
                 t_end = torch.nextafter(t1, t_now).view(time_shape[1:])
             hr = h.to(dtype).repeat_interleave(m)
+        if land:
+            hooks.start_step()
+            if hooks.first_stage_fresh:
+                stages.set(0, f(times[0], Y))
         yi = Y
         for i in range(1, s):
             yi = torch.addcmul(Y, hr, stages.comb(a_rows[i], i))
@@ -203,20 +224,27 @@ def solve_per_sample(
             err = stages.comb(b_err, s, detach=True)
             abs_y1 = y1.detach().abs()
             tol = torch.maximum(abs_y, abs_y1).mul_(rt).add_(at)
-            ratio = torch.linalg.vector_norm(err.div_(tol).view(B, m), dim=1).mul_(h_abs).div_(sqrt_m)
-            ratio = ratio if ratio.dtype == torch.float64 else ratio.double()
+            if blocks == 1:
+                ratio = torch.linalg.vector_norm(err.div_(tol).view(B, m), dim=1).double().div_(sqrt_m)
+            else:
+                ratio = torch.linalg.vector_norm(err.div_(tol).view(B, blocks, mb), dim=2).amax(1)
+                ratio = ratio.double().div_(math.sqrt(mb))
+            h_used = h.abs()
+            ratio.mul_(h_used)
             accept = (ratio <= 1).logical_and_(active)
             reject = accept.logical_xor(active)
-            h_abs = torch.where(
-                active,
-                next_step(h_abs, ratio, tab.order, opts.safety, opts.ifactor, opts.dfactor, prev),
-                h_abs,
-            )
+            h_new = next_step(h_used, ratio, tab.order, opts.safety, opts.ifactor, opts.dfactor, prev)
+            if land:  # after a landing, the proposal before the clip (or a larger one after it)
+                landed = clipped.logical_and(accept)
+                h_new = torch.where(landed, torch.maximum(h_abs, h_new), h_new)
+            h_abs = torch.where(active, h_new, h_abs)
             passed = (T_d <= (t1 * d)[:, None]).sum(1)
             n_out = torch.where(accept, passed - j, 0)
             j_new = j + n_out
             still = (j_new < T).logical_and_(active)
             nfe.add_(active, alpha=evals)
+            if land:
+                hooks.quadrature(accept, h, b)
             acc_n.add_(accept)
             rej_n.add_(reject)
             underflow = (h_abs <= 4 * _EPS * t_now.abs()).logical_or_(t1 == t_now).logical_and_(active)
@@ -237,7 +265,7 @@ def solve_per_sample(
             )
         counts.accepted += n_acc
         counts.rejected += n_rej
-        if n_acc and not fsal:
+        if n_acc and not fsal and not land:
             stages.set(s, f(t1.view(time_shape[1:]), y1))  # f(t1, y1): dense output, next first stage
             nfe.add_(active)
         for k in range(max_out):
@@ -248,21 +276,27 @@ def solve_per_sample(
                 w = ((theta[:, None] ** powers) @ dense).to(dtype)  # (B, nvec)
                 at_end = (t_o == t1).repeat_interleave(m)
                 target = torch.where(k < n_out, idx, T)  # masked writes go to the spare row
-            y_o = torch.where(at_end, y1, torch.addcmul(Y, hr, stages.dense(w, B, m))).view(B, m)
+            y_o = y1 if land else torch.where(at_end, y1, torch.addcmul(Y, hr, stages.dense(w, B, m)))
+            y_o = y_o.view(B, m)
             if grad:
                 outs = outs.index_put((target, rows), y_o)
             else:
                 outs[target, rows] = y_o
-        j = j_new
         # Advance the accepted samples.
         acc_flat = accept.repeat_interleave(m)
         Y = torch.where(acc_flat, y1, Y)
         with torch.no_grad():
             t_now = torch.where(accept, t1, t_now)
             abs_y = torch.where(acc_flat, abs_y1, abs_y)
+            if land and n_acc:
+                Y = hooks.jump(Y, landed, j)  # at output j of the landed samples
+                abs_y = torch.where(landed.repeat_interleave(m), Y.abs(), abs_y)
             if going < B:
                 d_active = d * still
-        if fsal:
+        j = j_new
+        if land and hooks.first_stage_fresh:
+            pass  # the next step evaluates its first stage
+        elif fsal:
             stages.carry(s - 1, acc_flat)
         elif n_acc:
             stages.carry(s, acc_flat)
@@ -271,7 +305,31 @@ def solve_per_sample(
             break
     counts.attempts = attempts
     counts.nfe_per_sample, counts.accepted_per_sample, counts.rejected_per_sample = nfe, acc_n, rej_n
+    if land:
+        hooks.final = Y.view(shape)
     return outs[:T].view(T, *shape)
+
+
+class Hooks:
+    """What the adjoint's backward solve adds to the per-sample loop (every method is a no-op here).
+
+    Attributes:
+        first_stage_fresh: evaluate each step's first stage instead of carrying ``f(t1, y1)``.
+        final: set by the loop: the state after the last jump, ``(batch, ...)``.
+    """
+
+    first_stage_fresh = True
+    final: torch.Tensor | None = None
+
+    def start_step(self) -> None:
+        """A step begins (its stages are about to be evaluated)."""
+
+    def quadrature(self, accept: torch.Tensor, h: torch.Tensor, b: torch.Tensor) -> None:
+        """After the decision: add ``h b_i``-weighted stage contributions of the accepted samples."""
+
+    def jump(self, Y: torch.Tensor, landed: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """The flat state after the jumps of the ``landed`` samples at their output ``index``."""
+        return Y
 
 
 class _Stages:
