@@ -510,3 +510,115 @@ def direct_vs_adjoint_memory(mode: str, steps: int) -> dict[str, float]:
     y = solve(func, x, torch.tensor([0.0, 1.0]), method="rk4", options={"step_size": 1.0 / steps})
     y[-1].sum().backward()
     return {"steps": steps}
+
+
+STACKED_SOLVERS = ("shared", "per_sample", "torchode", "torchdiffeq")
+
+
+def _stacked_solver(name: str, func: Callable, y0: torch.Tensor, t: torch.Tensor, rtol: float, atol: float,
+                    method: str = "dopri5") -> Callable[[], torch.Tensor]:  # fmt: skip
+    """``() -> y(T)`` (shape ``(batch, 2)``): the stacked problem solved by one of :data:`STACKED_SOLVERS`."""
+    if name == "shared":
+        return lambda: odeint(func, y0, t, method, rtol, atol)[-1]
+    if name == "per_sample":
+        return lambda: odeint(func, y0, t, method, rtol, atol, options={"batch": "independent"})[-1]
+    if name == "torchdiffeq":
+        return lambda: torchdiffeq.odeint(func, y0, t, rtol=rtol, atol=atol, method=method)[-1]
+    import torchode
+
+    term = torchode.ODETerm(func)
+    step = {"dopri5": torchode.Dopri5, "tsit5": torchode.Tsit5}[method](term=term)
+    solver = torchode.AutoDiffAdjoint(step, torchode.IntegralController(atol=atol, rtol=rtol, term=term))
+    batch = y0.shape[0]
+    problem = torchode.InitialValueProblem(
+        y0=y0, t_start=t[0].expand(batch).contiguous(), t_end=t[-1].expand(batch).contiguous()
+    )
+    return lambda: solver.solve(problem).ys[:, -1]
+
+
+def stacked_vdp(
+    batch: int = 64, rtol: float = 1e-6, atol: float = 1e-8, repeats: int = 7, solvers=STACKED_SOLVERS
+) -> dict[str, dict[str, float]]:
+    """Shared vs per-sample step control vs torchode vs torchdiffeq on stacked Van der Pol (issue 25).
+
+    The problem: ``batch`` oscillators, mu log-spaced on [0.1, 20], y0 = (2, 0), t in [0, 20], float64,
+    dopri5 at ``rtol``/``atol``, no grad, one thread. Per solver: ``nfe`` (calls of the batched func),
+    ``nfe_sample_mean`` (evaluations each sample took part in while being solved, mean over the batch),
+    ``attempts`` (steps the batch attempted together), ``syncs`` and ``syncs_per_step`` (see
+    :func:`count_syncs`), ``error`` (RMS of y(T) against scipy's DOP853 at rtol 1e-13) and ``time_s``
+    (CPU time, median of ``repeats`` interleaved calls, so every solver sees the same load). Counts are
+    deterministic; times are same-run ratios' ingredients, never compared with stored values.
+    """
+    from nodebench.reference.problems import stacked_van_der_pol
+    from nodebench.workloads.solvers import reference
+
+    torch.set_num_threads(1)
+    name = "stacked_vdp" if batch == 64 else "stacked_vdp_256" if batch == 256 else None
+    func, y0, t = stacked_van_der_pol(batch)
+    truth = torch.tensor(reference(name, 0)[0], dtype=torch.float64).view_as(y0) if name else None
+    calls = [0]
+
+    def counted(tt, yy):
+        calls[0] += 1
+        return func(tt, yy)
+
+    out: dict[str, dict[str, float]] = {}
+    runs = {}
+    with torch.no_grad():
+        for s in solvers:
+            calls[0] = 0
+            if s == "torchdiffeq":
+                read, restore = _torchdiffeq_attempts()
+            with solver_stats() as st, count_syncs() as c:
+                y = _stacked_solver(s, counted, y0, t, rtol, atol)()
+            row = {"nfe": calls[0], "syncs": sum(c.values())}
+            if s == "torchdiffeq":
+                row["attempts"] = read()
+                restore()
+                row["nfe_sample_mean"] = calls[0]
+            elif s == "torchode":
+                import torchode  # noqa: F401  (the solve above imported it)
+
+                stats = _torchode_stats(counted, y0, t, rtol, atol)
+                row["attempts"] = stats["n_steps"].max().item()
+                row["nfe_sample_mean"] = stats["n_f_evals"].double().mean().item()
+            else:
+                row["attempts"] = st.attempts
+                per = st.per_sample
+                row["nfe_sample_mean"] = per["nfe"].double().mean().item() if per else calls[0]
+            row["syncs_per_step"] = row["syncs"] / row["attempts"]
+            if truth is not None:
+                row["error"] = (y - truth).pow(2).mean().sqrt().item()
+            out[s] = row
+            runs[s] = _stacked_solver(s, func, y0, t, rtol, atol)
+        times = _interleaved_cpu_medians(runs, repeats)
+    for s in solvers:
+        out[s]["time_s"] = times[s]
+    return out
+
+
+def _torchode_stats(func, y0, t, rtol, atol) -> dict[str, torch.Tensor]:
+    import torchode
+
+    term = torchode.ODETerm(func)
+    solver = torchode.AutoDiffAdjoint(
+        torchode.Dopri5(term=term), torchode.IntegralController(atol=atol, rtol=rtol, term=term)
+    )
+    batch = y0.shape[0]
+    problem = torchode.InitialValueProblem(
+        y0=y0, t_start=t[0].expand(batch).contiguous(), t_end=t[-1].expand(batch).contiguous()
+    )
+    return solver.solve(problem).stats
+
+
+def _interleaved_cpu_medians(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median CPU time (``time.process_time``) of each callable, called in turn, after one warm-up each."""
+    for fn in fns.values():
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            t0 = time.process_time()
+            fn()
+            times[k].append(time.process_time() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
