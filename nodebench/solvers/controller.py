@@ -83,10 +83,13 @@ def initial_step(
     direction: float,
     norm: Callable | None = None,
     prefix: int | None = None,
-) -> float:
+    read: bool = True,
+) -> float | tuple[torch.Tensor, torch.Tensor]:
     """The two-evaluation starting step of Hairer, Nørsett & Wanner (Sec. II.4), as torchdiffeq.
 
-    Computed on the state's device and read back once, together with a check that ``f0`` is finite.
+    Computed on the state's device and read back once, together with a check that ``f0`` is finite
+    (with ``read=False``: not read back; ``(h, f0 finite)`` as 0-d float64 tensors, for the caller to
+    read with its next read-back; ``t0`` and ``direction`` may then be 0-d tensors).
 
     Arguments:
         f: the flat right-hand side ``f(t, y)`` (``t`` a float or a 0-d tensor); evaluated once here.
@@ -114,7 +117,10 @@ def initial_step(
         d2 = nt(df / scale) / h0
         dm = torch.maximum(d1, d2)
         h1 = torch.where(dm <= 1e-15, torch.clamp(h0 * 1e-3, min=1e-6), (0.01 / dm) ** (1.0 / (order + 1)))
-        h, finite = torch.stack([torch.minimum(100 * h0, h1), torch.isfinite(f0).all().double()]).tolist()
+        pair = torch.stack([torch.minimum(100 * h0, h1), torch.isfinite(f0).all().double()])
+        if not read:
+            return pair[0], pair[1]
+        h, finite = pair.tolist()
         if not finite:
             raise SolverError(t0, "non-finite derivative", "func(t0, y0) is not finite")
         return h
@@ -166,6 +172,20 @@ class ErrorRatio:
                 ratio = torch.linalg.vector_norm(err.div_(tol)).item() * abs(h) / self.sqrt_n
             else:
                 ratio = self.norm(err[:m].div_(tol)) * abs(h)
+        self._pending = abs_y1
+        return ratio
+
+    def tensor(self, err: torch.Tensor, y1: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """As calling it, for a 0-d tensor ``h``, without the read-back: a 0-d float64 tensor."""
+        m = self.m
+        with torch.no_grad():
+            y1d = y1.detach() if m is None else y1.detach()[:m]
+            abs_y1 = y1d.abs()
+            tol = torch.maximum(self.abs_y, abs_y1).mul_(self.rtol).add_(self.atol)
+            if m is None:
+                ratio = torch.linalg.vector_norm(err.div_(tol)).double() * h.abs() / self.sqrt_n
+            else:
+                ratio = self.norm.tensor(err[:m].div_(tol)) * h.abs()
         self._pending = abs_y1
         return ratio
 
@@ -255,7 +275,12 @@ class Landings:
 
 
 def nudge(t: float, toward: float, t_dtype: torch.dtype) -> float:
-    """The time next to ``t`` toward ``toward`` in the time dtype (torchdiffeq's ``perturb``)."""
+    """The time next to ``t`` toward ``toward`` in the time dtype (torchdiffeq's ``perturb``).
+
+    ``t`` and ``toward`` may be 0-d tensors (a step not yet read back): the result is then one too.
+    """
+    if isinstance(t, torch.Tensor):
+        return torch.nextafter(t.to(t_dtype), toward.to(t_dtype)).double()
     if t_dtype == torch.float64:
         return math.nextafter(t, toward)
     if t_dtype == torch.float32:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from nodebench.solvers.boundary import UserNorm
 from nodebench.solvers.controller import Controller, ErrorRatio, Landings, nudge, record
 from nodebench.solvers.errors import SolverError
 from nodebench.solvers.method import Config, Counts, Method
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
 _EPS = 2.220446049250313e-16
 
-__all__ = ["Counts", "Jump", "make_rhs", "solve"]
+__all__ = ["Counts", "Jump", "Times", "make_rhs", "solve"]
 
 
 def make_rhs(
@@ -66,7 +67,7 @@ Jump = Callable[[int, torch.Tensor, "torch.Tensor | None"], "tuple[torch.Tensor,
 def solve(
     f: Callable[[float, torch.Tensor], torch.Tensor],
     y0: torch.Tensor,
-    ts: list[float],
+    ts: list[float] | Times,
     method: Method,
     cfg: Config,
     event: Event | None = None,
@@ -77,7 +78,8 @@ def solve(
     Arguments:
         f: right-hand side on flat states (see :func:`make_rhs`).
         y0: flat initial state at ``ts[0]``.
-        ts: strictly monotone output times (Python floats).
+        ts: strictly monotone output times (Python floats), or :class:`Times` whose values are not
+            read yet (read, and checked, with the first step's read-back when the method allows).
         method: the method (see :mod:`~nodebench.solvers.registry`).
         cfg: tolerances, validated options, counters, norm, shape and direction (one object).
         event: stop at this event function's zero instead (``ts`` is then ``[t0, ±inf]``); the result
@@ -87,11 +89,43 @@ def solve(
     Returns:
         the flat state at every time in ``ts`` (the first is ``y0`` itself; with ``jump``, before it).
     """
+    if isinstance(ts, Times):
+        opts = cfg.opts
+        plain = event is None and jump is None and not opts.step_t and not opts.jump_t
+        if method.defers_first_read and plain and len(ts) > 1 and not isinstance(cfg.norm, UserNorm):
+            return _adaptive(f, y0, ts, method, cfg, event, jump)
+        ts = ts.read(cfg)
     if len(ts) == 1:
         return [y0]
     if method.adaptive:
         return _adaptive(f, y0, ts, method, cfg, event, jump)
     return _fixed(f, y0, ts, method, cfg, event)
+
+
+class Times:
+    """Output times still on the device: read back (and checked) once, by the first read the solve
+    makes anyway, instead of one read of their own (see :attr:`Method.defers_first_read`).
+
+    Arguments:
+        t: the caller's 1-D tensor of times (its shape, dtype and device already checked).
+        check: ``check(values) -> values``: the checks of the values (finite, strictly monotone).
+    """
+
+    def __init__(self, t: torch.Tensor, check: Callable[[list[float]], list[float]]) -> None:
+        self.t, self.check = t, check
+        self.values: list[float] | None = None
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+    def read(self, cfg: Config | None = None, values: list[float] | None = None) -> list[float]:
+        """The checked values (read back now unless given); sets ``cfg``'s direction and end."""
+        if self.values is None:
+            self.values = self.check(self.t.detach().double().tolist() if values is None else values)
+        ts = self.values
+        if cfg is not None and len(ts) > 1:
+            cfg.direction, cfg.t_end = (1.0 if ts[-1] > ts[0] else -1.0), ts[-1]
+        return ts
 
 
 def _adaptive(f, y0, ts, m: Method, cfg: Config, event, jump) -> list[torch.Tensor]:
@@ -104,8 +138,14 @@ def _adaptive(f, y0, ts, m: Method, cfg: Config, event, jump) -> list[torch.Tens
     step, no restart (a method that restarts its own step selection after a jump, adams, says so).
     """
     opts, counts = cfg.opts, cfg.counts
-    d = cfg.direction
     t_dtype = opts.t_dtype
+    ctrl = Controller(m.order, opts.safety, opts.ifactor, opts.dfactor, opts.controller)
+    pending = None
+    if isinstance(ts, Times):  # the first step before any read-back (see Times)
+        ts, state, h_abs, pending, error_ratio = _first_step_unread(f, y0, ts, m, cfg)
+    else:
+        error_ratio = ErrorRatio(cfg.rtol, cfg.atol, cfg.norm, y0)
+    d = cfg.direction
     t = ts[0]
     landing = [*opts.step_t, *opts.jump_t]
     if jump is not None:
@@ -119,55 +159,53 @@ def _adaptive(f, y0, ts, m: Method, cfg: Config, event, jump) -> list[torch.Tens
         nxt = lands.next(at)
         return abs((nxt if nxt is not None else ts[-1]) - at)
 
-    state = m.init(f, t, y0, cfg)
-    if t in jumps:  # a discontinuity at the start: the derivative from the side we go to
-        m.jump(state, t, y0, None, nudge(t, t + d, t_dtype), span(t))
-    h_abs = m.initial_step(state, d, span(t))
-    ctrl = Controller(m.order, opts.safety, opts.ifactor, opts.dfactor, opts.controller)
-    error_ratio = None
+    if pending is None:
+        state = m.init(f, t, y0, cfg)
+        if t in jumps:  # a discontinuity at the start: the derivative from the side we go to
+            m.jump(state, t, y0, None, nudge(t, t + d, t_dtype), span(t))
+        h_abs = m.initial_step(state, d, span(t))
     y = y0
     out = [y0]
     j = 1
-    attempts = 0
+    attempts = 0 if pending is None else 1
     max_steps = opts.max_num_steps
     while True:
-        nxt = lands.next(t)
-        if nxt is not None and abs(nxt - t) <= 4 * _EPS * abs(t):
-            # A sliver left before a landing time: the state at t is the state there.
-            fy = m.snap(state, nxt)
-            t = nxt
-            while j < len(ts) and (ts[j] - t) * d <= 0:
-                out.append(y)
-                j += 1
-            if j == len(ts):
-                return out
-            h_abs, y = _landed(m, state, t, y, fy, jump, j, ts, jumps, d, t_dtype, span, h_abs, None)
-            if error_ratio is not None:
-                error_ratio.reset(y)
-            continue
-        if attempts >= max_steps:
-            raise SolverError(
-                t, "max_num_steps exceeded", f"{attempts} steps attempted, max_num_steps={max_steps}"
-            )
-        attempts += 1
-        h_abs = min(max(h_abs, opts.min_step), opts.max_step)
-        h = d * h_abs
-        if not m.self_stepping and (abs(h) <= 4 * _EPS * abs(t) or t + h == t):
-            raise SolverError(
-                t, "step size underflow", f"step {h:.3g} is too small to advance from t={t:.10g}"
-            )
-        t1, h, clipped = (t + h, h, False) if m.self_stepping else lands.clip(t, h)
-        # callbacks: func.callback_step(t, y, h) would be called here
-        step = m.step(state, t, h, t1)
-        t1, h = step.t1, step.h
-        if step.accepted is not None:
-            accepted, ratio = step.accepted, math.nan
-        else:
-            if error_ratio is None:
-                error_ratio = ErrorRatio(cfg.rtol, cfg.atol, cfg.norm, y0)
-            ratio = error_ratio(step.error, step.y1, h)
+        if pending is not None:
+            step, ratio, clipped = pending
+            pending = None
+            h_next = ctrl.next_step(abs(step.h), ratio, step.proposal)
             accepted = ctrl.accept(ratio)
-        h_next = ctrl.next_step(abs(h), ratio, step.proposal)
+            t1, h = step.t1, step.h
+        else:
+            nxt = lands.next(t)
+            if nxt is not None and abs(nxt - t) <= 4 * _EPS * abs(t):
+                # A sliver left before a landing time: the state at t is the state there.
+                fy = m.snap(state, nxt)
+                t = nxt
+                while j < len(ts) and (ts[j] - t) * d <= 0:
+                    out.append(y)
+                    j += 1
+                if j == len(ts):
+                    return out
+                h_abs, y = _landed(m, state, t, y, fy, jump, j, ts, jumps, d, t_dtype, span, h_abs, None)
+                error_ratio.reset(y)
+                continue
+            if attempts >= max_steps:
+                raise SolverError(
+                    t, "max_num_steps exceeded", f"{attempts} steps attempted, max_num_steps={max_steps}"
+                )
+            attempts += 1
+            h_abs = min(max(h_abs, opts.min_step), opts.max_step)
+            h = d * h_abs
+            if not m.self_stepping and (abs(h) <= 4 * _EPS * abs(t) or t + h == t):
+                raise SolverError(
+                    t, "step size underflow", f"step {h:.3g} is too small to advance from t={t:.10g}"
+                )
+            t1, h, clipped = (t + h, h, False) if m.self_stepping else lands.clip(t, h)
+            # callbacks: func.callback_step(t, y, h) would be called here
+            step = m.step(state, t, h, t1)
+            t1, h = step.t1, step.h
+            accepted, ratio, h_next = _decide(step, ctrl, error_ratio)
         if not accepted:
             counts.rejected += 1
             # callbacks: func.callback_reject_step(t, y, h)
@@ -177,7 +215,7 @@ def _adaptive(f, y0, ts, m: Method, cfg: Config, event, jump) -> list[torch.Tens
         counts.accepted += 1
         # callbacks: func.callback_accept_step(t, y, h)
         m.on_accept(state, step)
-        if error_ratio is not None:
+        if step.error is not None:
             error_ratio.accept()
         if event is not None:
             hit = event.check(t, t1, step.y1, lambda s, step=step: m.dense(state, step, s))
@@ -197,12 +235,52 @@ def _adaptive(f, y0, ts, m: Method, cfg: Config, event, jump) -> list[torch.Tens
         if (jump is not None and clipped and t1 == ts[j - 1]) or t1 in jumps:
             fy = m.derivative_at_end(state, step)
             h_abs, y_new = _landed(m, state, t, y, fy, jump, j, ts, jumps, d, t_dtype, span, h_abs, h_next)
-            if error_ratio is not None and y_new is not y:
+            if y_new is not y:
                 error_ratio.reset(y_new)
             y = y_new
         else:
             m.advance(state, step)
             h_abs = h_next
+
+
+def _decide(step, ctrl: Controller, error_ratio: ErrorRatio):
+    """``(accepted, ratio, next step size)`` of an attempted step (one read-back)."""
+    if step.accepted is not None:  # the method judged itself
+        ratio = math.nan
+        accepted = step.accepted
+    else:
+        ratio = error_ratio(step.error, step.y1, step.h)
+        accepted = ctrl.accept(ratio)
+    return accepted, ratio, ctrl.next_step(abs(step.h), ratio, step.proposal)
+
+
+def _first_step_unread(f, y0, times: Times, m: Method, cfg: Config):
+    """Start and first step with ``t0``, the direction and ``h`` still on the device; one read-back
+    then gives the output times (checked here), the step size, the error ratio and ``f0``'s finiteness.
+
+    Returns ``(ts, state, h_abs, (step, ratio, clipped), error_ratio)``.
+    """
+    opts = cfg.opts
+    t = times.t.detach()
+    t0 = t[0].double()
+    d = torch.sign(t[-1] - t[0]).double()
+    state = m.init(f, t0, y0, cfg)
+    with torch.no_grad():  # the step size is a constant of the solve, never differentiated
+        h_abs, finite = m.initial_step(state, d, math.inf, read=False)
+        h_abs = torch.clamp(h_abs, min=opts.min_step, max=opts.max_step)
+    h = d * h_abs
+    step = m.step(state, t0, h, t0 + h)
+    error_ratio = ErrorRatio(cfg.rtol, cfg.atol, cfg.norm, y0)
+    ratio = error_ratio.tensor(step.error, step.y1, h)
+    ratio, h_abs, finite, *values = torch.cat([torch.stack([ratio, h_abs, finite]), t.double()]).tolist()
+    ts = times.read(cfg, values)  # raises on bad times before anything else is looked at
+    if not finite:
+        raise SolverError(ts[0], "non-finite derivative", "func(t0, y0) is not finite")
+    hf = cfg.direction * h_abs
+    step.t0, step.t1, step.h = ts[0], ts[0] + hf, hf
+    if isinstance(getattr(state, "t0", None), torch.Tensor):
+        state.t0 = ts[0]
+    return ts, state, h_abs, (step, ratio, False), error_ratio
 
 
 def _landed(m, state, t, y, fy, jump, j, ts, jumps, d, t_dtype, span, h_abs, h_next):

@@ -121,6 +121,9 @@ class Method:
             a step, so it integrates interval by interval where it must land.
         differentiable: ``odeint`` can backpropagate through its operations (not scipy).
         per_sample: supports ``options={"batch": "independent"}``.
+        defers_first_read: can take its first step with the step size and start time still on the
+            device (``initial_step(..., read=False)``, tensor ``t0``/``h`` in ``step``), so that one
+            read-back serves the output times, the initial step and the first decision.
     """
 
     name: str = ""
@@ -131,6 +134,7 @@ class Method:
     self_stepping: bool = False
     differentiable: bool = True
     per_sample: bool = False
+    defers_first_read: bool = False
 
     def init(self, f: Callable, t0: float, y0: torch.Tensor, cfg: Config) -> Any:
         """The method's state at ``(t0, y0)`` (flat ``y0``)."""

@@ -10,9 +10,9 @@ import torch
 
 from nodebench.solvers import stats as _stats
 from nodebench.solvers.boundary import State, check_low_precision, describe
-from nodebench.solvers.integrate import make_rhs, solve
+from nodebench.solvers.integrate import Times, make_rhs, solve
 from nodebench.solvers.method import Config, Counts, Method
-from nodebench.solvers.validate import Options, check_method, check_options, check_t
+from nodebench.solvers.validate import Options, check_method, check_options, check_t, check_t_values
 
 
 @dataclass
@@ -23,14 +23,15 @@ class Problem:
         state: how the caller's state maps to flat (and back).
         func: the right-hand side on the core's state.
         y0: the core's initial state (the caller's tensor itself for a plain real tensor).
-        ts, method, rtol, atol, opts: validated times, method, tolerances and options.
+        ts, method, rtol, atol, opts: validated times (or :class:`Times` not yet read), method,
+            tolerances and options.
         norm: the forward error norm (None: RMS over the state).
     """
 
     state: State
     func: Callable
     y0: torch.Tensor
-    ts: list[float]
+    ts: list[float] | Times
     method: Method
     rtol: float | torch.Tensor
     atol: float | torch.Tensor
@@ -38,8 +39,11 @@ class Problem:
     norm: Any
 
     def config(self, counts: Counts, ts: list[float] | None = None) -> Config:
-        """The :class:`~nodebench.solvers.method.Config` of a solve of this problem through ``ts``."""
+        """The :class:`~nodebench.solvers.method.Config` of a solve of this problem through ``ts``
+        (direction and end are set when the solve reads unread times)."""
         ts = self.ts if ts is None else ts
+        if isinstance(ts, Times):
+            return Config(self.rtol, self.atol, self.opts, counts, self.norm, self.y0.shape)
         d = 1.0 if len(ts) < 2 or ts[-1] > ts[0] else -1.0
         return Config(self.rtol, self.atol, self.opts, counts, self.norm, self.y0.shape, d, ts[-1])
 
@@ -56,13 +60,19 @@ def check_tolerances(rtol: Any, atol: Any) -> None:
         raise ValueError("rtol and atol are both 0 (somewhere): at least one must be positive")
 
 
-def prepare(func: Any, y0: Any, t: Any, method: Any, rtol: Any, atol: Any, options: Any) -> Problem:
-    """Validate the public arguments and map the caller's state onto the core's."""
+def prepare(
+    func: Any, y0: Any, t: Any, method: Any, rtol: Any, atol: Any, options: Any, read_t: bool = True
+) -> Problem:
+    """Validate the public arguments and map the caller's state onto the core's.
+
+    ``read_t=False``: ``t``'s values are not read here; ``Problem.ts`` is then a
+    :class:`~nodebench.solvers.integrate.Times` that the solve reads with its first read-back.
+    """
     if not callable(func):
         raise TypeError(f"func must be callable as func(t, y), got {type(func).__name__}")
     state = describe(y0)
     first = y0[0] if state.is_tuple else y0
-    ts = check_t(t, first)
+    ts = check_t(t, first) if read_t else Times(check_t(t, first, read=False), check_t_values)
     m = check_method(method)
     opts = check_options(options, m, t.dtype)
     rtol = state.tolerance("rtol", rtol, first.device)
@@ -120,13 +130,13 @@ def odeint(
     """
     if batch_mode(options) == "independent":
         return _odeint_per_sample(func, y0, t, method, rtol, atol, options)
-    p = prepare(func, y0, t, method, rtol, atol, options)
+    t_grad = isinstance(t, torch.Tensor) and t.requires_grad and torch.is_grad_enabled()
+    p = prepare(func, y0, t, method, rtol, atol, options, read_t=t_grad)
     m, ts, opts = p.method, p.ts, p.opts
     y0 = p.y0 if m.differentiable else p.y0.detach()
     shape = y0.shape
     counts = Counts()
     f = make_rhs(p.func, shape, opts.t_dtype, y0.device, counts, check=True)
-    t_grad = t.requires_grad and torch.is_grad_enabled()
     y_start = y0.reshape(-1)
     if t_grad:
         with torch.no_grad():
@@ -135,6 +145,7 @@ def odeint(
         y_start = y_start - (t[0] - t[0].detach()).to(y0.dtype) * f_start
     try:
         ys = solve(f, y_start, ts, m, p.config(counts))
+        ts = ts.values if isinstance(ts, Times) else ts
         if t_grad:
             ys[0] = y0.reshape(-1)
             for i in range(1, len(ts)):

@@ -132,9 +132,13 @@ class _Buffer:
         return self.K[j]
 
     def stage_input(self, y0: torch.Tensor, i: int, h: float) -> torch.Tensor:
+        if isinstance(h, torch.Tensor):  # a first step not yet read back
+            return torch.addmv(y0, self.KT[i], self.a[i] * h.to(y0.dtype))
         return torch.addmv(y0, self.KT[i], self.a[i], alpha=h)
 
     def solution(self, y0: torch.Tensor, h: float) -> torch.Tensor:
+        if isinstance(h, torch.Tensor):
+            return torch.addmv(y0, self.KT[self.s], self.b * h.to(y0.dtype))
         return torch.addmv(y0, self.KT[self.s], self.b, alpha=h)
 
     def error(self) -> torch.Tensor:
@@ -166,7 +170,10 @@ class _List:
         out = y0
         for wj, kj in zip(w, self.ks):
             if wj != 0.0:
-                out = torch.add(out, kj, alpha=h * wj)
+                if isinstance(h, torch.Tensor):  # a first step not yet read back
+                    out = out + kj * (h * wj).to(kj.dtype)
+                else:
+                    out = torch.add(out, kj, alpha=h * wj)
         return out
 
     def stage_input(self, y0: torch.Tensor, i: int, h: float) -> torch.Tensor:
@@ -204,6 +211,7 @@ class RungeKutta(Method):
 
     def __init__(self, tableau: Tableau) -> None:
         self.tableau = tableau
+        self.defers_first_read = tableau.adaptive
         self.name = tableau.name
         self.order = tableau.order
         self.adaptive = tableau.adaptive
@@ -217,18 +225,25 @@ class RungeKutta(Method):
         K = (_List if grad else _Buffer)(self.tableau, y0, cfg.shape)
         K.set(0, f0)
         st = _State(f, cfg, K, y0, t0)
-        if not self.adaptive or cfg.opts.first_step is not None:  # else checked with the initial step
+        if not self.adaptive:  # adaptive methods check f0 with the initial step's read-back
             if not bool(torch.isfinite(f0).all()):
                 raise SolverError(t0, "non-finite derivative", "func(t0, y0) is not finite")
             if not self.adaptive and cfg.opts.perturb:  # the first stage is evaluated just after t0
                 K.set(0, f(nudge(t0, t0 + cfg.direction, cfg.opts.t_dtype), y0))
         return st
 
-    def initial_step(self, st, direction, span):
+    def initial_step(self, st, direction, span, read=True):
         cfg, m = st.cfg, st.cfg.prefix
-        if cfg.opts.first_step is not None:
-            return cfg.opts.first_step
         y, f0 = st.y, st.K.get(0)
+        if cfg.opts.first_step is not None:
+            finite = torch.isfinite(f0).all()
+            if not read:
+                return torch.tensor(
+                    cfg.opts.first_step, dtype=torch.float64, device=y.device
+                ), finite.double()
+            if not bool(finite):
+                raise SolverError(st.t0, "non-finite derivative", "func(t0, y0) is not finite")
+            return cfg.opts.first_step
         return initial_step(
             lambda t_, y_: st.f(t_, y_).reshape(-1),
             st.t0,
@@ -240,6 +255,7 @@ class RungeKutta(Method):
             direction,
             cfg.norm,
             m,
+            read,
         )
 
     def step(self, st, t, h, t1):

@@ -78,8 +78,9 @@ def check_y0(y0: Any, name: str = "y0") -> None:
         raise ValueError(f"{name} must not be empty, got shape {tuple(y0.shape)}")
 
 
-def check_t(t: Any, y0: torch.Tensor) -> list[float]:
-    """Validate ``t`` and return its values as Python floats."""
+def check_t(t: Any, y0: torch.Tensor, read: bool = True) -> list[float] | torch.Tensor:
+    """Validate ``t`` and return its values as Python floats (``read=False``: check all but the values,
+    which :func:`check_t_values` checks once they are read, and return ``t``)."""
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"t must be a 1-D torch.Tensor, got {type(t).__name__}")
     if t.ndim != 1:
@@ -92,7 +93,13 @@ def check_t(t: Any, y0: torch.Tensor) -> list[float]:
         raise ValueError("t is on the meta device, which holds shapes but no values; give t on cpu or cuda")
     if t.device != y0.device:
         raise ValueError(f"t is on {t.device} but y0 is on {y0.device}; put both on one device")
-    ts = t.detach().cpu().double().tolist()
+    if not read:
+        return t
+    return check_t_values(t.detach().cpu().double().tolist())
+
+
+def check_t_values(ts: list[float]) -> list[float]:
+    """The checks of ``t``'s values: finite and strictly monotone."""
     if not all(math.isfinite(x) for x in ts):
         raise ValueError("t must be finite everywhere")
     if len(ts) > 1:
