@@ -307,8 +307,9 @@ def _peer_spiral_setup():
     from nodebench.models.demo_spirals import DemoModel
 
     torch.manual_seed(0)
-    func = DemoModel()
-    return func, torch.randn(20, 1, 2), torch.linspace(0.0, 1.0, 10)
+    func = DemoModel().float()
+    f32 = torch.float32
+    return func, torch.randn(20, 1, 2, dtype=f32), torch.linspace(0.0, 1.0, 10, dtype=f32)
 
 
 def solver_ops_per_nfe(method: str, problem: str = "linear", rtol: float = 1e-6) -> dict[str, float]:
