@@ -167,7 +167,7 @@ def test_adjoint_full_norm_is_refused():
 
 
 def test_sync_counter_on_a_hand_counted_loop():
-    """Each read-back is counted once, whatever form it takes; arithmetic and host-to-device copies are not."""
+    """Each read-back counts once, whatever form it takes; arithmetic and host-to-device copies do not."""
     x = torch.linspace(0.0, 1.0, 5)
     with count_syncs() as c:
         for _ in range(3):

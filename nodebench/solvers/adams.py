@@ -322,7 +322,9 @@ class _Adams:
         return torch.addmv(self.y, self.phi[:ki].t(), coef, alpha=hi)
 
 
-ADAMS_OPTIONS = frozenset({"first_step", "max_num_steps", "dtype", "max_order", "step_t", "jump_t"})
+# step_t: the loop clips steps to land there. Not jump_t: the corrector evaluates f at the step's end
+# itself, which at a discontinuity of f is its far side (the Runge–Kutta stages there are nudged).
+ADAMS_OPTIONS = frozenset({"first_step", "max_num_steps", "dtype", "max_order", "step_t"})
 
 
 class Adams(Method):

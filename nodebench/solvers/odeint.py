@@ -114,18 +114,28 @@ def odeint(
         y0: initial state: a non-empty floating or complex tensor, or a tuple of them (one dtype).
             float16/bfloat16 states are integrated in float32 and returned in their dtype; an ``rtol``
             finer than their epsilon is refused.
-        t: 1-D strictly increasing or decreasing floating tensor of output times.
-        method: fixed grid ``euler``, ``midpoint``, ``heun2``, ``heun3``, ``rk4``; adaptive
-            ``adaptive_heun``, ``fehlberg2``, ``bosh3``, ``dopri5``, ``tsit5``, ``dopri8``.
+        t: 1-D strictly increasing or decreasing floating tensor of output times (per-sample control:
+            also ``(batch, T)``, one row per sample).
+        method: fixed grid ``euler``, ``midpoint``, ``heun2``, ``heun3``, ``rk4``, and the fixed-grid
+            Adams family ``explicit_adams``, ``implicit_adams`` (= ``fixed_adams``); adaptive
+            ``adaptive_heun``, ``fehlberg2``, ``bosh3``, ``dopri5``, ``tsit5``, ``dopri8``, the
+            variable-order ``adams``, and ``scipy_solver`` (scipy's solvers; no autograd graph).
         rtol, atol: relative and absolute tolerances (adaptive methods): non-negative floats, or tensors
             broadcastable to the state (a tuple of them for tuple states); not both zero.
-        options: fixed grid: ``step_size``, ``perturb``, ``max_num_steps``, ``dtype``; adaptive:
-            ``first_step``, ``max_num_steps``, ``dtype``, ``safety``, ``ifactor``, ``dfactor``,
-            ``controller`` ("I" or "PI"), ``step_t``, ``jump_t``, ``norm`` (torchdiffeq's meanings).
+        options: fixed grid: ``step_size``, ``perturb``, ``max_num_steps``, ``dtype`` (fixed-grid Adams
+            also ``max_order``, ``max_iters``); adaptive Runge–Kutta: ``first_step``, ``max_num_steps``,
+            ``dtype``, ``safety``, ``ifactor``, ``dfactor``, ``controller`` ("I" or "PI"), ``step_t``,
+            ``jump_t``, ``norm``, ``min_step``, ``max_step`` (torchdiffeq's meanings) and ``batch``
+            (``"independent"``: per-sample step control, see :mod:`~nodebench.solvers.per_sample`);
+            ``adams``: ``first_step``, ``max_num_steps``, ``dtype``, ``max_order``, ``step_t``;
+            ``scipy_solver``: ``solver``, ``min_step``, ``max_step``, ``max_num_steps``,
+            ``dtype``. Each method's set is its ``option_names``; any other key is an error.
     Returns:
         tensor of shape ``(len(t), *y0.shape)`` with ``result[0] == y0`` (a tuple of them for tuple states).
     Raises:
-        TypeError, ValueError: bad arguments, named in the message, before any evaluation of ``func``.
+        TypeError, ValueError: bad arguments, named in the message, before any step is taken (the
+            values of ``t`` are read, and checked, with the first step's read-back, see
+            :class:`~nodebench.solvers.integrate.Times`: a bad ``t`` may see ``func`` evaluated first).
         SolverError: step-size underflow, ``max_num_steps`` exceeded, or a non-finite state or derivative.
     """
     if batch_mode(options) == "independent":
