@@ -14,6 +14,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from nodebench.solvers.errors import SolverError
+
 #: If set, called as ``hook(kind, margin)`` for every comparison that decides a count: the relative
 #: distance from flipping it (``"ratio"``: accept, order, step size; ``"time"``: whether a step ends
 #: on or past an output or landing time), so benchmarks can check that round-off cannot move a count
@@ -102,8 +104,6 @@ def initial_step(
     Raises:
         SolverError: ``f0`` is not finite.
     """
-    from nodebench.solvers.errors import SolverError
-
     m = prefix
     ys, fs = (y0, f0) if m is None else (y0[:m], f0[:m])
     scale = ys.abs().mul_(rtol).add_(atol)

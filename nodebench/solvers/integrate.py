@@ -8,8 +8,10 @@ underflow and the counts. Times are Python floats (float64) inside the loop; ``f
 as 0-d tensors of the time dtype. The state is flat. Per-sample step control has its own vectorised
 loop (:mod:`~nodebench.solvers.per_sample`).
 
-Host synchronisations: one per attempted step (the error ratio the controller reads, or adams's
-norms), plus one for the initial step size of a Runge–Kutta method.
+Host synchronisations: one per attempted step (the error ratio the controller reads; adams reads its
+norms, sometimes twice). For the adaptive Runge–Kutta methods the output times, the initial step size
+and ``f0``'s finiteness ride on the first step's read (:class:`Times`), so a solve makes exactly one
+read per attempted step; other methods read the times first.
 """
 
 from __future__ import annotations

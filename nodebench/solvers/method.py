@@ -10,7 +10,7 @@ controller (:mod:`~nodebench.solvers.controller`), which call the methods only t
 The lifecycle the loop drives (adaptive methods)::
 
     state = method.init(f, t0, y0, config)            # evaluates f(t0, y0) if the method needs it
-    h = config.opts.first_step or method.initial_step(state, span)
+    h = method.initial_step(state, direction, span)   # honours options["first_step"]
     loop:
         step = method.step(state, t, h, t1)            # a Step: y1, error estimate or own verdict
         accepted = controller.accept(step)             # ratio <= 1
