@@ -23,7 +23,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from nodebench import odeint, odeint_adjoint, solver_stats
 from nodebench.measure import SavedTensorsMeter
-from nodebench.solvers import controller
+from nodebench.solvers import controller, integrate
 
 ADAPTIVE = ("bosh3", "dopri5", "tsit5")
 
@@ -273,6 +273,7 @@ def syncs_per_step(
     method: str = "dopri5",
     options: dict | None = None,
     setup: Callable | None = None,
+    accelerator_path: bool = True,
 ) -> dict[str, Any]:
     """Host synchronisations per attempted step of one solve, no grad (``library`` nodebench or torchdiffeq).
 
@@ -281,14 +282,24 @@ def syncs_per_step(
     ``solver_stats().attempts``, the steps the batch attempted together; torchdiffeq: calls of its
     ``_adaptive_step``). Deterministic: counts only.
 
+    ``accelerator_path``: count nodebench's reads as it makes them on a GPU (it folds the reads of the
+    output times and the first step size into the first step's read there, see
+    ``nodebench.solvers.integrate.FOLD_FIRST_READ``; on a CPU, where a read waits for nothing, it reads
+    them first, two reads more per solve); False counts the CPU path.
+
     Returns:
         ``{"syncs_per_step", "syncs", "attempts", "by_kind"}``.
     """
     func, y0, t = (setup or _peer_spiral_setup)()
     with torch.no_grad():
         if library == "nodebench":
-            with solver_stats() as s, count_syncs() as c:
-                odeint(func, y0, t, method=method, options=options)
+            previous = integrate.FOLD_FIRST_READ
+            integrate.FOLD_FIRST_READ = accelerator_path
+            try:
+                with solver_stats() as s, count_syncs() as c:
+                    odeint(func, y0, t, method=method, options=options)
+            finally:
+                integrate.FOLD_FIRST_READ = previous
             attempts = s.attempts
         else:
             read, restore = _torchdiffeq_attempts()

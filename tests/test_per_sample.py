@@ -184,8 +184,29 @@ def test_sync_counter_on_a_hand_counted_loop():
 
 
 def test_one_sync_per_attempted_step_on_the_spiral_demo():
-    """Issue 25's budget, both modes: at most one host read-back per attempted step, setup included."""
+    """Issue 25's budget, both modes: at most one host read-back per attempted step, setup included
+    (the accelerator path; on the CPU path the output times and the first step size are two more)."""
     shared = syncs_per_step("nodebench")
     per = syncs_per_step("nodebench", options=IND)
     assert shared["syncs"] == shared["attempts"] and per["syncs"] == per["attempts"]
     assert syncs_per_step("torchdiffeq")["syncs_per_step"] > 10
+
+
+@pytest.mark.parametrize("method", ["dopri5", "tsit5", "bosh3", "dopri8", "fehlberg2"])
+def test_folded_first_read_takes_the_same_steps(method, monkeypatch):
+    """The accelerator path (times and first step size read with the first decision) against the CPU
+    path: the same steps and counts, results equal to round-off; a bad t is still named."""
+    from nodebench.solvers import integrate
+
+    p_func, y0, t = TimeMLP(), torch.randn(3, 2), torch.linspace(0.0, 2.0, 7)
+    out = {}
+    for fold in (False, True):
+        monkeypatch.setattr(integrate, "FOLD_FIRST_READ", fold)
+        with torch.no_grad(), solver_stats() as s, count_syncs() as c:
+            y = odeint(p_func, y0, t, method=method, rtol=1e-7, atol=1e-9)
+        out[fold] = (y, s.nfe_forward, s.steps_accepted, s.steps_rejected, sum(c.values()), s.attempts)
+    (y0_, *counts0, syncs0, attempts), (y1_, *counts1, syncs1, _) = out[False], out[True]
+    assert counts0 == counts1 and rel_error(y1_, y0_) < 1e-12
+    assert syncs1 == attempts and syncs0 == attempts + 2
+    with pytest.raises(ValueError, match="strictly monotone"):
+        odeint(p_func, y0, torch.tensor([0.0, 1.0, 0.5]), method=method)

@@ -9,9 +9,10 @@ as 0-d tensors of the time dtype. The state is flat. Per-sample step control has
 loop (:mod:`~nodebench.solvers.per_sample`).
 
 Host synchronisations: one per attempted step (the error ratio the controller reads; adams reads its
-norms, sometimes twice). For the adaptive Runge–Kutta methods the output times, the initial step size
-and ``f0``'s finiteness ride on the first step's read (:class:`Times`), so a solve makes exactly one
-read per attempted step; other methods read the times first.
+norms, sometimes twice), plus, on a CPU, one for the output times and one for the initial step size.
+On an accelerator (see :data:`FOLD_FIRST_READ`) the adaptive Runge–Kutta methods take their first step
+with ``t0`` and ``h`` still on the device, so the output times, the initial step size and ``f0``'s
+finiteness ride on the first step's read (:class:`Times`): exactly one read per attempted step.
 """
 
 from __future__ import annotations
@@ -32,6 +33,17 @@ if TYPE_CHECKING:
     from nodebench.solvers.event import Event
 
 _EPS = 2.220446049250313e-16
+
+#: Fold the reads of the output times and the initial step into the first step's read (None: where the
+#: times are on an accelerator). A read on the CPU waits for nothing, while the fold costs some 40 small
+#: tensor operations (about 0.3 ms, 10 % of the spiral demo's solve on one CPU thread); on a GPU each read
+#: drains the device's queue. ``benchmarks.metrics.syncs_per_step`` sets it to count the accelerator path.
+FOLD_FIRST_READ: bool | None = None
+
+
+def fold_first_read(t: torch.Tensor) -> bool:
+    """Whether a solve with output times ``t`` folds its first reads (see :data:`FOLD_FIRST_READ`)."""
+    return t.device.type != "cpu" if FOLD_FIRST_READ is None else FOLD_FIRST_READ
 
 __all__ = ["Counts", "Jump", "Times", "make_rhs", "solve"]
 
@@ -179,7 +191,7 @@ def _adaptive(f, y0, ts, m: Method, cfg: Config, event, jump) -> list[torch.Tens
             accepted = ctrl.accept(ratio)
             t1, h = step.t1, step.h
         else:
-            nxt = lands.next(t)
+            nxt = lands.next(t) if lands.times else None
             if nxt is not None and abs(nxt - t) <= 4 * _EPS * abs(t):
                 # A sliver left before a landing time: the state at t is the state there.
                 fy = m.snap(state, nxt)
@@ -203,11 +215,19 @@ def _adaptive(f, y0, ts, m: Method, cfg: Config, event, jump) -> list[torch.Tens
                 raise SolverError(
                     t, "step size underflow", f"step {h:.3g} is too small to advance from t={t:.10g}"
                 )
-            t1, h, clipped = (t + h, h, False) if m.self_stepping else lands.clip(t, h)
+            if lands.times and not m.self_stepping:
+                t1, h, clipped = lands.clip(t, h)
+            else:
+                t1, clipped = t + h, False
             # callbacks: func.callback_step(t, y, h) would be called here
             step = m.step(state, t, h, t1)
             t1, h = step.t1, step.h
-            accepted, ratio, h_next = _decide(step, ctrl, error_ratio)
+            if step.accepted is not None:  # the method judged itself
+                accepted, ratio = step.accepted, math.nan
+            else:
+                ratio = error_ratio(step.error, step.y1, h)
+                accepted = ctrl.accept(ratio)
+            h_next = ctrl.next_step(abs(h), ratio, step.proposal)
         if not accepted:
             counts.rejected += 1
             # callbacks: func.callback_reject_step(t, y, h)
@@ -243,17 +263,6 @@ def _adaptive(f, y0, ts, m: Method, cfg: Config, event, jump) -> list[torch.Tens
         else:
             m.advance(state, step)
             h_abs = h_next
-
-
-def _decide(step, ctrl: Controller, error_ratio: ErrorRatio):
-    """``(accepted, ratio, next step size)`` of an attempted step (one read-back)."""
-    if step.accepted is not None:  # the method judged itself
-        ratio = math.nan
-        accepted = step.accepted
-    else:
-        ratio = error_ratio(step.error, step.y1, step.h)
-        accepted = ctrl.accept(ratio)
-    return accepted, ratio, ctrl.next_step(abs(step.h), ratio, step.proposal)
 
 
 def _first_step_unread(f, y0, times: Times, m: Method, cfg: Config):

@@ -11,6 +11,7 @@ import torch
 from nodebench.solvers import stats as _stats
 from nodebench.solvers.boundary import State, check_low_precision, describe
 from nodebench.solvers.integrate import Times, make_rhs, solve
+from nodebench.solvers.integrate import fold_first_read as _fold_t
 from nodebench.solvers.method import Config, Counts, Method
 from nodebench.solvers.validate import Options, check_method, check_options, check_t, check_t_values
 
@@ -133,15 +134,15 @@ def odeint(
     Returns:
         tensor of shape ``(len(t), *y0.shape)`` with ``result[0] == y0`` (a tuple of them for tuple states).
     Raises:
-        TypeError, ValueError: bad arguments, named in the message, before any step is taken (the
-            values of ``t`` are read, and checked, with the first step's read-back, see
-            :class:`~nodebench.solvers.integrate.Times`: a bad ``t`` may see ``func`` evaluated first).
+        TypeError, ValueError: bad arguments, named in the message, before any evaluation of ``func``
+            (on an accelerator, the values of ``t`` are read, and checked, with the first step's
+            read-back: see :data:`~nodebench.solvers.integrate.FOLD_FIRST_READ`).
         SolverError: step-size underflow, ``max_num_steps`` exceeded, or a non-finite state or derivative.
     """
     if batch_mode(options) == "independent":
         return _odeint_per_sample(func, y0, t, method, rtol, atol, options)
     t_grad = isinstance(t, torch.Tensor) and t.requires_grad and torch.is_grad_enabled()
-    p = prepare(func, y0, t, method, rtol, atol, options, read_t=t_grad)
+    p = prepare(func, y0, t, method, rtol, atol, options, read_t=t_grad or not _fold(t))
     m, ts, opts = p.method, p.ts, p.opts
     y0 = p.y0 if m.differentiable else p.y0.detach()
     shape = y0.shape
@@ -166,6 +167,10 @@ def odeint(
         _stats.report(_stats.active_stats(), counts.nfe, counts.accepted, counts.rejected, False, m.name)
     out = torch.stack(ys).view(len(ts), *shape)
     return out if p.state.plain else p.state.restore(out, (len(ts),))
+
+
+def _fold(t: Any) -> bool:
+    return isinstance(t, torch.Tensor) and _fold_t(t)
 
 
 def batch_mode(options: Any) -> str:

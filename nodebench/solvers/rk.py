@@ -81,6 +81,13 @@ def stage_matrices(tableau: Tableau, dtype: torch.dtype, device: torch.device) -
     return {k: v.to(device) for k, v in out.items()}
 
 
+@functools.lru_cache(maxsize=64)
+def _nodes(tableau: Tableau, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The nodes ``c`` (float64) and a mask of those equal to 1 (None if none), on ``device``."""
+    c = torch.tensor(tableau.c, dtype=torch.float64, device=device)
+    return c, (c == 1.0) if 1.0 in tableau.c[1:] else None
+
+
 class StageStore(Protocol):
     """Where a step keeps its stage derivatives ``k_j`` (flat) and how it combines them.
 
@@ -132,8 +139,8 @@ class _Buffer:
         return self.K[j]
 
     def stage_input(self, y0: torch.Tensor, i: int, h: float) -> torch.Tensor:
-        if isinstance(h, torch.Tensor):  # a first step not yet read back
-            return torch.addmv(y0, self.KT[i], self.a[i] * h.to(y0.dtype))
+        if isinstance(h, torch.Tensor):  # a first step not yet read back (h in the state's dtype)
+            return torch.addmv(y0, self.KT[i], self.a[i] * h)
         return torch.addmv(y0, self.KT[i], self.a[i], alpha=h)
 
     def solution(self, y0: torch.Tensor, h: float) -> torch.Tensor:
@@ -265,15 +272,30 @@ class RungeKutta(Method):
         # As torchdiffeq: stages at an adaptive step's end see f just before t1 (the left side of a jump
         # there); on a fixed grid only with ``perturb``.
         nudged = self.adaptive or st.cfg.opts.perturb
-        t_end_stage = nudge(t1, t, t_dtype) if nudged else None
-        yi = y
-        for i in range(1, s):
-            yi = K.stage_input(y, i, h)
-            K.set(i, f(t_end_stage if nudged and tab.c[i] == 1.0 else t + tab.c[i] * h, yi))
+        if isinstance(h, torch.Tensor):  # a first step not yet read back: times and h on the device
+            times, h_state = self._times(t, h, t1, t_dtype, y), h.to(y.dtype)
+            yi = y
+            for i in range(1, s):
+                yi = K.stage_input(y, i, h_state)
+                K.set(i, f(times[i], yi))
+        else:
+            t_end_stage = nudge(t1, t, t_dtype) if nudged else None
+            yi = y
+            for i in range(1, s):
+                yi = K.stage_input(y, i, h)
+                K.set(i, f(t_end_stage if nudged and tab.c[i] == 1.0 else t + tab.c[i] * h, yi))
         # FSAL tableaus evaluate their last stage at y1 itself; otherwise form y1 from b.
         y1 = yi if tab.fsal else K.solution(y, h)
         err = K.error() if self.adaptive else None
         return Step(t, t1, h, y, y1, error=err, data=[None])
+
+    def _times(self, t, h, t1, t_dtype, y) -> torch.Tensor:
+        """Every stage's time (in ``t_dtype``) of an adaptive step whose ``t``, ``h`` are 0-d tensors."""
+        c, ends = _nodes(self.tableau, y.device)
+        times = torch.addcmul(t, c, h)
+        if ends is not None:
+            times = torch.where(ends, nudge(t1, t, t_dtype), times)
+        return times.to(t_dtype)
 
     def _end(self, st, step) -> torch.Tensor | None:
         """``f(t1, y1)`` of a method without FSAL, evaluated once per step when first needed."""
