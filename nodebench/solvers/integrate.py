@@ -45,6 +45,7 @@ def fold_first_read(t: torch.Tensor) -> bool:
     """Whether a solve with output times ``t`` folds its first reads (see :data:`FOLD_FIRST_READ`)."""
     return t.device.type != "cpu" if FOLD_FIRST_READ is None else FOLD_FIRST_READ
 
+
 __all__ = ["Counts", "Jump", "Times", "make_rhs", "solve"]
 
 
