@@ -19,6 +19,7 @@ shared loop for it, so its results are those of shared control exactly.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -131,8 +132,7 @@ def solve_per_sample(
     time_shape = (s, B, *([1] * (len(shape) - 1)))
 
     T_out = t.detach().to(torch.float64).expand(B, T).contiguous()  # (B, T)
-    flat_y0 = y0.reshape(-1)
-    Y = flat_y0 if grad else flat_y0.clone()
+    Y = y0.reshape(B, m) if grad else y0.reshape(B, m).clone()  # (B, m): one row per sample
     outs = torch.cat([Y.view(1, B, m), torch.zeros(T, B, m, dtype=dtype, device=device)])  # spare last row
     if T == 1:
         return outs[:1].view(1, *shape)
@@ -140,8 +140,10 @@ def solve_per_sample(
     diffs = (T_out[:, 1:] - T_out[:, :-1]) * d[:, None]
     t_ok = (torch.isfinite(T_out).all() & (diffs > 0).all()).long()
     T_d = T_out * d[:, None]  # in the direction of integration: increasing
-    rt, at = rtol, atol
+    rt = rtol.view(B, m) if isinstance(rtol, torch.Tensor) else rtol
+    at = atol.view(B, m) if isinstance(atol, torch.Tensor) else atol
     sqrt_m = math.sqrt(m)
+    nograd = torch.no_grad if grad else contextlib.nullcontext
 
     def f(tt: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         counts.nfe += 1
@@ -151,26 +153,26 @@ def solve_per_sample(
         return out.reshape(-1)
 
     land = hooks is not None
-    stages = _Stages(nvec, B * m, dtype, device, grad)
+    stages = _Stages(nvec, B, m, dtype, device, grad)
     t_now = T_out[:, 0].clone()
     stages.set(0, f(t_now.view(time_shape[1:]), Y))
     if land and hooks.first_stage_fresh:
         evals = s  # every step evaluates its first stage (after a jump the carried one is stale)
-    nfe = torch.full((B,), 1, dtype=torch.int64, device=device)
+    nfe_init = 1
     # The initial step (Hairer, Nørsett & Wanner II.4), per sample, on the device, as the shared one.
     with torch.no_grad():
-        Yd, f0 = Y.detach(), stages.get(0).detach()
+        Yd, f0 = Y.detach(), stages.get(0).detach().view(B, m)
         scale = Yd.abs().mul_(rt).add_(at)
-        d0 = torch.linalg.vector_norm((Yd / scale).view(B, m), dim=1).double() / sqrt_m
-        d1 = torch.linalg.vector_norm((f0 / scale).view(B, m), dim=1).double() / sqrt_m
+        d0 = torch.linalg.vector_norm(Yd / scale, dim=1).double() / sqrt_m
+        d1 = torch.linalg.vector_norm(f0 / scale, dim=1).double() / sqrt_m
         if opts.first_step is not None:
             h_abs = torch.full((B,), opts.first_step, dtype=torch.float64, device=device)
         else:
             h0 = torch.where((d0 < 1e-5) | (d1 < 1e-5), 1e-6, 0.01 * d0 / d1)
-            y1 = Yd + f0 * (d * h0).to(dtype).repeat_interleave(m)
-            f1 = f((t_now + d * h0).view(time_shape[1:]), y1)
-            nfe += 1
-            d2 = torch.linalg.vector_norm(((f1 - f0) / scale).view(B, m), dim=1).double() / sqrt_m / h0
+            y1 = Yd + f0 * (d * h0).to(dtype)[:, None]
+            f1 = f((t_now + d * h0).view(time_shape[1:]), y1).view(B, m)
+            nfe_init += 1
+            d2 = torch.linalg.vector_norm((f1 - f0) / scale, dim=1).double() / sqrt_m / h0
             dm = torch.maximum(d1, d2)
             h1 = torch.where(dm <= 1e-15, torch.clamp(h0 * 1e-3, min=1e-6), (0.01 / dm) ** (1.0 / tab.order))
             h_abs = torch.minimum(100 * h0, h1)
@@ -180,14 +182,16 @@ def solve_per_sample(
         j = torch.ones(B, dtype=torch.int64, device=device)  # the next output index per sample
         active = torch.ones(B, dtype=torch.bool, device=device)
         d_active = d.clone()  # the direction where going, 0 where done
-        acc_n = torch.zeros(B, dtype=torch.int64, device=device)
-        rej_n = torch.zeros(B, dtype=torch.int64, device=device)
+        acc_n = torch.zeros(B, dtype=torch.int64, device=device)  # accepted steps per sample
+        att_n = torch.zeros(B, dtype=torch.int64, device=device)  # attempted steps per sample
+        end_n = torch.zeros(B, dtype=torch.int64, device=device)  # f(t1, y1) evaluations (not FSAL)
         rows = torch.arange(B, device=device)
         clamp = opts.min_step > 0 or math.isfinite(opts.max_step)
     attempts = 0
     if not (land and hooks.first_stage_fresh):
         evals = s - 1
     mb = m // blocks
+    n_active = B
     while True:
         if attempts >= opts.max_num_steps:
             where = float(t_now[active].min())
@@ -197,7 +201,7 @@ def solve_per_sample(
                 f"{attempts} steps attempted, max_num_steps={opts.max_num_steps}",
             )
         attempts += 1
-        with torch.no_grad():
+        with nograd():
             if clamp:
                 h_abs = torch.clamp(h_abs, min=opts.min_step, max=opts.max_step)
             h = h_abs * d_active
@@ -210,29 +214,28 @@ def solve_per_sample(
             times = torch.addcmul(t_now, c_col, h).view(time_shape)
             if end_stages:  # as the shared loop: stages at the step's end see f just before t1
                 t_end = torch.nextafter(t1, t_now).view(time_shape[1:])
-            hr = h.to(dtype).repeat_interleave(m)
+            hcol = h.to(dtype)[:, None]
         if land:
             hooks.start_step()
             if hooks.first_stage_fresh:
                 stages.set(0, f(times[0], Y))
         yi = Y
         for i in range(1, s):
-            yi = torch.addcmul(Y, hr, stages.comb(a_rows[i], i))
+            yi = torch.addcmul(Y, hcol, stages.comb(a_rows[i], i))
             stages.set(i, f(t_end if tab.c[i] == 1.0 else times[i], yi))
-        y1 = yi if fsal else torch.addcmul(Y, hr, stages.comb(b, s))
-        with torch.no_grad():
+        y1 = yi if fsal else torch.addcmul(Y, hcol, stages.comb(b, s))
+        with nograd():
             err = stages.comb(b_err, s, detach=True)
             abs_y1 = y1.detach().abs()
             tol = torch.maximum(abs_y, abs_y1).mul_(rt).add_(at)
             if blocks == 1:
-                ratio = torch.linalg.vector_norm(err.div_(tol).view(B, m), dim=1).double().div_(sqrt_m)
+                ratio = torch.linalg.vector_norm(err.div_(tol), dim=1).double().div_(sqrt_m)
             else:
                 ratio = torch.linalg.vector_norm(err.div_(tol).view(B, blocks, mb), dim=2).amax(1)
                 ratio = ratio.double().div_(math.sqrt(mb))
             h_used = h.abs()
             ratio.mul_(h_used)
             accept = (ratio <= 1).logical_and_(active)
-            reject = accept.logical_xor(active)
             h_new = next_step(h_used, ratio, tab.order, opts.safety, opts.ifactor, opts.dfactor, prev)
             if land:  # after a landing, the proposal before the clip (or a larger one after it)
                 landed = clipped.logical_and(accept)
@@ -242,21 +245,21 @@ def solve_per_sample(
             n_out = torch.where(accept, passed - j, 0)
             j_new = j + n_out
             still = (j_new < T).logical_and_(active)
-            nfe.add_(active, alpha=evals)
+            att_n.add_(active)
             if land:
                 hooks.quadrature(accept, h, b)
             acc_n.add_(accept)
-            rej_n.add_(reject)
             underflow = (h_abs <= 4 * _EPS * t_now.abs()).logical_or_(t1 == t_now).logical_and_(active)
-            flags = [still.sum(), n_out.max(), accept.sum(), reject.sum(), underflow.sum()]
+            flags = [still.sum(), n_out.max(), accept.sum(), underflow.sum()]
             if attempts == 1:
                 flags += [t_ok, f0_ok]
             pack = torch.stack(flags).tolist()
-        going, max_out, n_acc, n_rej, under = pack[:5]
+        going, max_out, n_acc, under = pack[:4]
+        n_rej, n_active = n_active - n_acc, going
         if attempts == 1:
-            if not pack[5]:
+            if not pack[4]:
                 raise ValueError("t must be finite everywhere and strictly monotone in every row")
-            if not pack[6]:
+            if not pack[5]:
                 raise SolverError(float(T_out[0, 0]), "non-finite derivative", "func(t0, y0) is not finite")
         if under:
             bad = float(t_now[underflow][0])
@@ -267,44 +270,44 @@ def solve_per_sample(
         counts.rejected += n_rej
         if n_acc and not fsal and not land:
             stages.set(s, f(t1.view(time_shape[1:]), y1))  # f(t1, y1): dense output, next first stage
-            nfe.add_(active)
+            end_n.add_(active)
         for k in range(max_out):
-            with torch.no_grad():
+            with nograd():
                 idx = j + k
                 t_o = T_out.gather(1, idx.clamp(max=T - 1)[:, None])[:, 0]
                 theta = (t_o - t_now) / torch.where(h == 0, 1.0, h)
                 w = ((theta[:, None] ** powers) @ dense).to(dtype)  # (B, nvec)
-                at_end = (t_o == t1).repeat_interleave(m)
+                at_end = (t_o == t1)[:, None]
                 target = torch.where(k < n_out, idx, T)  # masked writes go to the spare row
-            y_o = y1 if land else torch.where(at_end, y1, torch.addcmul(Y, hr, stages.dense(w, B, m)))
-            y_o = y_o.view(B, m)
+            y_o = y1 if land else torch.where(at_end, y1, torch.addcmul(Y, hcol, stages.dense(w)))
             if grad:
                 outs = outs.index_put((target, rows), y_o)
             else:
                 outs[target, rows] = y_o
         # Advance the accepted samples.
-        acc_flat = accept.repeat_interleave(m)
-        Y = torch.where(acc_flat, y1, Y)
-        with torch.no_grad():
+        acc_col = accept[:, None]
+        Y = torch.where(acc_col, y1, Y)
+        with nograd():
             t_now = torch.where(accept, t1, t_now)
-            abs_y = torch.where(acc_flat, abs_y1, abs_y)
+            abs_y = torch.where(acc_col, abs_y1, abs_y)
             if land and n_acc:
-                Y = hooks.jump(Y, landed, j)  # at output j of the landed samples
-                abs_y = torch.where(landed.repeat_interleave(m), Y.abs(), abs_y)
+                Y = hooks.jump(Y.reshape(-1), landed, j).view(B, m)  # at output j of the landed samples
+                abs_y = torch.where(landed[:, None], Y.abs(), abs_y)
             if going < B:
                 d_active = d * still
         j = j_new
         if land and hooks.first_stage_fresh:
             pass  # the next step evaluates its first stage
         elif fsal:
-            stages.carry(s - 1, acc_flat)
+            stages.carry(s - 1, acc_col)
         elif n_acc:
-            stages.carry(s, acc_flat)
+            stages.carry(s, acc_col)
         active = still
         if not going:
             break
     counts.attempts = attempts
-    counts.nfe_per_sample, counts.accepted_per_sample, counts.rejected_per_sample = nfe, acc_n, rej_n
+    counts.nfe_per_sample = att_n * evals + end_n + nfe_init
+    counts.accepted_per_sample, counts.rejected_per_sample = acc_n, att_n - acc_n
     if land:
         hooks.final = Y.view(shape)
     return outs[:T].view(T, *shape)
@@ -333,36 +336,37 @@ class Hooks:
 
 
 class _Stages:
-    """Stage derivatives of the whole batch (flat, ``B * m`` each): in a ``(nvec, B * m)`` buffer when
-    no graph is recorded (one matrix-vector product per combination), else a list combined out of place."""
+    """Stage derivatives of the whole batch, ``(nvec, B, m)``: in a buffer when no graph is recorded
+    (one matrix-vector product per combination), else a list combined out of place."""
 
-    def __init__(self, nvec: int, n: int, dtype, device, grad: bool) -> None:
-        self.grad = grad
-        self.buf = None if grad else torch.empty(nvec, n, dtype=dtype, device=device)
-        self.KT = None if grad else [self.buf[:i].t() for i in range(nvec + 1)]
+    def __init__(self, nvec: int, B: int, m: int, dtype, device, grad: bool) -> None:
+        self.grad, self.B, self.m = grad, B, m
+        self.buf = None if grad else torch.empty(nvec, B, m, dtype=dtype, device=device)
+        self.KT = None if grad else [self.buf[:i].view(i, B * m).t() for i in range(nvec + 1)]
         self.ks: list[torch.Tensor | None] = [None] * nvec
 
     def set(self, i: int, k: torch.Tensor) -> None:
+        """Store ``k`` (``B * m`` entries) as vector ``i``."""
         if self.grad:
-            self.ks[i] = k
+            self.ks[i] = k.view(self.B, self.m)
         else:
-            self.buf[i].copy_(k)
+            self.buf[i].view(-1).copy_(k)
 
     def get(self, i: int) -> torch.Tensor:
         return self.ks[i] if self.grad else self.buf[i]
 
     def comb(self, w: torch.Tensor, upto: int, detach: bool = False) -> torch.Tensor:
-        """``sum_j w_j k_j`` over the first ``upto`` vectors (flat)."""
+        """``sum_j w_j k_j`` over the first ``upto`` vectors, ``(B, m)``."""
         if not self.grad:
-            return torch.mv(self.KT[upto], w)
+            return torch.mv(self.KT[upto], w).view(self.B, self.m)
         ks = torch.stack(self.ks[:upto])
-        return torch.mv((ks.detach() if detach else ks).t(), w)
+        return torch.einsum("j,jbm->bm", w, ks.detach() if detach else ks)
 
-    def dense(self, w: torch.Tensor, B: int, m: int) -> torch.Tensor:
-        """``sum_j w_bj k_bj`` with per-sample weights ``w`` of shape ``(B, nvec)`` (flat)."""
+    def dense(self, w: torch.Tensor) -> torch.Tensor:
+        """``sum_j w_bj k_bj`` with per-sample weights ``w`` of shape ``(B, nvec)``: ``(B, m)``."""
         n = w.shape[1]
         ks = self.buf[:n] if not self.grad else torch.stack(self.ks[:n])
-        return torch.einsum("bj,jbm->bm", w, ks.view(n, B, m)).reshape(-1)
+        return torch.bmm(w[:, None, :], ks.transpose(0, 1))[:, 0]
 
     def carry(self, i: int, where: torch.Tensor) -> None:
         """Vector ``i`` (``f(t1, y1)``) becomes the first stage where ``where`` (accepted samples)."""
