@@ -145,15 +145,19 @@ def solve_per_sample(
     sqrt_m = math.sqrt(m)
     nograd = torch.no_grad if grad else contextlib.nullcontext
 
+    same_shape = shape == (B, m)
+
     def f(tt: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``func`` at per-sample times ``tt`` on states ``y`` of shape ``(B, m)``: the caller's shape out."""
         counts.nfe += 1
-        out = func(tt if tt.dtype == t_dtype else tt.to(t_dtype), y.view(shape))
+        y = y if same_shape else y.view(shape)
+        out = func(tt if tt.dtype == t_dtype else tt.to(t_dtype), y)
         if not isinstance(out, torch.Tensor) or out.shape != shape or out.dtype != dtype:
-            check_func_output(out, y.view(shape))
-        return out.reshape(-1)
+            check_func_output(out, y)
+        return out
 
     land = hooks is not None
-    stages = _Stages(nvec, B, m, dtype, device, grad)
+    stages = _Stages(nvec, B, m, shape, dtype, device, grad)
     t_now = T_out[:, 0].clone()
     stages.set(0, f(t_now.view(time_shape[1:]), Y))
     if land and hooks.first_stage_fresh:
@@ -161,7 +165,7 @@ def solve_per_sample(
     nfe_init = 1
     # The initial step (Hairer, Nørsett & Wanner II.4), per sample, on the device, as the shared one.
     with torch.no_grad():
-        Yd, f0 = Y.detach(), stages.get(0).detach().view(B, m)
+        Yd, f0 = Y.detach(), stages.get(0).detach()
         scale = Yd.abs().mul_(rt).add_(at)
         d0 = torch.linalg.vector_norm(Yd / scale, dim=1).double() / sqrt_m
         d1 = torch.linalg.vector_norm(f0 / scale, dim=1).double() / sqrt_m
@@ -170,7 +174,7 @@ def solve_per_sample(
         else:
             h0 = torch.where((d0 < 1e-5) | (d1 < 1e-5), 1e-6, 0.01 * d0 / d1)
             y1 = Yd + f0 * (d * h0).to(dtype)[:, None]
-            f1 = f((t_now + d * h0).view(time_shape[1:]), y1).view(B, m)
+            f1 = f((t_now + d * h0).view(time_shape[1:]), y1).reshape(B, m)
             nfe_init += 1
             d2 = torch.linalg.vector_norm((f1 - f0) / scale, dim=1).double() / sqrt_m / h0
             dm = torch.maximum(d1, d2)
@@ -211,7 +215,7 @@ def solve_per_sample(
                 clipped = ((t1 - nxt) * d >= 0).logical_and_(active)
                 t1 = torch.where(clipped, nxt, t1)
                 h = t1 - t_now
-            times = torch.addcmul(t_now, c_col, h).view(time_shape)
+            times = torch.addcmul(t_now, c_col, h).view(time_shape).unbind(0)
             if end_stages:  # as the shared loop: stages at the step's end see f just before t1
                 t_end = torch.nextafter(t1, t_now).view(time_shape[1:])
             hcol = h.to(dtype)[:, None]
@@ -339,20 +343,22 @@ class _Stages:
     """Stage derivatives of the whole batch, ``(nvec, B, m)``: in a buffer when no graph is recorded
     (one matrix-vector product per combination), else a list combined out of place."""
 
-    def __init__(self, nvec: int, B: int, m: int, dtype, device, grad: bool) -> None:
+    def __init__(self, nvec: int, B: int, m: int, shape, dtype, device, grad: bool) -> None:
         self.grad, self.B, self.m = grad, B, m
         self.buf = None if grad else torch.empty(nvec, B, m, dtype=dtype, device=device)
         self.KT = None if grad else [self.buf[:i].view(i, B * m).t() for i in range(nvec + 1)]
+        self.rows = None if grad else [r.view(shape) for r in self.buf.unbind(0)]  # func's output copies in
         self.ks: list[torch.Tensor | None] = [None] * nvec
 
     def set(self, i: int, k: torch.Tensor) -> None:
-        """Store ``k`` (``B * m`` entries) as vector ``i``."""
+        """Store ``k`` (the caller's shape) as vector ``i``."""
         if self.grad:
-            self.ks[i] = k.view(self.B, self.m)
+            self.ks[i] = k.reshape(self.B, self.m)
         else:
-            self.buf[i].view(-1).copy_(k)
+            self.rows[i].copy_(k)
 
     def get(self, i: int) -> torch.Tensor:
+        """Vector ``i``, ``(B, m)``."""
         return self.ks[i] if self.grad else self.buf[i]
 
     def comb(self, w: torch.Tensor, upto: int, detach: bool = False) -> torch.Tensor:
