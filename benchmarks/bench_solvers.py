@@ -94,3 +94,50 @@ class LinearAccuracy(metrics.TrackSettings):
         return metrics.solver_ops_per_nfe(method, "linear")["ops_per_nfe"]
 
     track_solver_ops_per_nfe.unit = "operations"
+
+
+class SyncBudget(metrics.TrackSettings):
+    """Host synchronisations per attempted step of the spiral demo solve (issue 25's budget: <= 1).
+
+    Counted on the CPU by a dispatch mode (``metrics.count_syncs``): deterministic, no timing.
+    """
+
+    params = [["nodebench", "nodebench_per_sample", "torchdiffeq"]]
+    param_names = ["library"]
+
+    def track_syncs_per_step(self, library):
+        if library == "nodebench_per_sample":
+            return metrics.syncs_per_step("nodebench", options={"batch": "independent"})["syncs_per_step"]
+        return metrics.syncs_per_step(library)["syncs_per_step"]
+
+    track_syncs_per_step.unit = "syncs per step"
+
+
+class StackedVanDerPol(metrics.TrackSettings):
+    """Per-sample against shared step control on 64 stacked Van der Pol oscillators (issue 25)."""
+
+    timeout = 600
+
+    def setup(self):
+        import importlib.util
+
+        if importlib.util.find_spec("torchode") is None:
+            raise NotImplementedError("torchode is not installed in this environment")  # asv: skipped
+        self.rows = metrics.stacked_vdp(batch=64, repeats=5)
+
+    def track_calls_per_sample_over_shared(self):
+        """Calls of func with per-sample control over shared control's (deterministic; target <= 0.5)."""
+        return self.rows["per_sample"]["nfe"] / self.rows["shared"]["nfe"]
+
+    track_calls_per_sample_over_shared.unit = "ratio"
+
+    def track_time_per_sample_over_torchode(self):
+        """Per-sample CPU time over torchode's, same process, interleaved (target <= 1.0)."""
+        return self.rows["per_sample"]["time_s"] / self.rows["torchode"]["time_s"]
+
+    track_time_per_sample_over_torchode.unit = "ratio"
+
+    def track_syncs_per_step_per_sample(self):
+        return self.rows["per_sample"]["syncs_per_step"]
+
+    track_syncs_per_step_per_sample.unit = "syncs per step"

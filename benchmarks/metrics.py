@@ -18,11 +18,12 @@ from typing import Any
 import torch
 import torchdiffeq
 from torch import nn
+from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from nodebench import odeint, odeint_adjoint, solver_stats
 from nodebench.measure import SavedTensorsMeter
-from nodebench.solvers import adams, integrate
+from nodebench.solvers import controller, integrate
 
 ADAPTIVE = ("bosh3", "dopri5", "tsit5")
 
@@ -179,6 +180,149 @@ def ops_per_nfe(
     return {"ops_per_nfe": (whole.ops - nfe * one.ops) / nfe, "nfe": nfe}
 
 
+#: aten operators that make the host wait for the device: a scalar read (``.item()``, ``bool()``,
+#: ``float()``, ``int()`` and Python comparisons of tensors all end in ``_local_scalar_dense``), and the
+#: operators whose output shape depends on values (``nonzero`` and its users), plus ``equal``.
+SYNC_OPS = frozenset(
+    {
+        "aten._local_scalar_dense",
+        "aten.nonzero",
+        "aten.nonzero_static",
+        "aten.masked_select",
+        "aten.unique_dim",
+        "aten._unique2",
+        "aten.unique_consecutive",
+        "aten.equal",
+        "aten.is_nonzero",
+    }
+)
+#: Tensor methods that copy values to the host without reaching the dispatcher on a CPU tensor (on a
+#: GPU each is a device-to-host copy that waits for the device).
+SYNC_METHODS = frozenset({"tolist", "numpy", "__array__"})
+
+
+class _SyncDispatch(TorchDispatchMode):
+    def __init__(self, counts: dict[str, int]) -> None:
+        super().__init__()
+        self.counts = counts
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = str(func.overloadpacket)
+        bool_index = name == "aten.index" and any(
+            isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in (args[1] if len(args) > 1 else ())
+        )
+        if name in SYNC_OPS or bool_index:
+            key = "aten.index (bool mask)" if bool_index else name
+            self.counts[key] = self.counts.get(key, 0) + 1
+        return func(*args, **(kwargs or {}))
+
+
+class _SyncFunction(TorchFunctionMode):
+    def __init__(self, counts: dict[str, int]) -> None:
+        super().__init__()
+        self.counts = counts
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        if name in SYNC_METHODS:
+            key = f"Tensor.{name}"
+            self.counts[key] = self.counts.get(key, 0) + 1
+        return func(*args, **(kwargs or {}))
+
+
+@contextlib.contextmanager
+def count_syncs() -> Iterator[dict[str, int]]:
+    """Count the host synchronisations inside the block, by kind (CPU is enough: counted, not timed).
+
+    A synchronisation is an operation that, on a GPU, makes the host wait for the device: the aten
+    operators in :data:`SYNC_OPS` (every scalar read-back dispatches ``aten._local_scalar_dense`` once;
+    indexing by a boolean mask counts as a ``nonzero``) and the Tensor methods in :data:`SYNC_METHODS`
+    (``tolist``/``numpy`` copy to the host). Creating a tensor from Python numbers (a host-to-device
+    copy) does not wait for the device and is not counted.
+
+    Yields:
+        a dict ``{kind: count}`` filled as the block runs; ``sum(d.values())`` is the total.
+    """
+    counts: dict[str, int] = {}
+    with _SyncFunction(counts), _SyncDispatch(counts):
+        yield counts
+
+
+def _torchdiffeq_attempts() -> tuple[Callable[[], int], Callable[[], None]]:
+    """Count the steps torchdiffeq's adaptive Runge-Kutta solvers attempt (``(read, restore)``)."""
+    from torchdiffeq._impl import rk_common
+
+    cls = rk_common.RKAdaptiveStepsizeODESolver
+    original = cls._adaptive_step
+    n = [0]
+
+    def counted(self, rk_state):
+        n[0] += 1
+        return original(self, rk_state)
+
+    cls._adaptive_step = counted
+
+    def restore() -> None:
+        cls._adaptive_step = original
+
+    return (lambda: n[0]), restore
+
+
+def syncs_per_step(
+    library: str = "nodebench",
+    method: str = "dopri5",
+    options: dict | None = None,
+    setup: Callable | None = None,
+    accelerator_path: bool = True,
+) -> dict[str, Any]:
+    """Host synchronisations per attempted step of one solve, no grad (``library`` nodebench or torchdiffeq).
+
+    ``setup() -> (func, y0, t)`` defaults to the spiral demo of issue 2 (batch 20, 10 output times,
+    float32, default tolerances). Attempted steps are the solver's own count (nodebench:
+    ``solver_stats().attempts``, the steps the batch attempted together; torchdiffeq: calls of its
+    ``_adaptive_step``). Deterministic: counts only.
+
+    ``accelerator_path``: count nodebench's reads as it makes them on a GPU (it folds the reads of the
+    output times and the first step size into the first step's read there, see
+    ``nodebench.solvers.integrate.FOLD_FIRST_READ``; on a CPU, where a read waits for nothing, it reads
+    them first, two reads more per solve); False counts the CPU path.
+
+    Returns:
+        ``{"syncs_per_step", "syncs", "attempts", "by_kind"}``.
+    """
+    func, y0, t = (setup or _peer_spiral_setup)()
+    with torch.no_grad():
+        if library == "nodebench":
+            previous = integrate.FOLD_FIRST_READ
+            integrate.FOLD_FIRST_READ = accelerator_path
+            try:
+                with solver_stats() as s, count_syncs() as c:
+                    odeint(func, y0, t, method=method, options=options)
+            finally:
+                integrate.FOLD_FIRST_READ = previous
+            attempts = s.attempts
+        else:
+            read, restore = _torchdiffeq_attempts()
+            try:
+                with count_syncs() as c:
+                    torchdiffeq.odeint(func, y0, t, method=method, options=options)
+            finally:
+                restore()
+            attempts = read()
+    total = sum(c.values())
+    return {"syncs_per_step": total / attempts, "syncs": total, "attempts": attempts, "by_kind": dict(c)}
+
+
+def _peer_spiral_setup():
+    """The peer benchmark's spiral demo (issue 2): torchdiffeq's demo network, batch 20, float32."""
+    from nodebench.models.demo_spirals import DemoModel
+
+    torch.manual_seed(0)
+    func = DemoModel().float()
+    f32 = torch.float32
+    return func, torch.randn(20, 1, 2, dtype=f32), torch.linspace(0.0, 1.0, 10, dtype=f32)
+
+
 def solver_ops_per_nfe(method: str, problem: str = "linear", rtol: float = 1e-6) -> dict[str, float]:
     """:func:`ops_per_nfe` of one solve of ``problem`` (as in :func:`solve_stats`)."""
     func, y0, t = linear_problem()[:3] if problem == "linear" else spiral_setup()
@@ -235,47 +379,25 @@ def decision_margins() -> Iterator[dict[str, float]]:
     """Record how far every discrete decision of the adaptive solves inside the block is from flipping.
 
     A count (NFE, accepted, rejected) can differ between CPUs only if round-off moves a decision across
-    its threshold: an error ratio across 1 at accept/reject, or an accepted step's end across an output
-    time (which decides whether one more step is taken). Yields ``{"ratio": min |ratio - 1|,
-    "time": min |t_step - t_out| / h, "decisions": n}`` over all step attempts; both margins are
-    relative, so they compare directly with round-off (~1e-16 .. 1e-10 here).
+    its threshold: an error ratio across 1 at accept/reject (adams: also its order and step-size
+    comparisons), or a step's end across an output or landing time (which decides whether a step is
+    clipped, or one more step is taken). The solver reports each through
+    ``nodebench.solvers.controller.DECISION_HOOK``. Yields ``{"ratio": min relative margin,
+    "time": min |t_step - t_out| / h, "decisions": n}``; both margins are relative, so they compare
+    directly with round-off (~1e-16 .. 1e-10 here).
     """
     out = {"ratio": math.inf, "time": math.inf, "decisions": 0}
-    current: list[dict] = []
-    solve_adaptive, controller = integrate._solve_adaptive, integrate.Controller
 
-    class Recording(controller):
-        def next_step(self, h: float, ratio: float) -> float:
-            rec = current[-1]
-            out["decisions"] += 1
-            if math.isfinite(ratio):
-                out["ratio"] = min(out["ratio"], abs(ratio - 1.0))
-            if ratio <= 1.0:
-                t1 = rec["t"] + rec["d"] * h
-                gaps = [abs(ts - t1) / h for ts in rec["ts"][1:] if ts != t1]
-                out["time"] = min([out["time"], *gaps])
-                rec["t"] = t1
-            return super().next_step(h, ratio)
-
-    def recording_solve(f, y0, ts, *args, **kwargs):
-        ts_f = [float(x) for x in ts]
-        current.append({"ts": ts_f, "t": ts_f[0], "d": 1.0 if ts_f[-1] > ts_f[0] else -1.0})
-        try:
-            return solve_adaptive(f, y0, ts, *args, **kwargs)
-        finally:
-            current.pop()
-
-    def adams_hook(kind: str, margin: float) -> None:  # the Adams method reports its own decisions
+    def hook(kind: str, margin: float) -> None:
         out["decisions"] += 1
         out[kind] = min(out[kind], margin)
 
-    integrate._solve_adaptive, integrate.Controller = recording_solve, Recording
-    adams.DECISION_HOOK = adams_hook
+    previous = controller.DECISION_HOOK
+    controller.DECISION_HOOK = hook
     try:
         yield out
     finally:
-        integrate._solve_adaptive, integrate.Controller = solve_adaptive, controller
-        adams.DECISION_HOOK = None
+        controller.DECISION_HOOK = previous
 
 
 def saved_bytes(mode: str, steps: int) -> int:
@@ -400,3 +522,115 @@ def direct_vs_adjoint_memory(mode: str, steps: int) -> dict[str, float]:
     y = solve(func, x, torch.tensor([0.0, 1.0]), method="rk4", options={"step_size": 1.0 / steps})
     y[-1].sum().backward()
     return {"steps": steps}
+
+
+STACKED_SOLVERS = ("shared", "per_sample", "torchode", "torchdiffeq")
+
+
+def _stacked_solver(name: str, func: Callable, y0: torch.Tensor, t: torch.Tensor, rtol: float, atol: float,
+                    method: str = "dopri5") -> Callable[[], torch.Tensor]:  # fmt: skip
+    """``() -> y(T)`` (shape ``(batch, 2)``): the stacked problem solved by one of :data:`STACKED_SOLVERS`."""
+    if name == "shared":
+        return lambda: odeint(func, y0, t, method, rtol, atol)[-1]
+    if name == "per_sample":
+        return lambda: odeint(func, y0, t, method, rtol, atol, options={"batch": "independent"})[-1]
+    if name == "torchdiffeq":
+        return lambda: torchdiffeq.odeint(func, y0, t, rtol=rtol, atol=atol, method=method)[-1]
+    import torchode
+
+    term = torchode.ODETerm(func)
+    step = {"dopri5": torchode.Dopri5, "tsit5": torchode.Tsit5}[method](term=term)
+    solver = torchode.AutoDiffAdjoint(step, torchode.IntegralController(atol=atol, rtol=rtol, term=term))
+    batch = y0.shape[0]
+    problem = torchode.InitialValueProblem(
+        y0=y0, t_start=t[0].expand(batch).contiguous(), t_end=t[-1].expand(batch).contiguous()
+    )
+    return lambda: solver.solve(problem).ys[:, -1]
+
+
+def stacked_vdp(
+    batch: int = 64, rtol: float = 1e-6, atol: float = 1e-8, repeats: int = 7, solvers=STACKED_SOLVERS
+) -> dict[str, dict[str, float]]:
+    """Shared vs per-sample step control vs torchode vs torchdiffeq on stacked Van der Pol (issue 25).
+
+    The problem: ``batch`` oscillators, mu log-spaced on [0.1, 20], y0 = (2, 0), t in [0, 20], float64,
+    dopri5 at ``rtol``/``atol``, no grad, one thread. Per solver: ``nfe`` (calls of the batched func),
+    ``nfe_sample_mean`` (evaluations each sample took part in while being solved, mean over the batch),
+    ``attempts`` (steps the batch attempted together), ``syncs`` and ``syncs_per_step`` (see
+    :func:`count_syncs`), ``error`` (RMS of y(T) against scipy's DOP853 at rtol 1e-13) and ``time_s``
+    (CPU time, median of ``repeats`` interleaved calls, so every solver sees the same load). Counts are
+    deterministic; times are same-run ratios' ingredients, never compared with stored values.
+    """
+    from nodebench.reference.problems import stacked_van_der_pol
+    from nodebench.workloads.solvers import reference
+
+    torch.set_num_threads(1)
+    name = "stacked_vdp" if batch == 64 else "stacked_vdp_256" if batch == 256 else None
+    func, y0, t = stacked_van_der_pol(batch)
+    truth = torch.tensor(reference(name, 0)[0], dtype=torch.float64).view_as(y0) if name else None
+    calls = [0]
+
+    def counted(tt, yy):
+        calls[0] += 1
+        return func(tt, yy)
+
+    out: dict[str, dict[str, float]] = {}
+    runs = {}
+    with torch.no_grad():
+        for s in solvers:
+            calls[0] = 0
+            if s == "torchdiffeq":
+                read, restore = _torchdiffeq_attempts()
+            with solver_stats() as st, count_syncs() as c:
+                y = _stacked_solver(s, counted, y0, t, rtol, atol)()
+            row = {"nfe": calls[0], "syncs": sum(c.values())}
+            if s == "torchdiffeq":
+                row["attempts"] = read()
+                restore()
+                row["nfe_sample_mean"] = calls[0]
+            elif s == "torchode":
+                import torchode  # noqa: F401  (the solve above imported it)
+
+                stats = _torchode_stats(counted, y0, t, rtol, atol)
+                row["attempts"] = stats["n_steps"].max().item()
+                row["nfe_sample_mean"] = stats["n_f_evals"].double().mean().item()
+            else:
+                row["attempts"] = st.attempts
+                per = st.per_sample
+                row["nfe_sample_mean"] = per["nfe"].double().mean().item() if per else calls[0]
+            row["syncs_per_step"] = row["syncs"] / row["attempts"]
+            if truth is not None:
+                row["error"] = (y - truth).pow(2).mean().sqrt().item()
+            out[s] = row
+            runs[s] = _stacked_solver(s, func, y0, t, rtol, atol)
+        times = _interleaved_cpu_medians(runs, repeats)
+    for s in solvers:
+        out[s]["time_s"] = times[s]
+    return out
+
+
+def _torchode_stats(func, y0, t, rtol, atol) -> dict[str, torch.Tensor]:
+    import torchode
+
+    term = torchode.ODETerm(func)
+    solver = torchode.AutoDiffAdjoint(
+        torchode.Dopri5(term=term), torchode.IntegralController(atol=atol, rtol=rtol, term=term)
+    )
+    batch = y0.shape[0]
+    problem = torchode.InitialValueProblem(
+        y0=y0, t_start=t[0].expand(batch).contiguous(), t_end=t[-1].expand(batch).contiguous()
+    )
+    return solver.solve(problem).stats
+
+
+def _interleaved_cpu_medians(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median CPU time (``time.process_time``) of each callable, called in turn, after one warm-up each."""
+    for fn in fns.values():
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            t0 = time.process_time()
+            fn()
+            times[k].append(time.process_time() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}

@@ -170,3 +170,20 @@ def test_failures_are_solver_errors():
     assert abs(info.value.t - 1.0) < 1e-2
     with pytest.raises(SolverError, match="non-finite derivative"):
         odeint(lambda t, y: y * math.nan, torch.ones(1), t, method="adams")
+
+
+def test_step_t_lands_steps():
+    """adams lands on step_t (the loop's landings, as for every method); jump_t is not offered."""
+    ends = []
+
+    def f(t, y):
+        ends.append(float(t))
+        return -y
+
+    y0 = torch.ones(1, dtype=torch.float64)
+    t = torch.tensor([0.0, 2.0], dtype=torch.float64)
+    y = odeint(f, y0, t, method="adams", rtol=1e-9, atol=1e-11, options={"step_t": [0.7, 1.3]})
+    assert abs(y[-1].item() - math.exp(-2.0)) < 1e-8
+    assert 0.7 in ends and 1.3 in ends  # steps end there (the corrector evaluates at the step's end)
+    with pytest.raises(ValueError, match="unknown option"):
+        odeint(f, y0, t, method="adams", options={"jump_t": [1.0]})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 
 import pytest
@@ -10,8 +11,9 @@ import torch
 
 from nodebench import solver_stats
 from nodebench.reference import PROBLEMS, check, solve, state_seminorm
-from nodebench.solvers import ALL_SOLVERS
+from nodebench.solvers import ALL_SOLVERS, METHODS
 from nodebench.solvers import adjoint as adjoint_module
+from nodebench.solvers.rk import RungeKutta
 
 LIBRARIES = ["nodebench", "torchdiffeq"]
 
@@ -48,7 +50,7 @@ def _unchecked(tableau, **changes):
 def test_broken_tableau_fails(monkeypatch, capsys):
     rk4 = ALL_SOLVERS["rk4"]
     b = (rk4.b[0] + 0.01, rk4.b[1] - 0.01, *rk4.b[2:])  # still consistent, but first order only
-    monkeypatch.setitem(ALL_SOLVERS, "rk4", _unchecked(rk4, b=b))
+    monkeypatch.setitem(METHODS, "rk4", RungeKutta(_unchecked(rk4, b=b)))
     monkeypatch.setattr(check, "QUICK", check.Selection(("exponential",), ("rk4",), ("float64",)))
     table = check.run_matrix(quick=True)
     failed = set(table.loc[~table["passed"], "quantity"])
@@ -61,8 +63,9 @@ def test_broken_tableau_fails(monkeypatch, capsys):
 def test_sloppy_adjoint_fails_the_adjoint_rows_only(monkeypatch):
     exact_solve = adjoint_module.solve
 
-    def sloppy(f, y0, shape, ts, tableau, rtol, atol, *args):  # the adjoint ignores its tolerances
-        return exact_solve(f, y0, shape, ts, tableau, 1e4 * rtol, 1e4 * atol, *args)
+    def sloppy(f, y0, ts, method, cfg, *args):  # the adjoint ignores its tolerances
+        cfg = dataclasses.replace(cfg, rtol=1e4 * cfg.rtol, atol=1e4 * cfg.atol)
+        return exact_solve(f, y0, ts, method, cfg, *args)
 
     monkeypatch.setattr(adjoint_module, "solve", sloppy)
     monkeypatch.setattr(check, "QUICK", check.Selection(("exponential",), ("dopri5",), ("float64",)))
@@ -73,7 +76,7 @@ def test_sloppy_adjoint_fails_the_adjoint_rows_only(monkeypatch):
 
 
 def test_a_solve_that_raises_is_a_failed_row(monkeypatch):
-    monkeypatch.setitem(ALL_SOLVERS, "euler", _unchecked(ALL_SOLVERS["euler"], b=(math.nan,)))
+    monkeypatch.setitem(METHODS, "euler", RungeKutta(_unchecked(ALL_SOLVERS["euler"], b=(math.nan,))))
     monkeypatch.setattr(check, "QUICK", check.Selection(("exponential",), ("euler",), ("float64",)))
     table = check.run_matrix(quick=True)
     assert not table["passed"].any()

@@ -11,7 +11,9 @@ import torchdiffeq
 
 from nodebench import SolverError, odeint, solver_stats
 from nodebench.solvers import ADAPTIVE_SOLVERS, ALL_SOLVERS, FIXED_SOLVERS
-from nodebench.solvers.integrate import Counts, make_rhs, solve
+from nodebench.solvers.integrate import make_rhs, solve
+from nodebench.solvers.method import Config, Counts
+from nodebench.solvers.rk import RungeKutta
 from nodebench.solvers.validate import check_options
 from tests.problems import PROBLEMS, Counted, slope, spiral_demo
 
@@ -78,9 +80,9 @@ def _fixed_step_error(tableau, h: float, problem: str = "linear") -> float:
     t = [p.t[0].item(), p.t[0].item() + 1.6]
     counts = Counts()
     f = make_rhs(p.func, p.y0.shape, torch.float64, p.y0.device, counts, check=True)
-    ys = solve(
-        f, p.y0.reshape(-1), p.y0.shape, t, tab, 1.0, 1.0, check_options({"step_size": h}, tab), counts
-    )
+    m = RungeKutta(tab)
+    cfg = Config(1.0, 1.0, check_options({"step_size": h}, m), counts, shape=p.y0.shape, t_end=t[-1])
+    ys = solve(f, p.y0.reshape(-1), t, m, cfg)
     exact = p.exact(torch.tensor(t))[-1].reshape(-1)
     return (ys[-1] - exact).abs().max().item()
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from nodebench.solvers import ALL_SOLVERS
-from nodebench.solvers.integrate import StageStore, _Buffer, _List
+from nodebench.solvers.registry import METHODS
+from nodebench.solvers.rk import StageStore, _Buffer, _List
 from nodebench.solvers.tableaus import DOPRI5, RK4, Tableau, TableauError
 from nodebench.solvers.validate import Options, check_options
 
@@ -76,7 +77,7 @@ def test_fsal_is_derived_not_given():
 
 
 def test_options_are_a_frozen_object():
-    opts = check_options({"safety": 0.8}, DOPRI5, torch.float32)
+    opts = check_options({"safety": 0.8}, METHODS["dopri5"], torch.float32)
     assert isinstance(opts, Options) and opts.safety == 0.8
     assert opts.t_eps == torch.finfo(torch.float32).eps and opts.t_dtype == torch.float32
     with pytest.raises(dataclasses.FrozenInstanceError):

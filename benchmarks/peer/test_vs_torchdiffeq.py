@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torchdiffeq
 
+from benchmarks.metrics import syncs_per_step
 from benchmarks.peer.conftest import interleaved_medians
 from nodebench import odeint, odeint_adjoint, solver_stats
 from nodebench.models.demo_spirals import DemoModel
@@ -43,6 +44,8 @@ def test_solve_spiral_demo_no_grad(benchmark, report_ratio):
     ratio = med["ours"] / med["theirs"]
     per_nfe_ours, per_nfe_td = med["ours"] / s.nfe_forward, med["theirs"] / nfe_td
     overhead = 1 - med["eval"] / per_nfe_ours
+    syncs = {lib: syncs_per_step(lib)["syncs_per_step"] for lib in ("nodebench", "torchdiffeq")}
+    syncs["per_sample"] = syncs_per_step("nodebench", options={"batch": "independent"})["syncs_per_step"]
     benchmark.extra_info.update(
         ratio=ratio,
         nfe=s.nfe_forward,
@@ -51,12 +54,15 @@ def test_solve_spiral_demo_no_grad(benchmark, report_ratio):
         us_per_nfe_torchdiffeq=per_nfe_td * 1e6,
         eval_us=med["eval"] * 1e6,
         overhead_fraction=overhead,
+        syncs_per_step=syncs,
     )
     report_ratio(
         f"spiral solve (no grad): ratio {ratio:.3f}  NFE {s.nfe_forward} vs {nfe_td}  "
         f"per NFE {per_nfe_ours * 1e6:.0f} us vs {per_nfe_td * 1e6:.0f} us  "
         f"(func alone {med['eval'] * 1e6:.0f} us; "
-        f"nodebench overhead {overhead:.0%}, torchdiffeq overhead {1 - med['eval'] / per_nfe_td:.0%})"
+        f"nodebench overhead {overhead:.0%}, torchdiffeq overhead {1 - med['eval'] / per_nfe_td:.0%}); "
+        f"host syncs per attempted step {syncs['nodebench']:.2f} (per-sample {syncs['per_sample']:.2f}) "
+        f"vs {syncs['torchdiffeq']:.2f}"
     )
     assert s.nfe_forward == nfe_td
 

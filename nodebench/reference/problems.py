@@ -83,6 +83,45 @@ class TimeMLP(nn.Module):
         return self.l2(torch.tanh(self.l1(torch.cat([y, tt], -1))))
 
 
+class VanDerPol(nn.Module):
+    """Van der Pol ``x' = v, v' = mu (1 - x^2) v - x`` on states ``(..., 2)`` = ``(x, v)``.
+
+    ``mu`` is a float, or a tensor with one value per sample of a batch ``(batch, 2)`` of oscillators.
+    """
+
+    def __init__(self, mu: float | torch.Tensor) -> None:
+        super().__init__()
+        if isinstance(mu, torch.Tensor):
+            self.register_buffer("mu", mu)
+        else:
+            self.mu = mu
+
+    def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        x, v = y[..., 0], y[..., 1]
+        return torch.stack([v, self.mu * (1 - x**2) * v - x], dim=-1)
+
+
+def stacked_van_der_pol(
+    batch: int = 64,
+    mu_range: tuple[float, float] = (0.1, 20.0),
+    t_end: float = 20.0,
+    dtype: torch.dtype = torch.float64,
+    device: str | torch.device = "cpu",
+) -> tuple[VanDerPol, torch.Tensor, torch.Tensor]:
+    """``batch`` independent Van der Pol oscillators, ``mu`` log-spaced over ``mu_range``, all from
+    ``y0 = (2, 0)`` on ``[0, t_end]``: the stacked problem of torchode's paper (Lienen & Günnemann 2022),
+    whose samples need very different step sizes (issue 25).
+
+    Returns:
+        ``(func, y0, t)`` with ``y0`` of shape ``(batch, 2)`` and ``t = [0, t_end]``.
+    """
+    lo, hi = mu_range
+    mu = torch.logspace(torch.log10(torch.tensor(lo)).item(), torch.log10(torch.tensor(hi)).item(), batch)
+    func = VanDerPol(mu.to(dtype=dtype, device=device))
+    y0 = torch.tensor([2.0, 0.0], dtype=dtype, device=device).repeat(batch, 1)
+    return func, y0, torch.tensor([0.0, t_end], dtype=dtype, device=device)
+
+
 Factory = Callable[[torch.dtype, torch.device], tuple[nn.Module, torch.Tensor, torch.Tensor]]
 Exact = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 

@@ -1,18 +1,23 @@
-"""The numerical core: tableaus, the Runge–Kutta loop, step-size control, the adjoint, statistics.
+"""The numerical core: methods behind one interface, the loop, the controller, the adjoint, events.
 
-Knows nothing of models, data, workloads or files.
+Knows nothing of models, data, workloads or files. Modules: ``method`` (the interface), ``registry``
+(every method by name), ``rk`` + ``tableaus`` (explicit Runge–Kutta), ``adams`` (adaptive Adams),
+``fixed_adams``, ``scipy_solver``, ``integrate`` (the loop), ``per_sample`` (the loop for
+per-sample step control), ``controller`` (norms, initial step, I/PI control, landing times),
+``adjoint``, ``event``, ``odeint`` (the API), ``boundary`` and ``validate`` (inputs), ``stats``,
+``errors``.
 """
 
-from nodebench.solvers.adams import MULTISTEP_SOLVERS
 from nodebench.solvers.adjoint import odeint_adjoint
 from nodebench.solvers.errors import SolverError
 from nodebench.solvers.event import odeint_event
 from nodebench.solvers.odeint import odeint
+from nodebench.solvers.registry import METHODS
 from nodebench.solvers.stats import SolverStats, solver_stats
 from nodebench.solvers.tableaus import ADAPTIVE_SOLVERS, ALL_SOLVERS, FIXED_SOLVERS, Tableau
 
 #: Every adaptive method's name: the embedded Runge–Kutta pairs and the variable-order ``adams``.
-ADAPTIVE_METHODS: tuple[str, ...] = (*ADAPTIVE_SOLVERS, *MULTISTEP_SOLVERS)
+ADAPTIVE_METHODS: tuple[str, ...] = (*ADAPTIVE_SOLVERS, "adams")
 
 __all__ = [
     "odeint",
@@ -22,6 +27,7 @@ __all__ = [
     "SolverStats",
     "SolverError",
     "Tableau",
+    "METHODS",
     "ALL_SOLVERS",
     "FIXED_SOLVERS",
     "ADAPTIVE_SOLVERS",

@@ -36,13 +36,12 @@ the method restarts at order 1 (:meth:`_Adams.start`).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 import torch
 
+from nodebench.solvers.controller import record
 from nodebench.solvers.errors import SolverError
+from nodebench.solvers.method import Config, Method, Step
 
 _EPS = 2.220446049250313e-16
 _FOURU = 4 * _EPS
@@ -51,51 +50,22 @@ MAX_ORDER = 12
 _GSTR = (0.0, 0.5, 0.0833, 0.0417, 0.0264, 0.0188, 0.0143, 0.0114, 0.00936, 0.00789, 0.00679, 0.00592,
          0.00524, 0.00468)  # fmt: skip
 _P5EPS = 0.5  # half the tolerance of the weighted norm (errors are measured in units of the tolerance)
-#: If set, called as ``hook(kind, margin)`` for every comparison that decides a count: the relative
-#: distance from flipping it (``"ratio"``: accept, order, step size; ``"time"``: whether a step is
-#: clipped to land on a time), so benchmarks can check that round-off cannot move a count
-#: (``benchmarks.metrics.decision_margins``).
-DECISION_HOOK: Callable[[str, float], None] | None = None
 
 
 def _le(a: float, b: float) -> bool:
-    if DECISION_HOOK is not None and math.isfinite(a) and math.isfinite(b):
-        DECISION_HOOK("ratio", abs(a - b) / max(abs(a), abs(b), 1e-300))
+    if math.isfinite(a) and math.isfinite(b):
+        record("ratio", abs(a - b) / max(abs(a), abs(b), 1e-300))
     return a <= b
-
-
-@dataclass(frozen=True)
-class Multistep:
-    """A linear multistep method: what :func:`~nodebench.solvers.validate.check_method` returns for it.
-
-    It offers the attributes the callers read from a :class:`~nodebench.solvers.tableaus.Tableau`
-    (``name``, ``order``, ``adaptive``) and nothing of a Butcher tableau.
-    """
-
-    name: str
-    order: int
-    adaptive: bool = True
-
-
-ADAMS = Multistep("adams", MAX_ORDER)
-MULTISTEP_SOLVERS: dict[str, Multistep] = {ADAMS.name: ADAMS}
-ADAMS_OPTIONS = {"first_step", "max_num_steps", "dtype", "max_order"}
-
-
-def check_adams_options(out: dict[str, Any]) -> dict[str, Any]:
-    """Validate the adams-only options of an already name-checked options dict (in place)."""
-    mo = out.get("max_order", MAX_ORDER)
-    if isinstance(mo, bool) or not isinstance(mo, int) or not 1 <= mo <= MAX_ORDER:
-        raise ValueError(f"options['max_order'] must be an int in 1..{MAX_ORDER}, got {mo!r}")
-    out["max_order"] = mo
-    return out
 
 
 class _Adams:
     """The state of one STEP integration: coefficients (Python floats, 1-based lists) and differences."""
 
-    def __init__(self, f, rtol: float, atol: float, max_order: int, norm, counts, direction: float) -> None:
+    def __init__(
+        self, f, rtol: float, atol: float, max_order: int, norm, counts, direction: float, first_step=None
+    ) -> None:
         self.f = f
+        self.first_step = first_step
         self.rtol = rtol
         self.atol = atol
         self.max_order = max_order
@@ -284,7 +254,6 @@ class _Adams:
                 knew = km1
         if not _le(err, 1.0):  # also catches NaN
             # Block 3: failure. Restore psi (phi and x were never overwritten); halve, then order 1.
-            self.counts.rejected += 1
             self.phase1 = False
             self.psi = psi_saved
             self.ifail += 1
@@ -298,7 +267,6 @@ class _Adams:
             self.ns = 0
             return False
         # Block 4: success. Correct, evaluate, update the differences.
-        self.counts.accepted += 1
         self.ifail = 0
         self.kold = k
         self.hold = h
@@ -354,80 +322,68 @@ class _Adams:
         return torch.addmv(self.y, self.phi[:ki].t(), coef, alpha=hi)
 
 
-def solve_adams(
-    f: Callable[[float, torch.Tensor], torch.Tensor],
-    y0: torch.Tensor,
-    ts: list[float],
-    rtol: float,
-    atol: float,
-    opts: Any,
-    counts: Any,
-    norm: Callable[[torch.Tensor], float] | None = None,
-    jump: Callable[..., tuple[torch.Tensor, torch.Tensor | None]] | None = None,
-) -> list[torch.Tensor]:
-    """Integrate the flat state ``y0`` through the times ``ts`` with the Adams PECE method.
+# step_t: the loop clips steps to land there. Not jump_t: the corrector evaluates f at the step's end
+# itself, which at a discontinuity of f is its far side (the Runge–Kutta stages there are nudged).
+ADAMS_OPTIONS = frozenset({"first_step", "max_num_steps", "dtype", "max_order", "step_t"})
 
-    Arguments:
-        f: right-hand side on flat states (see :func:`~nodebench.solvers.integrate.make_rhs`).
-        y0: flat initial state at ``ts[0]``.
-        ts: strictly monotone output times (Python floats).
-        rtol, atol, opts: tolerances and validated options (``first_step``, ``max_num_steps``, ``max_order``).
-        counts: NFE and step counters (``nfe`` is counted by ``f``), updated in place.
-        norm: the error norm of the leading ``norm.prefix`` entries (default: RMS over the whole state).
-        jump: if given, the solver lands on every output time and continues from the state ``jump``
-            returns there (the adjoint's jump; see :data:`~nodebench.solvers.integrate.Jump`; it is
-            passed ``f`` at the landing, the corrector's last evaluation), restarting at order 1.
-    Returns:
-        the flat state at every time in ``ts`` (the first is ``y0``; with ``jump``, before each jump).
+
+class Adams(Method):
+    """``method="adams"``: the :class:`_Adams` integrator behind the :class:`~nodebench.solvers.method.Method`
+    interface.
+
+    It judges its own steps and chooses its own step size and order (the controller passes its verdict
+    and proposal through), lands exactly on the final time, and restarts at order 1 after a jump of the
+    state (the history of ``f`` is no longer that of the solution).
     """
-    if len(ts) == 1:
-        return [y0]
-    d = 1.0 if ts[-1] > ts[0] else -1.0
-    st = _Adams(f, rtol, atol, opts.max_order, norm, counts, d)
-    max_steps = opts.max_num_steps
-    first = opts.first_step
 
-    def begin(x: float, y: torch.Tensor, target: float, yp: torch.Tensor | None = None) -> None:
+    name = "adams"
+    order = MAX_ORDER
+    adaptive = True
+    option_names = ADAMS_OPTIONS
+    lands_on_end = True
+
+    def init(self, f, t0, y0, cfg: Config) -> _Adams:
+        opts = cfg.opts
+        a = _Adams(
+            f, cfg.rtol, cfg.atol, opts.max_order, cfg.norm, cfg.counts, cfg.direction, opts.first_step
+        )
+        a.x, a.y, a.yp = t0, y0, self._derivative(a, t0, y0, None)
+        return a
+
+    @staticmethod
+    def _derivative(a: _Adams, t: float, y: torch.Tensor, yp: torch.Tensor | None) -> torch.Tensor:
         if yp is None:
-            yp = st._eval(x, y)
+            yp = a._eval(t, y)
         if not bool(torch.isfinite(yp).all()):
-            raise SolverError(x, "non-finite derivative", f"func(t, y) is not finite at t={x:.10g}")
-        st.start(x, y, yp, first, abs(target - x))
+            raise SolverError(t, "non-finite derivative", f"func(t, y) is not finite at t={t:.10g}")
+        return yp
 
-    out = [y0]
-    j = 1
-    stop = 1 if jump is not None else len(ts) - 1  # the index of the next time the solver must land on
-    begin(ts[0], y0, ts[stop])
-    attempts = 0
-    while True:
-        target = ts[stop]
-        x = st.x
-        if abs(target - x) <= _FOURU * abs(x):  # a sliver left: the state at x is the state at target
-            st.x = target
-        else:
-            if attempts >= max_steps:
-                raise SolverError(
-                    x, "max_num_steps exceeded", f"{attempts} steps attempted, max_num_steps={max_steps}"
-                )
-            attempts += 1
-            if abs(st.h) <= _FOURU * abs(x) or x + st.h == x:
-                raise SolverError(
-                    x, "step size underflow", f"step {st.h:.3g} is too small to advance from t={x:.10g}"
-                )
-            st.x_target = None
-            if DECISION_HOOK is not None:
-                DECISION_HOOK("time", abs(x + st.h - target) / abs(st.h))
-            if (x + st.h - target) * d >= 0:
-                st.h = target - x
-                st.x_target = target
-            if not st.step():  # a non-finite predictor or derivative gives a non-finite error: rejected
-                continue
-        while j < len(ts) and (ts[j] - st.x) * d <= 0:
-            out.append(st.y if ts[j] == st.x else st.interpolate(ts[j]))
-            j += 1
-        if st.x == target:
-            if stop == len(ts) - 1:
-                return out
-            y, yp = jump(stop, st.y, st.yp)
-            stop += 1
-            begin(target, y, ts[stop], yp)
+    def initial_step(self, a: _Adams, direction: float, span: float) -> float:
+        if not math.isfinite(span):  # an event search: no landing ahead
+            span = max(1.0, abs(a.x))
+        a.start(a.x, a.y, a.yp, a.first_step, span)
+        return abs(a.h)
+
+    def step(self, a: _Adams, t: float, h: float, t1: float) -> Step:
+        y0 = a.y
+        a.h, a.x_target = h, t1
+        accepted = a.step()  # a non-finite predictor or derivative gives a non-finite error: rejected
+        return Step(t, t1, h, y0, a.y, accepted=accepted, proposal=abs(a.h))
+
+    def dense(self, a: _Adams, step: Step, t: float) -> torch.Tensor:
+        return a.interpolate(t)
+
+    def snap(self, a: _Adams, t: float) -> torch.Tensor | None:
+        a.x = t
+        return a.yp
+
+    def jump(self, a: _Adams, t, y, fy, after, span=math.inf):
+        yp = self._derivative(a, after, y, fy)
+        a.start(t, y, yp, a.first_step, span if math.isfinite(span) else max(1.0, abs(t)))
+        return abs(a.h)
+
+    def derivative_at_end(self, a: _Adams, step: Step) -> torch.Tensor | None:
+        return a.yp
+
+
+ADAMS = Adams()

@@ -31,12 +31,12 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from nodebench.solvers import stats as _stats
-from nodebench.solvers.adams import Multistep
-from nodebench.solvers.boundary import check_low_precision
+from nodebench.solvers.boundary import check_low_precision, describe
 from nodebench.solvers.controller import BlockNorm
-from nodebench.solvers.integrate import Counts, make_rhs, solve
-from nodebench.solvers.odeint import check_tolerances, prepare
-from nodebench.solvers.tableaus import Tableau
+from nodebench.solvers.integrate import make_rhs, solve
+from nodebench.solvers.method import Config, Counts, Method
+from nodebench.solvers.odeint import _shared_options, batch_mode, check_per_sample, check_tolerances, prepare
+from nodebench.solvers.per_sample import Hooks, PerSampleCounts, solve_per_sample
 from nodebench.solvers.validate import Options, check_method, check_options
 
 
@@ -44,11 +44,11 @@ from nodebench.solvers.validate import Options, check_method, check_options
 class _Config:
     func: Callable
     ts: list[float]
-    tableau: Tableau
+    method: Method
     rtol: float | torch.Tensor
     atol: float | torch.Tensor
     opts: Options
-    adj_tableau: Tableau
+    adj_method: Method
     adj_rtol: float | torch.Tensor
     adj_atol: float | torch.Tensor
     adj_opts: Options
@@ -66,21 +66,12 @@ class _Adjoint(torch.autograd.Function):
         f = make_rhs(cfg.func, shape, cfg.t_dtype, y0.device, counts, check=True)
         try:
             with torch.no_grad():
-                ys = solve(
-                    f,
-                    y0.reshape(-1),
-                    shape,
-                    cfg.ts,
-                    cfg.tableau,
-                    cfg.rtol,
-                    cfg.atol,
-                    cfg.opts,
-                    counts,
-                    cfg.norm,
-                )
+                d = 1.0 if len(cfg.ts) < 2 or cfg.ts[-1] > cfg.ts[0] else -1.0
+                config = Config(cfg.rtol, cfg.atol, cfg.opts, counts, cfg.norm, shape, d, cfg.ts[-1])
+                ys = solve(f, y0.reshape(-1), cfg.ts, cfg.method, config)
         finally:
             _stats.report(
-                cfg.collectors, counts.nfe, counts.accepted, counts.rejected, False, cfg.tableau.name
+                cfg.collectors, counts.nfe, counts.accepted, counts.rejected, False, cfg.method.name
             )
         y = torch.stack(ys).view(len(cfg.ts), *shape)
         ctx.cfg = cfg
@@ -127,7 +118,7 @@ class _Adjoint(torch.autograd.Function):
             return torch.cat([fz.detach().reshape(-1), *flat_vjps(fz, inputs, -a)])
 
         blocks = [n, n] if cfg.adjoint_norm == "seminorm" else [n, n, *sizes] + ([1] if t_req else [])
-        norm = BlockNorm(blocks, y.device) if cfg.adj_tableau.adaptive else None
+        norm = BlockNorm(blocks, y.device) if cfg.adj_method.adaptive else None
         P = sum(sizes)
         width = 2 * n + P + (1 if t_req else 0)
         s = torch.zeros(width, dtype=y.dtype, device=y.device)
@@ -169,37 +160,26 @@ class _Adjoint(torch.autograd.Function):
 
         def backward_solve(times: list[float], on_jump=None) -> torch.Tensor:
             """The augmented state at the last of ``times``, starting from ``s`` at the first."""
-            return solve(
-                aug,
-                s,
-                s.shape,
-                times,
-                cfg.adj_tableau,
-                cfg.adj_rtol,
-                cfg.adj_atol,
-                cfg.adj_opts,
-                counts,
-                norm,
-                None,
-                on_jump,
-            )[-1]
+            d = 1.0 if times[-1] > times[0] else -1.0
+            config = Config(cfg.adj_rtol, cfg.adj_atol, cfg.adj_opts, counts, norm, s.shape, d, times[-1])
+            return solve(aug, s, times, cfg.adj_method, config, None, on_jump)[-1]
 
         with torch.no_grad():
             try:
                 if t_req:
                     time_vjp(len(ts) - 1)
-                if cfg.adj_tableau.adaptive and isinstance(cfg.adj_tableau, (Tableau, Multistep)):
+                if cfg.adj_method.adaptive and not cfg.adj_method.self_stepping:
                     # One backward solve through every output time: the first step is chosen once and
                     # the controller's proposal carries across the jumps of the adjoint.
                     s_end = backward_solve(ts[::-1], jump)
                     jump(len(ts) - 1, s_end)  # dL/dz(t_0)
-                else:  # a fixed grid (or scipy) restarts in every interval, as torchdiffeq's
+                else:  # a fixed grid (or a method that steps itself) restarts in every interval
                     for i in range(len(ts) - 1, 0, -1):
                         s_end = backward_solve([ts[i], ts[i - 1]])
                         jump(len(ts) - i, s_end)
             finally:
                 _stats.report(
-                    cfg.collectors, counts.nfe, counts.accepted, counts.rejected, True, cfg.adj_tableau.name
+                    cfg.collectors, counts.nfe, counts.accepted, counts.rejected, True, cfg.adj_method.name
                 )
         grad_y0 = s[n : 2 * n].view(shape)
         grads = []
@@ -213,6 +193,188 @@ class _Adjoint(torch.autograd.Function):
         if t_req:
             time_vjps[0] = s[-1]
         return (None, grad_y0.clone(), time_vjps, *grads)
+
+
+class _PerSampleHooks(Hooks):
+    """The backward solve of the per-sample adjoint: jumps of the adjoint at every output time and the
+    parameter gradients as a quadrature over each sample's own accepted steps.
+
+    The augmented state of a sample is ``[z_b, a_b]``. The parameter channel ``-a df/dθ`` is shared by
+    all samples, so it cannot ride along with per-sample steps; instead each step keeps the graphs of its
+    stage evaluations, and after the accept/reject decision one vector-Jacobian product through all of
+    them, with the cotangents ``-a_i b_i h_b`` of the accepted samples (zero for the others), adds
+    exactly what the shared adjoint's parameter channel would for those steps.
+    """
+
+    def __init__(
+        self, y: torch.Tensor, grad_y: torch.Tensor, pars: list[torch.Tensor], b: list[float]
+    ) -> None:
+        T, B = y.shape[:2]
+        self.y = y.reshape(T, B, -1)
+        self.g = grad_y.reshape(T, B, -1)
+        self.T, self.B = T, B
+        self.pars = pars
+        self.b = b
+        self.records: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.grads = [torch.zeros_like(p) for p in pars]
+        self.rows = torch.arange(B, device=y.device)
+
+    def start_step(self) -> None:
+        self.records.clear()
+
+    def quadrature(self, accept: torch.Tensor, h: torch.Tensor, b: torch.Tensor) -> None:
+        if not self.pars:
+            return
+        w = (h * accept).to(self.y.dtype)
+        outs, cots = [], []
+        for (fz, a), bi in zip(self.records, self.b):
+            if bi != 0.0:
+                outs.append(fz)
+                cots.append(a * (w * -bi).view(-1, *([1] * (a.ndim - 1))))
+        with torch.enable_grad():
+            gs = torch.autograd.grad(outs, self.pars, cots, allow_unused=True)
+        for acc, g in zip(self.grads, gs):
+            if g is not None:
+                acc.add_(g)
+        self.records.clear()
+
+    def jump(self, Y: torch.Tensor, landed: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        i = (self.T - 1 - index).clamp(min=0)  # the backward solve's index j is output T - 1 - j
+        S = Y.view(self.B, 2, -1)
+        col = landed[:, None]
+        z = torch.where(col, self.y[i, self.rows], S[:, 0])
+        a = S[:, 1] + torch.where(col, self.g[i, self.rows], 0.0)
+        return torch.stack([z, a], 1).reshape(-1)
+
+
+class _PerSampleAdjoint(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, cfg: _Config, y0: torch.Tensor, t: torch.Tensor, *params: torch.Tensor) -> torch.Tensor:
+        counts = PerSampleCounts()
+        try:
+            with torch.no_grad():
+                y = solve_per_sample(cfg.func, y0, t, cfg.method, cfg.rtol, cfg.atol, cfg.opts, counts)
+        finally:
+            _report_per_sample(cfg.collectors, counts, False, cfg.method.name)
+        ctx.cfg = cfg
+        ctx.save_for_backward(t, y, *params)
+        return y
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_y: torch.Tensor):
+        cfg: _Config = ctx.cfg
+        t, y, *params = ctx.saved_tensors
+        T, B = y.shape[:2]
+        shape = y.shape[1:]
+        m = y[0, 0].numel()
+        want = [p.requires_grad for p in params]
+        pars = [p for p, w in zip(params, want) if w]
+        tab = cfg.adj_method.tableau
+        hooks = _PerSampleHooks(y, grad_y, pars, list(tab.b))
+        func = cfg.func
+
+        def aug(tt: torch.Tensor, S: torch.Tensor) -> torch.Tensor:
+            z, a = S[:, 0].reshape(shape), S[:, 1].reshape(shape)
+            with torch.enable_grad():
+                z_ = z.detach().requires_grad_(True)
+                fz = func(tt.view(B, *([1] * (len(shape) - 1))), z_)
+                (vz,) = torch.autograd.grad(fz, z_, -a, retain_graph=bool(pars))
+            hooks.records.append((fz, a))
+            return torch.stack([fz.detach().reshape(B, m), vz.reshape(B, m)], 1)
+
+        s0 = torch.stack([y[-1].reshape(B, m), grad_y[-1].reshape(B, m)], 1)
+        t_back = t.detach().expand(B, T).flip(-1)
+        counts = PerSampleCounts()
+        try:
+            with torch.no_grad():
+                solve_per_sample(
+                    aug,
+                    s0,
+                    t_back,
+                    cfg.adj_method,
+                    cfg.adj_rtol,
+                    cfg.adj_atol,
+                    cfg.adj_opts,
+                    counts,
+                    hooks,
+                    blocks=2,
+                )
+        finally:
+            _report_per_sample(cfg.collectors, counts, True, cfg.adj_method.name)
+        grad_y0 = hooks.final[:, 1].reshape(shape)
+        grads, k = [], 0
+        for w in want:
+            grads.append(hooks.grads[k] if w else None)
+            k += int(w)
+        return (None, grad_y0.clone(), None, *grads)
+
+
+def _report_per_sample(collectors, counts: PerSampleCounts, backward: bool, name: str) -> None:
+    _stats.report(
+        collectors,
+        counts.nfe,
+        counts.accepted,
+        counts.rejected,
+        backward,
+        name,
+        counts.attempts,
+        counts.per_sample(),
+    )
+
+
+def _aug_tol(tol: float | torch.Tensor, B: int) -> float | torch.Tensor:
+    """A per-component tolerance over the state as one over each sample's ``[z_b, a_b]``."""
+    if not isinstance(tol, torch.Tensor):
+        return tol
+    v = tol.view(B, -1)
+    return torch.stack([v, v], 1).reshape(-1)
+
+
+def _odeint_adjoint_per_sample(func, y0, t, method, rtol, atol, options, adjoint_method, adjoint_rtol,
+                               adjoint_atol, adjoint_params, adjoint_norm, adjoint_options):  # fmt: skip
+    m, opts, B = check_per_sample(func, y0, t, method, options)
+    params = _find_params(func, adjoint_params)
+    if adjoint_norm != "seminorm" or (adjoint_options or {}).get("norm", "seminorm") != "seminorm":
+        raise ValueError(
+            "odeint_adjoint with options['batch']='independent' needs adjoint_norm='seminorm': the "
+            "parameter gradients are shared by the batch and cannot enter a per-sample error norm"
+        )
+    adj_options = dict(options if adjoint_options is None else adjoint_options)
+    adj_options.pop("norm", None)
+    adj_options["batch"] = "independent"
+    adj_m, adj_opts, _ = check_per_sample(
+        func, y0, t, method if adjoint_method is None else adjoint_method, adj_options
+    )
+    state = describe(y0)
+    rtol_t = state.tolerance("rtol", rtol, y0.device)
+    atol_t = state.tolerance("atol", atol, y0.device)
+    check_tolerances(rtol_t, atol_t)
+    adj_rtol = rtol_t if adjoint_rtol is None else state.tolerance("adjoint_rtol", adjoint_rtol, y0.device)
+    adj_atol = atol_t if adjoint_atol is None else state.tolerance("adjoint_atol", adjoint_atol, y0.device)
+    check_tolerances(adj_rtol, adj_atol)
+    cfg = _Config(
+        func=func,
+        ts=[],
+        method=m,
+        rtol=rtol_t,
+        atol=atol_t,
+        opts=opts,
+        adj_method=adj_m,
+        adj_rtol=_aug_tol(adj_rtol, B),
+        adj_atol=_aug_tol(adj_atol, B),
+        adj_opts=adj_opts,
+        adjoint_norm="seminorm",
+        t_dtype=opts.t_dtype,
+        collectors=_stats.active_stats(),
+    )
+    if B == 1:  # a batch of one is shared control, exactly
+        shared = None if adjoint_options is None else _shared_options(adjoint_options)
+        return odeint_adjoint(
+            func, y0, t.reshape(-1), method, rtol, atol, _shared_options(options), adjoint_method,
+            adjoint_rtol, adjoint_atol, adjoint_params, adjoint_norm, shared,
+        )  # fmt: skip
+    return _PerSampleAdjoint.apply(cfg, y0, t, *params)
 
 
 def _find_params(func: Any, adjoint_params: Any) -> tuple[torch.Tensor, ...]:
@@ -278,13 +440,16 @@ def odeint_adjoint(
         tensor of shape ``(len(t), *y0.shape)`` (a tuple of them for tuple states); gradients reach
         ``y0``, the parameters and ``t``.
     """
+    if batch_mode(options) == "independent":
+        return _odeint_adjoint_per_sample(
+            func, y0, t, method, rtol, atol, options, adjoint_method, adjoint_rtol, adjoint_atol,
+            adjoint_params, adjoint_norm, adjoint_options,
+        )  # fmt: skip
     p = prepare(func, y0, t, method, rtol, atol, options)
     params = _find_params(func, adjoint_params)
-    tableau = p.tableau
+    m = p.method
     if adjoint_options is None:
-        same_kind = (
-            check_method(method if adjoint_method is None else adjoint_method).adaptive == tableau.adaptive
-        )
+        same_kind = check_method(method if adjoint_method is None else adjoint_method).adaptive == m.adaptive
         adjoint_options = dict(options or {}) if same_kind else {}
         adjoint_options.pop("norm", None)  # a norm on the state does not apply to the backward state
     elif not isinstance(adjoint_options, dict):
@@ -301,23 +466,23 @@ def odeint_adjoint(
             adjoint_norm = choice
     if adjoint_norm not in ("seminorm", "full"):
         raise ValueError(f"adjoint_norm must be 'seminorm' or 'full', got {adjoint_norm!r}")
-    adj_tableau = check_method(method if adjoint_method is None else adjoint_method)
-    adj_opts = check_options(adjoint_options, adj_tableau, t.dtype)
+    adj_method = check_method(method if adjoint_method is None else adjoint_method)
+    adj_opts = check_options(adjoint_options, adj_method, t.dtype)
     state, first = p.state, (y0[0] if isinstance(y0, tuple) else y0)
     adj_rtol = p.rtol if adjoint_rtol is None else state.tolerance("adjoint_rtol", adjoint_rtol, first.device)
     adj_atol = p.atol if adjoint_atol is None else state.tolerance("adjoint_atol", adjoint_atol, first.device)
     check_tolerances(adj_rtol, adj_atol)
-    check_low_precision(state, adj_rtol, adj_tableau.adaptive)
+    check_low_precision(state, adj_rtol, adj_method.adaptive)
     seminorm = adjoint_norm == "seminorm"
     rest = sum(q.numel() for q in params if q.requires_grad) + (1 if t.requires_grad else 0)
     cfg = _Config(
         func=p.func,
         ts=p.ts,
-        tableau=tableau,
+        method=m,
         rtol=p.rtol,
         atol=p.atol,
         opts=p.opts,
-        adj_tableau=adj_tableau,
+        adj_method=adj_method,
         adj_rtol=_adjoint_tol(adj_rtol, state.n, rest, seminorm),
         adj_atol=_adjoint_tol(adj_atol, state.n, rest, seminorm),
         adj_opts=adj_opts,

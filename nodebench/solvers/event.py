@@ -3,6 +3,10 @@
 As torchdiffeq's ``odeint_event``: the event time ``t*`` solves ``g(t*, y(t*)) = 0``; its gradient follows
 from the implicit function theorem, ``dt*/dθ = -(∂g/∂y · dy(t*)/dθ) / (∂g/∂t + ∂g/∂y · f(t*, y(t*)))``,
 routed through the returned state as torchdiffeq does.
+
+Every method finds events the same way: the loop (:mod:`~nodebench.solvers.integrate`) calls
+:meth:`Event.check` after each accepted step, which bisects on the method's own dense output. So
+adams, the fixed-grid Adams family, scipy's solvers and every Runge–Kutta tableau stop at the event.
 """
 
 from __future__ import annotations
@@ -15,8 +19,49 @@ import torch
 from torch.autograd.functional import vjp
 
 from nodebench.solvers import stats as _stats
-from nodebench.solvers.integrate import Counts, Event, make_rhs, solve
+from nodebench.solvers.integrate import make_rhs, solve
+from nodebench.solvers.method import Counts
 from nodebench.solvers.odeint import odeint, prepare
+
+
+class Event:
+    """Stop a solve where ``fn(t, y)`` (a scalar on the flat state) changes sign.
+
+    After each accepted step the solver calls :meth:`check`; on a sign change the event time is found
+    by bisection on the step's dense output down to the time dtype's resolution.
+
+    Arguments:
+        fn: ``fn(t, y_flat) -> float``.
+        sign0: the sign of ``fn`` at the start (non-zero).
+        t_eps: machine epsilon of the time dtype.
+    """
+
+    def __init__(self, fn: Callable[[float, torch.Tensor], float], sign0: float, t_eps: float) -> None:
+        self.fn, self.sign0, self.t_eps = fn, sign0, t_eps
+        self.t: float | None = None
+        self.evaluations = 0
+
+    def _sign(self, t: float, y: torch.Tensor) -> float:
+        self.evaluations += 1
+        return math.copysign(1.0, v) if (v := self.fn(t, y)) != 0 else 0.0
+
+    def check(
+        self, t0: float, t1: float, y1: torch.Tensor, at: Callable[[float], torch.Tensor]
+    ) -> torch.Tensor | None:
+        """The state at the event if ``fn`` changed sign on ``(t0, t1]``, else None."""
+        if self._sign(t1, y1) == self.sign0:
+            return None
+        lo, hi = t0, t1
+        while abs(hi - lo) > 2 * self.t_eps * max(1.0, abs(lo), abs(hi)):
+            mid = 0.5 * (lo + hi)
+            if mid in (lo, hi):
+                break
+            if self._sign(mid, at(mid)) == self.sign0:
+                lo = mid
+            else:
+                hi = mid
+        self.t = 0.5 * (lo + hi)
+        return y1 if self.t == t1 else at(self.t)
 
 
 class _ImplicitGradient(torch.autograd.Function):
@@ -90,8 +135,13 @@ def odeint_event(
         solve_kw.get("atol", 1e-9),
         solve_kw.get("options"),
     )
-    if not p.tableau.adaptive and p.opts.step_size is None:
-        raise ValueError("odeint_event: fixed-grid methods need options['step_size']")
+    m = p.method
+    if not m.adaptive and p.opts.step_size is None:
+        raise ValueError(f"odeint_event: the fixed-grid method {m.name!r} needs options['step_size']")
+    if p.opts.batch != "shared":
+        raise ValueError(
+            "odeint_event: options['batch'] must be 'shared' (one event time for the whole state)"
+        )
     state, t_dtype, device = p.state, p.opts.t_dtype, p.y0.device
 
     def flat_event(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -118,23 +168,12 @@ def odeint_event(
                 1.0,
                 torch.finfo(t_dtype).eps,
             )
+            ts = [t_start, d * math.inf]
             try:
-                ys = solve(
-                    f,
-                    p.y0.reshape(-1),
-                    p.y0.shape,
-                    [t_start, d * math.inf],
-                    p.tableau,
-                    p.rtol,
-                    p.atol,
-                    p.opts,
-                    counts,
-                    p.norm,
-                    event,
-                )
+                ys = solve(f, p.y0.reshape(-1), ts, m, p.config(counts, ts), event)
             finally:
                 _stats.report(
-                    _stats.active_stats(), counts.nfe, counts.accepted, counts.rejected, False, p.tableau.name
+                    _stats.active_stats(), counts.nfe, counts.accepted, counts.rejected, False, m.name
                 )
             found = event.t
             y_found = ys[-1].view(p.y0.shape)
@@ -146,6 +185,11 @@ def odeint_event(
         or (isinstance(func, torch.nn.Module) and any(q.requires_grad for q in func.parameters()))
         or "adjoint_params" in kwargs
     )
+    if needs_grad and not m.differentiable and odeint_interface is odeint:
+        raise ValueError(
+            f"odeint_event: method {m.name!r} records no graph, so odeint cannot differentiate the event "
+            "time; pass odeint_interface=odeint_adjoint (or solve without gradients)"
+        )
     if needs_grad:
         # Re-solve to the event time with gradients; the event time itself gets its gradient below.
         t_grad = torch.cat([t0.reshape(-1), event_t.reshape(-1).detach()])

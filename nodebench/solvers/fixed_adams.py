@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,26 +21,13 @@ from fractions import Fraction
 
 import torch
 
+from nodebench.solvers.controller import nudge
 from nodebench.solvers.errors import SolverError
+from nodebench.solvers.method import Config, Method, Step
 from nodebench.solvers.tableaus import RK4
 
 MIN_ORDER = 4  # below this the history is too short and a step is a Runge–Kutta step
 MAX_ORDER = 12
-
-
-@dataclass(frozen=True)
-class FixedAdams:
-    """A fixed-grid Adams method (see the module docstring).
-
-    Attributes:
-        name: registry name.
-        implicit: whether the Adams–Moulton corrector runs.
-    """
-
-    name: str
-    implicit: bool
-    order: int = 4  # the order torchdiffeq states for the family
-    adaptive: bool = False
 
 
 def _integrate_lagrange(nodes: list[int]) -> list[Fraction]:
@@ -76,40 +64,49 @@ def _converged(dy_old: torch.Tensor, dy: torch.Tensor, rtol, atol) -> bool:
     return bool(((dy_old - dy).abs() / tol).max() < 1)
 
 
-def solve_fixed_adams(
-    f: Callable[[float, torch.Tensor], torch.Tensor],
-    y0: torch.Tensor,
-    ts: list[float],
-    method: FixedAdams,
-    rtol,
-    atol,
-    opts,
-    counts,
-    grid: list[float],
-    nudge: Callable[[float, float], float],
-) -> list[torch.Tensor]:
-    """Integrate the flat state ``y0`` over ``grid``, returning it at the times ``ts``.
+FIXED_ADAMS_OPTIONS = frozenset({"step_size", "max_num_steps", "dtype", "perturb", "max_order", "max_iters"})
+
+
+@dataclass
+class _State:
+    f: Callable
+    cfg: Config
+    y: torch.Tensor
+    history: collections.deque
+    f_next: torch.Tensor | None = None  # f(t1, y1) when an interior output needed it
+
+
+class FixedAdams(Method):
+    """A fixed-grid Adams method (see the module docstring).
 
     Outputs between grid points are cubic Hermite interpolants (as nodebench's fixed-grid Runge–Kutta
-    methods); the derivative at the step's end this needs is the next step's first evaluation.
+    methods); the derivative at the step's end they need is the next step's first evaluation.
+
+    Arguments:
+        name: registry name.
+        implicit: whether the Adams–Moulton corrector runs.
     """
-    max_order, max_iters = opts.max_order, opts.max_iters
-    history: collections.deque[torch.Tensor] = collections.deque(maxlen=max_order - 1)
-    a = RK4.a
-    out = [y0]
-    j = 1
-    d = 1.0 if ts[-1] > ts[0] else -1.0
-    y = y0
-    f_next = None  # f(t1, y1) when an interior output needed it
-    perturb = opts.perturb
-    for t0, t1 in zip(grid[:-1], grid[1:]):
-        h = t1 - t0
-        t_first = nudge(t0, t1) if perturb else t0
-        t_last = nudge(t1, t0) if perturb else t1
-        f0 = f_next if (f_next is not None and not perturb) else f(t_first, y).reshape(-1)
-        f_next = None
+
+    order = 4  # the order torchdiffeq states for the family
+    adaptive = False
+    option_names = FIXED_ADAMS_OPTIONS
+
+    def __init__(self, name: str, implicit: bool) -> None:
+        self.name, self.implicit = name, implicit
+
+    def init(self, f, t0, y0, cfg):
+        return _State(f, cfg, y0, collections.deque(maxlen=cfg.opts.max_order - 1))
+
+    def step(self, st, t0, h, t1):
+        f, y, opts, history = st.f, st.y, st.cfg.opts, st.history
+        perturb, t_dtype = opts.perturb, opts.t_dtype
+        t_first = nudge(t0, t1, t_dtype) if perturb else t0
+        t_last = nudge(t1, t0, t_dtype) if perturb else t1
+        f0 = st.f_next if (st.f_next is not None and not perturb) else f(t_first, y).reshape(-1)
+        st.f_next = None
         history.appendleft(f0)
-        order = min(len(history), max_order - 1)
+        order = min(len(history), opts.max_order - 1)
+        a = RK4.a
         if order < MIN_ORDER - 1:
             k2 = f(t0 + h / 3, y + h * a[1][0] * f0).reshape(-1)
             k3 = f(t0 + 2 * h / 3, y + h * (a[2][0] * f0 + a[2][1] * k2)).reshape(-1)
@@ -117,45 +114,53 @@ def solve_fixed_adams(
             dy = h * (RK4.b[0] * f0 + RK4.b[1] * k2 + RK4.b[2] * k3 + RK4.b[3] * k4)
         else:
             dy = h * sum(w * fk for w, fk in zip(bashforth(order), history))
-            if method.implicit:
-                am = moulton(order + 1)
-                delta = h * sum(w * fk for w, fk in zip(am[1:], history))
-                converged = False
-                for _ in range(max_iters):
-                    dy_old = dy
-                    dy = h * am[0] * f(t_last, y + dy).reshape(-1) + delta
-                    with torch.no_grad():
-                        converged = _converged(dy_old, dy, rtol, atol)
-                    if converged:
-                        break
-                if not converged:
-                    warnings.warn(
-                        f"{method.name}: the corrector did not converge at t={t1:.6g} in {max_iters} "
-                        "iterations; the solution may be inaccurate (as torchdiffeq, the oldest "
-                        "derivative is dropped)",
-                        stacklevel=4,
-                    )
-                    history.pop()
+            if self.implicit:
+                dy = self._correct(st, y, dy, h, order, t1, t_last)
         y1 = y + dy
-        counts.accepted += 1
         if not bool(torch.isfinite(y1).all()):
             raise SolverError(t0, "non-finite state", f"the state is not finite at t={t1:.10g}")
-        while j < len(ts) and (ts[j] - t1) * d <= 0:
-            if ts[j] == t1:
-                out.append(y1)
-            else:
-                if f_next is None:
-                    f_next = f(t1, y1).reshape(-1)
-                th = (ts[j] - t0) / h
-                h00, h10 = (1 + 2 * th) * (1 - th) ** 2, th * (1 - th) ** 2
-                h01, h11 = th * th * (3 - 2 * th), th * th * (th - 1)
-                out.append(h00 * y + h10 * h * f0 + h01 * y1 + h11 * h * f_next)
-            j += 1
-        y = y1
-    return out
+        return Step(t0, t1, h, y, y1, data=f0)
+
+    def _correct(self, st, y, dy, h, order, t1, t_last):
+        opts, history = st.cfg.opts, st.history
+        am = moulton(order + 1)
+        delta = h * sum(w * fk for w, fk in zip(am[1:], history))
+        converged = False
+        for _ in range(opts.max_iters):
+            dy_old = dy
+            dy = h * am[0] * st.f(t_last, y + dy).reshape(-1) + delta
+            with torch.no_grad():
+                converged = _converged(dy_old, dy, st.cfg.rtol, st.cfg.atol)
+            if converged:
+                break
+        if not converged:
+            warnings.warn(
+                f"{self.name}: the corrector did not converge at t={t1:.6g} in {opts.max_iters} "
+                "iterations; the solution may be inaccurate (as torchdiffeq, the oldest "
+                "derivative is dropped)",
+                stacklevel=6,
+            )
+            history.pop()
+        return dy
+
+    def dense(self, st, step, t):
+        if st.f_next is None:
+            st.f_next = st.f(step.t1, step.y1).reshape(-1)
+        h, th = step.h, (t - step.t0) / step.h
+        h00, h10 = (1 + 2 * th) * (1 - th) ** 2, th * (1 - th) ** 2
+        h01, h11 = th * th * (3 - 2 * th), th * th * (th - 1)
+        return h00 * step.y0 + h10 * h * step.data + h01 * step.y1 + h11 * h * st.f_next
+
+    def advance(self, st, step):
+        st.y = step.y1
+
+    def jump(self, st, t, y, fy, after, span=math.inf):
+        st.y, st.f_next = y, None
+        st.history.clear()  # the history of f is not that of the new state
+        return None
 
 
-FIXED_ADAMS_SOLVERS: dict[str, FixedAdams] = {
+FIXED_ADAMS_METHODS: dict[str, FixedAdams] = {
     "explicit_adams": FixedAdams("explicit_adams", implicit=False),
     "implicit_adams": FixedAdams("implicit_adams", implicit=True),
     "fixed_adams": FixedAdams("fixed_adams", implicit=True),

@@ -10,9 +10,10 @@ import torch
 
 from nodebench.solvers import stats as _stats
 from nodebench.solvers.boundary import State, check_low_precision, describe
-from nodebench.solvers.integrate import Counts, make_rhs, solve
-from nodebench.solvers.tableaus import Tableau
-from nodebench.solvers.validate import Options, check_method, check_options, check_t
+from nodebench.solvers.integrate import Times, make_rhs, solve
+from nodebench.solvers.integrate import fold_first_read as _fold_t
+from nodebench.solvers.method import Config, Counts, Method
+from nodebench.solvers.validate import Options, check_method, check_options, check_t, check_t_values
 
 
 @dataclass
@@ -23,52 +24,72 @@ class Problem:
         state: how the caller's state maps to flat (and back).
         func: the right-hand side on the core's state.
         y0: the core's initial state (the caller's tensor itself for a plain real tensor).
-        ts, tableau, rtol, atol, opts: validated times, method, tolerances and options.
+        ts, method, rtol, atol, opts: validated times (or :class:`Times` not yet read), method,
+            tolerances and options.
         norm: the forward error norm (None: RMS over the state).
     """
 
     state: State
     func: Callable
     y0: torch.Tensor
-    ts: list[float]
-    tableau: Tableau
+    ts: list[float] | Times
+    method: Method
     rtol: float | torch.Tensor
     atol: float | torch.Tensor
     opts: Options
     norm: Any
 
+    def config(self, counts: Counts, ts: list[float] | None = None) -> Config:
+        """The :class:`~nodebench.solvers.method.Config` of a solve of this problem through ``ts``
+        (direction and end are set when the solve reads unread times)."""
+        ts = self.ts if ts is None else ts
+        if isinstance(ts, Times):
+            return Config(self.rtol, self.atol, self.opts, counts, self.norm, self.y0.shape)
+        d = 1.0 if len(ts) < 2 or ts[-1] > ts[0] else -1.0
+        return Config(self.rtol, self.atol, self.opts, counts, self.norm, self.y0.shape, d, ts[-1])
+
 
 def check_tolerances(rtol: Any, atol: Any) -> None:
     """Refuse a component where both tolerances are zero (its error could never be accepted)."""
+    if not isinstance(rtol, torch.Tensor) and not isinstance(atol, torch.Tensor):
+        if rtol == 0 and atol == 0:
+            raise ValueError("rtol and atol are both 0 (somewhere): at least one must be positive")
+        return
     r = rtol if isinstance(rtol, torch.Tensor) else torch.tensor([rtol])
     a = atol if isinstance(atol, torch.Tensor) else torch.tensor([atol])
     if bool(((r.cpu() == 0) & (a.cpu() == 0)).any()):
         raise ValueError("rtol and atol are both 0 (somewhere): at least one must be positive")
 
 
-def prepare(func: Any, y0: Any, t: Any, method: Any, rtol: Any, atol: Any, options: Any) -> Problem:
-    """Validate the public arguments and map the caller's state onto the core's."""
+def prepare(
+    func: Any, y0: Any, t: Any, method: Any, rtol: Any, atol: Any, options: Any, read_t: bool = True
+) -> Problem:
+    """Validate the public arguments and map the caller's state onto the core's.
+
+    ``read_t=False``: ``t``'s values are not read here; ``Problem.ts`` is then a
+    :class:`~nodebench.solvers.integrate.Times` that the solve reads with its first read-back.
+    """
     if not callable(func):
         raise TypeError(f"func must be callable as func(t, y), got {type(func).__name__}")
     state = describe(y0)
     first = y0[0] if state.is_tuple else y0
-    ts = check_t(t, first)
-    tableau = check_method(method)
-    opts = check_options(options, tableau, t.dtype)
+    ts = check_t(t, first) if read_t else Times(check_t(t, first, read=False), check_t_values)
+    m = check_method(method)
+    opts = check_options(options, m, t.dtype)
     rtol = state.tolerance("rtol", rtol, first.device)
     atol = state.tolerance("atol", atol, first.device)
     check_tolerances(rtol, atol)
-    check_low_precision(state, rtol, tableau.adaptive)
+    check_low_precision(state, rtol, m.adaptive)
     return Problem(
         state=state,
         func=state.wrap(func),
         y0=state.flatten(y0),
         ts=ts,
-        tableau=tableau,
+        method=m,
         rtol=rtol,
         atol=atol,
         opts=opts,
-        norm=state.norm(opts.norm, first.device) if tableau.adaptive else None,
+        norm=state.norm(opts.norm, first.device) if m.adaptive else None,
     )
 
 
@@ -94,27 +115,39 @@ def odeint(
         y0: initial state: a non-empty floating or complex tensor, or a tuple of them (one dtype).
             float16/bfloat16 states are integrated in float32 and returned in their dtype; an ``rtol``
             finer than their epsilon is refused.
-        t: 1-D strictly increasing or decreasing floating tensor of output times.
-        method: fixed grid ``euler``, ``midpoint``, ``heun2``, ``heun3``, ``rk4``; adaptive
-            ``adaptive_heun``, ``fehlberg2``, ``bosh3``, ``dopri5``, ``tsit5``, ``dopri8``.
+        t: 1-D strictly increasing or decreasing floating tensor of output times (per-sample control:
+            also ``(batch, T)``, one row per sample).
+        method: fixed grid ``euler``, ``midpoint``, ``heun2``, ``heun3``, ``rk4``, and the fixed-grid
+            Adams family ``explicit_adams``, ``implicit_adams`` (= ``fixed_adams``); adaptive
+            ``adaptive_heun``, ``fehlberg2``, ``bosh3``, ``dopri5``, ``tsit5``, ``dopri8``, the
+            variable-order ``adams``, and ``scipy_solver`` (scipy's solvers; no autograd graph).
         rtol, atol: relative and absolute tolerances (adaptive methods): non-negative floats, or tensors
             broadcastable to the state (a tuple of them for tuple states); not both zero.
-        options: fixed grid: ``step_size``, ``perturb``, ``max_num_steps``, ``dtype``; adaptive:
-            ``first_step``, ``max_num_steps``, ``dtype``, ``safety``, ``ifactor``, ``dfactor``,
-            ``controller`` ("I" or "PI"), ``step_t``, ``jump_t``, ``norm`` (torchdiffeq's meanings).
+        options: fixed grid: ``step_size``, ``perturb``, ``max_num_steps``, ``dtype`` (fixed-grid Adams
+            also ``max_order``, ``max_iters``); adaptive Runge–Kutta: ``first_step``, ``max_num_steps``,
+            ``dtype``, ``safety``, ``ifactor``, ``dfactor``, ``controller`` ("I" or "PI"), ``step_t``,
+            ``jump_t``, ``norm``, ``min_step``, ``max_step`` (torchdiffeq's meanings) and ``batch``
+            (``"independent"``: per-sample step control, see :mod:`~nodebench.solvers.per_sample`);
+            ``adams``: ``first_step``, ``max_num_steps``, ``dtype``, ``max_order``, ``step_t``;
+            ``scipy_solver``: ``solver``, ``min_step``, ``max_step``, ``max_num_steps``,
+            ``dtype``. Each method's set is its ``option_names``; any other key is an error.
     Returns:
         tensor of shape ``(len(t), *y0.shape)`` with ``result[0] == y0`` (a tuple of them for tuple states).
     Raises:
-        TypeError, ValueError: bad arguments, named in the message, before any evaluation of ``func``.
+        TypeError, ValueError: bad arguments, named in the message, before any evaluation of ``func``
+            (on an accelerator, the values of ``t`` are read, and checked, with the first step's
+            read-back: see :data:`~nodebench.solvers.integrate.FOLD_FIRST_READ`).
         SolverError: step-size underflow, ``max_num_steps`` exceeded, or a non-finite state or derivative.
     """
-    p = prepare(func, y0, t, method, rtol, atol, options)
-    tableau, ts, opts = p.tableau, p.ts, p.opts
-    y0 = p.y0
+    if batch_mode(options) == "independent":
+        return _odeint_per_sample(func, y0, t, method, rtol, atol, options)
+    t_grad = isinstance(t, torch.Tensor) and t.requires_grad and torch.is_grad_enabled()
+    p = prepare(func, y0, t, method, rtol, atol, options, read_t=t_grad or not _fold(t))
+    m, ts, opts = p.method, p.ts, p.opts
+    y0 = p.y0 if m.differentiable else p.y0.detach()
     shape = y0.shape
     counts = Counts()
     f = make_rhs(p.func, shape, opts.t_dtype, y0.device, counts, check=True)
-    t_grad = t.requires_grad and torch.is_grad_enabled()
     y_start = y0.reshape(-1)
     if t_grad:
         with torch.no_grad():
@@ -122,7 +155,8 @@ def odeint(
         # Same value as y0; its derivative in t[0] is -f(t0, y0): the solution's sensitivity to t0.
         y_start = y_start - (t[0] - t[0].detach()).to(y0.dtype) * f_start
     try:
-        ys = solve(f, y_start, shape, ts, tableau, p.rtol, p.atol, opts, counts, p.norm)
+        ys = solve(f, y_start, ts, m, p.config(counts))
+        ts = ts.values if isinstance(ts, Times) else ts
         if t_grad:
             ys[0] = y0.reshape(-1)
             for i in range(1, len(ts)):
@@ -130,8 +164,86 @@ def odeint(
                     fi = f(ts[i], ys[i].detach()).reshape(-1)
                 ys[i] = ys[i] + (t[i] - t[i].detach()).to(y0.dtype) * fi
     finally:
-        _stats.report(
-            _stats.active_stats(), counts.nfe, counts.accepted, counts.rejected, False, tableau.name
-        )
+        _stats.report(_stats.active_stats(), counts.nfe, counts.accepted, counts.rejected, False, m.name)
     out = torch.stack(ys).view(len(ts), *shape)
     return out if p.state.plain else p.state.restore(out, (len(ts),))
+
+
+def _fold(t: Any) -> bool:
+    return isinstance(t, torch.Tensor) and _fold_t(t)
+
+
+def batch_mode(options: Any) -> str:
+    """``options["batch"]`` if given (validated later with the other options), else ``"shared"``."""
+    return options.get("batch", "shared") if isinstance(options, dict) else "shared"
+
+
+def check_per_sample(func: Any, y0: Any, t: Any, method: Any, options: Any) -> tuple[Method, Options, int]:
+    """Validate a per-sample call (``options["batch"] == "independent"``): ``(method, options, batch)``."""
+    if not callable(func):
+        raise TypeError(f"func must be callable as func(t, y), got {type(func).__name__}")
+    state = describe(y0)
+    m = check_method(method)
+    if not m.per_sample:
+        raise ValueError(
+            f"options['batch']='independent': method {m.name!r} has no per-sample step control; it is "
+            f"available for the adaptive Runge-Kutta methods (e.g. 'dopri5', 'tsit5', 'bosh3')"
+        )
+    if not state.plain:
+        raise TypeError(
+            "options['batch']='independent' needs y0 as one real float32/float64 tensor whose first "
+            "dimension is the batch (not a tuple, complex or half-precision state)"
+        )
+    if y0.ndim < 1:
+        raise ValueError(
+            "options['batch']='independent' needs y0 with a leading batch dimension, got a 0-d tensor"
+        )
+    if not isinstance(t, torch.Tensor) or not torch.is_floating_point(t):
+        raise TypeError("t must be a floating-point torch.Tensor")
+    B = y0.shape[0]
+    if t.ndim not in (1, 2) or (t.ndim == 2 and t.shape[0] != B) or t.shape[-1] == 0:
+        raise ValueError(
+            f"t must have shape (T,) or (batch, T) = ({B}, T) with options['batch']='independent', "
+            f"got {tuple(t.shape)}"
+        )
+    if t.is_meta or t.device != y0.device:
+        raise ValueError(f"t must be on y0's device ({y0.device}), got {t.device}")
+    if t.requires_grad:
+        raise ValueError("t must not require grad with options['batch']='independent' (not supported)")
+    opts = check_options(options, m, t.dtype)
+    if opts.norm is not None or opts.step_t or opts.jump_t:
+        raise ValueError(
+            "options['batch']='independent' does not support options 'norm', 'step_t' or 'jump_t' "
+            "(the error norm is each sample's RMS)"
+        )
+    return m, opts, B
+
+
+def _shared_options(options: dict) -> dict:
+    return {k: v for k, v in options.items() if k != "batch"}
+
+
+def _odeint_per_sample(func, y0, t, method, rtol, atol, options):
+    from nodebench.solvers.per_sample import PerSampleCounts, solve_per_sample
+
+    m, opts, B = check_per_sample(func, y0, t, method, options)
+    if B == 1:  # a batch of one is shared control, exactly
+        return odeint(func, y0, t.reshape(-1), method, rtol, atol, _shared_options(options))
+    state = describe(y0)
+    rtol = state.tolerance("rtol", rtol, y0.device)
+    atol = state.tolerance("atol", atol, y0.device)
+    check_tolerances(rtol, atol)
+    counts = PerSampleCounts()
+    try:
+        return solve_per_sample(func, y0, t, m, rtol, atol, opts, counts)
+    finally:
+        _stats.report(
+            _stats.active_stats(),
+            counts.nfe,
+            counts.accepted,
+            counts.rejected,
+            False,
+            m.name,
+            counts.attempts,
+            counts.per_sample(),
+        )

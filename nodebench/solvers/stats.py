@@ -15,6 +15,11 @@ class SolverStats:
     ``nfe_backward`` and the ``*_backward`` step counts come from adjoint backward solves; they are
     credited to the block that was active when the forward solve ran, even when ``backward()`` is
     called after the block has closed.
+
+    NFE counts calls of ``func`` (on the whole batch). Under per-sample step control
+    (``options={"batch": "independent"}``) the step counts are summed over the samples,
+    ``attempts`` counts the steps the batch attempted together (the loop's iterations; otherwise
+    accepted + rejected), and :attr:`per_sample` holds the latest such solve's counts per sample.
     """
 
     nfe_forward: int = 0
@@ -25,9 +30,31 @@ class SolverStats:
     steps_rejected_backward: int = 0
     solves: int = 0
     backward_solves: int = 0
+    attempts: int = 0
+    attempts_backward: int = 0
     per_solve: list[dict] = field(default_factory=list, repr=False)
+    per_sample: dict[str, list[int]] | None = field(default=None, repr=False)
+    per_sample_backward: dict[str, list[int]] | None = field(default=None, repr=False)
 
-    def add(self, nfe: int, accepted: int, rejected: int, backward: bool, method: str) -> None:
+    def add(
+        self,
+        nfe: int,
+        accepted: int,
+        rejected: int,
+        backward: bool,
+        method: str,
+        attempts: int | None = None,
+        per_sample: dict[str, list[int]] | None = None,
+    ) -> None:
+        attempts = accepted + rejected if attempts is None else attempts
+        if backward:
+            self.attempts_backward += attempts
+            if per_sample is not None:
+                self.per_sample_backward = per_sample
+        else:
+            self.attempts += attempts
+            if per_sample is not None:
+                self.per_sample = per_sample
         if backward:
             self.nfe_backward += nfe
             self.steps_accepted_backward += accepted
@@ -38,12 +65,24 @@ class SolverStats:
             self.steps_accepted += accepted
             self.steps_rejected += rejected
             self.solves += 1
-        self.per_solve.append(
-            {"backward": backward, "method": method, "nfe": nfe, "accepted": accepted, "rejected": rejected}
-        )
+        entry = {
+            "backward": backward,
+            "method": method,
+            "nfe": nfe,
+            "accepted": accepted,
+            "rejected": rejected,
+        }
+        entry["attempts"] = attempts
+        if per_sample is not None:
+            entry["per_sample"] = per_sample
+        self.per_solve.append(entry)
 
     def as_dict(self) -> dict[str, int]:
-        return {k: v for k, v in self.__dict__.items() if k != "per_solve"}
+        return {
+            k: v
+            for k, v in self.__dict__.items()
+            if k not in ("per_solve", "per_sample", "per_sample_backward")
+        }
 
 
 _ACTIVE: contextvars.ContextVar[tuple[SolverStats, ...]] = contextvars.ContextVar(
@@ -57,10 +96,17 @@ def active_stats() -> tuple[SolverStats, ...]:
 
 
 def report(
-    collectors: tuple[SolverStats, ...], nfe: int, accepted: int, rejected: int, backward: bool, method: str
+    collectors: tuple[SolverStats, ...],
+    nfe: int,
+    accepted: int,
+    rejected: int,
+    backward: bool,
+    method: str,
+    attempts: int | None = None,
+    per_sample: dict[str, list[int]] | None = None,
 ) -> None:
     for s in collectors:
-        s.add(nfe, accepted, rejected, backward, method)
+        s.add(nfe, accepted, rejected, backward, method, attempts, per_sample)
 
 
 @contextlib.contextmanager

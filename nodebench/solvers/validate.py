@@ -9,28 +9,13 @@ from typing import Any
 
 import torch
 
-from nodebench.solvers.adams import ADAMS_OPTIONS, MULTISTEP_SOLVERS, Multistep, check_adams_options
-from nodebench.solvers.fixed_adams import FIXED_ADAMS_SOLVERS, MAX_ORDER, FixedAdams
-from nodebench.solvers.scipy_solver import SCIPY, SCIPY_METHODS, SCIPY_OPTIONS, ScipyMethod
-from nodebench.solvers.tableaus import ALL_SOLVERS, Tableau
+from nodebench.solvers.method import Method
+from nodebench.solvers.registry import get_method
+from nodebench.solvers.scipy_solver import SCIPY_METHODS
 
-FIXED_OPTIONS = {"step_size", "max_num_steps", "dtype", "perturb"}
-FIXED_ADAMS_OPTIONS = FIXED_OPTIONS | {"max_order", "max_iters"}
-ADAPTIVE_OPTIONS = {
-    "first_step",
-    "max_num_steps",
-    "dtype",
-    "safety",
-    "ifactor",
-    "dfactor",
-    "controller",
-    "step_t",
-    "jump_t",
-    "norm",
-    "min_step",
-    "max_step",
-}
 DEFAULT_MAX_NUM_STEPS = 1_000_000
+MAX_ORDER = 12  # adams and the fixed-grid Adams family
+BATCH_MODES = ("shared", "independent")
 
 
 @dataclass(frozen=True)
@@ -51,6 +36,8 @@ class Options:
         step_t, jump_t: adaptive: times a step must end on; at ``jump_t`` the derivative is also
             re-evaluated just past the time (a discontinuity), as in torchdiffeq.
         norm: adaptive: the caller's error norm on the state (the API adapts it to flat states).
+        batch: ``"shared"`` (one step size for the whole state) or ``"independent"`` (per-sample step
+            control over the leading dimension; see :mod:`~nodebench.solvers.per_sample`).
         t_dtype: dtype of times handed to ``func``.
         t_eps: machine epsilon of the caller's time dtype (fixed-grid rounding).
     """
@@ -72,15 +59,14 @@ class Options:
     step_t: tuple[float, ...] = ()
     jump_t: tuple[float, ...] = ()
     norm: Callable[[Any], Any] | None = None
+    batch: str = "shared"
     t_dtype: torch.dtype = torch.float64
     t_eps: float = 2.220446049250313e-16
 
 
-def check_method(method: Any) -> Tableau | FixedAdams | ScipyMethod | Multistep:
-    methods = {**ALL_SOLVERS, **FIXED_ADAMS_SOLVERS, SCIPY.name: SCIPY, **MULTISTEP_SOLVERS}
-    if not isinstance(method, str) or method not in methods:
-        raise ValueError(f"method: unknown method {method!r}; valid methods are {sorted(methods)}")
-    return methods[method]
+def check_method(method: Any) -> Method:
+    """The registered method called ``method`` (a clear error naming the valid ones otherwise)."""
+    return get_method(method)
 
 
 def check_y0(y0: Any, name: str = "y0") -> None:
@@ -92,8 +78,9 @@ def check_y0(y0: Any, name: str = "y0") -> None:
         raise ValueError(f"{name} must not be empty, got shape {tuple(y0.shape)}")
 
 
-def check_t(t: Any, y0: torch.Tensor) -> list[float]:
-    """Validate ``t`` and return its values as Python floats."""
+def check_t(t: Any, y0: torch.Tensor, read: bool = True) -> list[float] | torch.Tensor:
+    """Validate ``t`` and return its values as Python floats (``read=False``: check all but the values,
+    which :func:`check_t_values` checks once they are read, and return ``t``)."""
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"t must be a 1-D torch.Tensor, got {type(t).__name__}")
     if t.ndim != 1:
@@ -106,7 +93,13 @@ def check_t(t: Any, y0: torch.Tensor) -> list[float]:
         raise ValueError("t is on the meta device, which holds shapes but no values; give t on cpu or cuda")
     if t.device != y0.device:
         raise ValueError(f"t is on {t.device} but y0 is on {y0.device}; put both on one device")
-    ts = t.detach().cpu().double().tolist()
+    if not read:
+        return t
+    return check_t_values(t.detach().cpu().double().tolist())
+
+
+def check_t_values(ts: list[float]) -> list[float]:
+    """The checks of ``t``'s values: finite and strictly monotone."""
     if not all(math.isfinite(x) for x in ts):
         raise ValueError("t must be finite everywhere")
     if len(ts) > 1:
@@ -147,27 +140,35 @@ def _times(name: str, value: Any) -> tuple[float, ...]:
     return out
 
 
-def check_options(options: Any, tableau: Tableau, t_dtype: torch.dtype = torch.float64) -> Options:
-    """Validate options by name (torchdiffeq's names) and return them as :class:`Options`."""
+def _int(name: str, value: Any, low: int, high: int | None = None) -> int:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < low
+        or (high is not None and value > high)
+    ):
+        bound = f"{low}..{high}" if high is not None else f">= {low}"
+        raise ValueError(f"options[{name!r}] must be an int in {bound}, got {value!r}")
+    return value
+
+
+def check_options(options: Any, method: Method, t_dtype: torch.dtype = torch.float64) -> Options:
+    """Validate options by name (torchdiffeq's names) and return them as :class:`Options`.
+
+    Which names a method accepts is its ``option_names``; each name has one meaning (and one check)
+    whatever the method.
+    """
     if options is None:
         options = {}
     if isinstance(options, Options):
         return options
     if not isinstance(options, dict):
         raise TypeError(f"options must be a dict or None, got {type(options).__name__}")
-    adams = isinstance(tableau, FixedAdams)
-    scipy = isinstance(tableau, ScipyMethod)
-    multistep = isinstance(tableau, Multistep)
-    if scipy:
-        allowed = SCIPY_OPTIONS
-    elif multistep:
-        allowed = ADAMS_OPTIONS
-    else:
-        allowed = ADAPTIVE_OPTIONS if tableau.adaptive else FIXED_ADAMS_OPTIONS if adams else FIXED_OPTIONS
+    allowed = method.option_names
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise ValueError(
-            f"options: unknown option(s) {unknown} for method {tableau.name!r}; "
+            f"options: unknown option(s) {unknown} for method {method.name!r}; "
             f"valid options are {sorted(allowed)}"
         )
     kw: dict[str, Any] = {}
@@ -181,56 +182,46 @@ def check_options(options: Any, tableau: Tableau, t_dtype: torch.dtype = torch.f
     kw["dtype"] = dtype
     kw["t_dtype"] = dtype or t_dtype
     kw["t_eps"] = torch.finfo(t_dtype).eps  # the resolution the caller's times were given in
-    if multistep:
-        if options.get("first_step") is not None:
-            kw["first_step"] = check_tol("options['first_step']", options["first_step"])
-        kw["max_order"] = check_adams_options(dict(options))["max_order"]
-    elif scipy:
-        solver = options.get("solver", "LSODA")
-        if solver not in SCIPY_METHODS:
-            raise ValueError(f"options['solver'] must be one of {list(SCIPY_METHODS)}, got {solver!r}")
-        kw["solver"] = solver
-        kw["min_step"] = check_tol("options['min_step']", options.get("min_step", 0.0), allow_zero=True)
-        max_step = options.get("max_step", math.inf)
-        kw["max_step"] = max_step if max_step == math.inf else check_tol("options['max_step']", max_step)
-    elif tableau.adaptive:
-        if options.get("first_step") is not None:
-            kw["first_step"] = check_tol("options['first_step']", options["first_step"])
-        for key, default in (("safety", 0.9), ("ifactor", 10.0), ("dfactor", 0.2)):
+    if options.get("first_step") is not None:
+        kw["first_step"] = check_tol("options['first_step']", options["first_step"])
+    for key, default in (("safety", 0.9), ("ifactor", 10.0), ("dfactor", 0.2)):
+        if key in allowed:
             kw[key] = check_tol(f"options[{key!r}]", options.get(key, default))
-        if not kw["dfactor"] < 1 < kw["ifactor"] or not kw["safety"] <= 1:
-            raise ValueError("options: need dfactor < 1 < ifactor and safety <= 1")
-        ctrl = options.get("controller", "I")
-        if ctrl not in ("I", "PI"):
-            raise ValueError(f"options['controller'] must be 'I' or 'PI', got {ctrl!r}")
-        kw["controller"] = ctrl
-        kw["min_step"] = check_tol("options['min_step']", options.get("min_step", 0.0), allow_zero=True)
-        max_step = options.get("max_step", math.inf)
-        if max_step != math.inf:
-            max_step = check_tol("options['max_step']", max_step)
-        if kw["min_step"] > max_step:
-            raise ValueError("options: need min_step <= max_step")
-        kw["max_step"] = max_step
-        kw["step_t"] = _times("step_t", options.get("step_t"))
-        kw["jump_t"] = _times("jump_t", options.get("jump_t"))
-        norm = options.get("norm")
-        if norm is not None and not callable(norm):
-            raise TypeError(f"options['norm'] must be callable (state -> scalar), got {type(norm).__name__}")
-        kw["norm"] = norm
-    else:
-        if options.get("step_size") is not None:
-            kw["step_size"] = check_tol("options['step_size']", options["step_size"])
-        perturb = options.get("perturb", False)
-        if not isinstance(perturb, bool):
-            raise TypeError(f"options['perturb'] must be a bool, got {type(perturb).__name__}")
-        kw["perturb"] = perturb
-        if adams:
-            for key, default, top in (("max_order", MAX_ORDER, MAX_ORDER), ("max_iters", 4, None)):
-                v = options.get(key, default)
-                if isinstance(v, bool) or not isinstance(v, int) or v < 1 or (top is not None and v > top):
-                    bound = f"1..{top}" if top else ">= 1"
-                    raise ValueError(f"options[{key!r}] must be an int in {bound}, got {v!r}")
-                kw[key] = v
+    if "safety" in allowed and (not kw["dfactor"] < 1 < kw["ifactor"] or not kw["safety"] <= 1):
+        raise ValueError("options: need dfactor < 1 < ifactor and safety <= 1")
+    ctrl = options.get("controller", "I")
+    if ctrl not in ("I", "PI"):
+        raise ValueError(f"options['controller'] must be 'I' or 'PI', got {ctrl!r}")
+    kw["controller"] = ctrl
+    solver = options.get("solver", "LSODA")
+    if solver not in SCIPY_METHODS:
+        raise ValueError(f"options['solver'] must be one of {list(SCIPY_METHODS)}, got {solver!r}")
+    kw["solver"] = solver
+    kw["min_step"] = check_tol("options['min_step']", options.get("min_step", 0.0), allow_zero=True)
+    max_step = options.get("max_step", math.inf)
+    if max_step != math.inf:
+        max_step = check_tol("options['max_step']", max_step)
+    if kw["min_step"] > max_step:
+        raise ValueError("options: need min_step <= max_step")
+    kw["max_step"] = max_step
+    kw["step_t"] = _times("step_t", options.get("step_t"))
+    kw["jump_t"] = _times("jump_t", options.get("jump_t"))
+    norm = options.get("norm")
+    if norm is not None and not callable(norm):
+        raise TypeError(f"options['norm'] must be callable (state -> scalar), got {type(norm).__name__}")
+    kw["norm"] = norm
+    if options.get("step_size") is not None:
+        kw["step_size"] = check_tol("options['step_size']", options["step_size"])
+    perturb = options.get("perturb", False)
+    if not isinstance(perturb, bool):
+        raise TypeError(f"options['perturb'] must be a bool, got {type(perturb).__name__}")
+    kw["perturb"] = perturb
+    kw["max_order"] = _int("max_order", options.get("max_order", MAX_ORDER), 1, MAX_ORDER)
+    kw["max_iters"] = _int("max_iters", options.get("max_iters", 4), 1)
+    batch = options.get("batch", "shared")
+    if batch not in BATCH_MODES:
+        raise ValueError(f"options['batch'] must be one of {list(BATCH_MODES)}, got {batch!r}")
+    kw["batch"] = batch
     return Options(**kw)
 
 

@@ -16,6 +16,7 @@ from torch import nn
 from nodebench.data.demo_spirals import DEMO_T_MAX, DEMO_Y0
 from nodebench.measure import Timer, run_in_fresh_process
 from nodebench.models.demo_spirals import DemoTrue
+from nodebench.reference.problems import VanDerPol, stacked_van_der_pol
 from nodebench.reference.scipy_peer import solve_scipy
 from nodebench.reference.torchdiffeq_adapter import CountingFunc, integrate
 from nodebench.units import NO_STEP, UnitContext, UnitSpec
@@ -27,12 +28,17 @@ RAY_PLACEMENT = "serial"
 #: Adaptive methods per library (Runge-Kutta; nodebench's and scipy's Adams codes).
 METHODS = {
     "nodebench": ("bosh3", "dopri5", "tsit5", "adams"),
+    # nodebench with per-sample step control (options={"batch": "independent"}), as torchode's
+    "nodebench_independent": ("dopri5", "tsit5"),
     "torchdiffeq": ("bosh3", "dopri5", "dopri8", "fehlberg2", "adaptive_heun"),
     "torchode": ("dopri5", "tsit5"),
     "scipy": ("lsoda", "vode"),
 }
 REFERENCE_RTOL, REFERENCE_ATOL = 1e-13, 1e-15
 VDP_MU, VDP_PERIOD = 2.0, 7.6297
+#: Stacked Van der Pol (issue 25): batch size per problem name; mu log-spaced on [0.1, 20], T = 20.
+STACKED = {"stacked_vdp": 64, "stacked_vdp_256": 256}
+PROBLEMS = ("linear", "vdp", "spiral", *STACKED)
 
 PROTOCOL = """\
 ## Work-precision diagrams (as in SciMLBenchmarks)
@@ -44,13 +50,18 @@ PROTOCOL = """\
     states uniform on [-2, 2]^2 from the seed.
   - `spiral`: torchdiffeq's spiral demo dynamics y' = (y**3) A, A = [[-0.1, 2], [-2, -0.1]], y0 = [2, 0],
     T = 25.
-  - Reference for `vdp` and `spiral`: scipy's DOP853 at rtol 1e-13, atol 1e-15 on the flattened batch
-    (independent of every library measured); `reference_gap` is its difference from the same solve at
-    100 times looser tolerances, an upper estimate of the reference's own error.
+  - `stacked_vdp` (`stacked_vdp_256`): 64 (256) independent Van der Pol oscillators, mu log-spaced
+    over [0.1, 20], all from y0 = (2, 0), T = 20 (torchode's stacked problem, issue 25): one step size
+    for the batch is the hardest sample's; per-sample control lets each take its own.
+  - Reference for `vdp`, `spiral` and the stacked problems: scipy's DOP853 at rtol 1e-13, atol 1e-15
+    on the flattened batch (independent of every library measured); `reference_gap` is its difference
+    from the same solve at 100 times looser tolerances, an upper estimate of the reference's own error.
 - Methods: every adaptive Runge-Kutta method of each library: nodebench bosh3, dopri5, tsit5;
   torchdiffeq 0.2.5 bosh3, dopri5, dopri8, fehlberg2, adaptive_heun; torchode (if installed) Dopri5,
   Tsit5 with its integral controller, eager mode, no compilation. torchode controls the step of every
   batch member separately; its NFE counts calls of the batched function, as for the others.
+  `nodebench_independent`: nodebench's dopri5 and tsit5 with per-sample step control
+  (`options={"batch": "independent"}`).
   Multistep: nodebench's `adams` (variable-step, variable-order Adams PECE) and, as the reference
   peer, scipy's Fortran Adams codes `lsoda` (LSODA via `solve_ivp`) and `vode` (VODE, Adams mode) on
   the flattened batch — the LSODE family the paper used. scipy's times include converting the state
@@ -58,7 +69,9 @@ PROTOCOL = """\
 - Tolerances: rtol from `rtols`, atol = rtol * `atol_factor`; methods listed in `tightest_rtol` stop
   at that rtol (low orders would take minutes per solve at the tightest).
 - Error: RMS over the batch and components of y(T) minus the truth (`error`).
-- NFE: evaluations in one solve (counted by wrapping the function, alike for every library).
+- NFE: evaluations in one solve (counted by wrapping the function, alike for every library: calls of
+  the batched function). `nfe_sample_mean`: evaluations each sample took part in while it was still
+  being solved, averaged over the batch (per-sample control and torchode; shared control: NFE).
 - Time: per (problem, library) one fresh process; per (method, rtol) one untimed warm-up solve (which
   also gives NFE and error), then up to `repeats` timed solves, stopping early (after at least one)
   once `time_budget_s` seconds of timed solving have passed; the median is recorded (`time`).
@@ -73,9 +86,9 @@ class Config:
 
     Attributes:
         seeds: seeds of the problems' initial states.
-        problems: subset of ``("linear", "vdp", "spiral")``.
-        libraries: subset of ``("nodebench", "torchdiffeq", "torchode", "scipy")``; torchode is skipped
-            where it is not installed. ``scipy``: LSODA and VODE (Adams).
+        problems: subset of :data:`PROBLEMS`.
+        libraries: subset of :data:`METHODS`' keys; torchode is skipped where it is not installed.
+            ``scipy``: LSODA and VODE (Adams); ``nodebench_independent``: per-sample step control.
         rtols: relative tolerances, loosest first.
         atol_factor: atol = rtol * atol_factor.
         tightest_rtol: ``(method, rtol)`` pairs: the tightest rtol run for that method.
@@ -109,6 +122,15 @@ PRESETS = {
     ),
     "standard": Config(),
     "paper": Config(seeds=(0, 1, 2), repeats=7, time_budget_s=10.0),
+    # Issue 25: shared against per-sample step control against torchode on stacked Van der Pol.
+    "batch": Config(
+        problems=("stacked_vdp", "stacked_vdp_256"),
+        libraries=("nodebench", "nodebench_independent", "torchode"),
+        rtols=(1e-4, 1e-5, 1e-6, 1e-7, 1e-8),
+        atol_factor=1e-2,
+        tightest_rtol=(("bosh3", 1e-7),),
+        time_budget_s=2.0,
+    ),
 }
 
 
@@ -121,18 +143,6 @@ class LinearODE(nn.Module):
 
     def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return y @ self.A.T
-
-
-class VanDerPol(nn.Module):
-    """``x' = v, v' = mu (1 - x^2) v - x`` for states ``(..., 2)`` = ``(x, v)``."""
-
-    def __init__(self, mu: float) -> None:
-        super().__init__()
-        self.mu = mu
-
-    def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        x, v = y[..., 0], y[..., 1]
-        return torch.stack([v, self.mu * (1 - x**2) * v - x], dim=-1)
 
 
 def make_problem(
@@ -152,8 +162,11 @@ def make_problem(
         )
     elif name == "spiral":
         func, y0, T = DemoTrue(f64), torch.tensor([DEMO_Y0], dtype=f64), DEMO_T_MAX
+    elif name in STACKED:
+        func, y0, t = stacked_van_der_pol(STACKED[name])
+        T = float(t[-1])
     else:
-        raise ValueError(f"unknown problem {name!r}; known: linear, vdp, spiral")
+        raise ValueError(f"unknown problem {name!r}; known: {', '.join(PROBLEMS)}")
     return func.to(device), y0.to(device), T
 
 
@@ -221,6 +234,14 @@ def _solver(
     """A function ``(y0, T) -> y(T)`` solving with ``library``'s ``method``."""
     if library == "torchode":
         return _torchode_solver(func, method, rtol, atol)
+    if library == "nodebench_independent":
+        from nodebench import odeint
+
+        def run_independent(y0: torch.Tensor, T: float) -> torch.Tensor:
+            t = torch.tensor([0.0, T], dtype=y0.dtype, device=y0.device)
+            return odeint(func, y0, t, method, rtol, atol, options={"batch": "independent"})[-1]
+
+        return run_independent
     if library == "scipy":
 
         def run_scipy(y0: torch.Tensor, T: float) -> torch.Tensor:
@@ -234,6 +255,30 @@ def _solver(
         return integrate(library, func, y0, t, method, rtol, atol)[-1]
 
     return run
+
+
+def _nfe_sample_mean(library: str, func: nn.Module, method: str, rtol: float, atol: float, y0, T) -> float:
+    """Evaluations each sample took part in while still being solved, averaged over the batch."""
+    if library == "torchode":
+        import torchode
+
+        term = torchode.ODETerm(func)
+        step = {"dopri5": torchode.Dopri5, "tsit5": torchode.Tsit5}[method](term=term)
+        solver = torchode.AutoDiffAdjoint(step, torchode.IntegralController(atol=atol, rtol=rtol, term=term))
+        batch = y0.shape[0]
+        problem = torchode.InitialValueProblem(
+            y0=y0,
+            t_start=torch.zeros(batch, dtype=y0.dtype, device=y0.device),
+            t_end=torch.full((batch,), T, dtype=y0.dtype, device=y0.device),
+        )
+        return solver.solve(problem).stats["n_f_evals"].double().mean().item()
+    from nodebench import odeint, solver_stats
+
+    opts = {"batch": "independent"} if library == "nodebench_independent" else None
+    t = torch.tensor([0.0, T], dtype=y0.dtype, device=y0.device)
+    with solver_stats() as s:
+        odeint(func, y0, t, method, rtol, atol, options=opts)
+    return s.per_sample["nfe"].double().mean().item() if s.per_sample is not None else float(s.nfe_forward)
 
 
 def measure(
@@ -268,7 +313,10 @@ def measure(
                     timed(y0, T)
                 times.append(timer.seconds)
             error = (y - exact).pow(2).mean().sqrt().item()
-            out.append({"nfe": nfe, "error": error, "time": statistics.median(times)})
+            point = {"nfe": nfe, "error": error, "time": statistics.median(times)}
+            if library in ("nodebench", "nodebench_independent", "torchode") and y0.shape[0] > 1:
+                point["nfe_sample_mean"] = _nfe_sample_mean(library, func, method, rtol, atol, y0, T)
+            out.append(point)
     return {"points": out}
 
 
@@ -309,6 +357,8 @@ def _library_unit(
         recorder.record(variant, seed, step, "nfe", result["nfe"])
         recorder.record(variant, seed, step, "error", result["error"])
         recorder.record(variant, seed, step, "time", result["time"], "s")
+        if "nfe_sample_mean" in result:
+            recorder.record(variant, seed, step, "nfe_sample_mean", result["nfe_sample_mean"])
 
 
 def available_libraries(config: Config) -> list[str]:
@@ -321,6 +371,9 @@ def plan(config: Config) -> list[UnitSpec]:
     unknown = sorted(set(config.libraries) - set(METHODS))
     if unknown:
         raise ValueError(f"unknown libraries {unknown}; known: {sorted(METHODS)}")
+    bad = sorted(set(config.problems) - set(PROBLEMS))
+    if bad:
+        raise ValueError(f"unknown problems {bad}; known: {list(PROBLEMS)}")
     if not all(math.isfinite(r) and r > 0 for r in config.rtols):
         raise ValueError(f"rtols must be positive, got {config.rtols}")
     libraries = available_libraries(config)

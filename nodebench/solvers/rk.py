@@ -1,0 +1,334 @@
+"""Explicit Runge–Kutta methods: one step, error estimate and dense output for every tableau.
+
+A method is its :class:`~nodebench.solvers.tableaus.Tableau` (data); :class:`RungeKutta` is the one
+:class:`~nodebench.solvers.method.Method` that steps any of them, fixed grid (``b_err`` is None) or
+adaptive. Stage derivatives live in a preallocated buffer when no graph is being built (one ``addmv``
+per stage), and in a list combined with out-of-place adds when autograd records the solve (direct
+backpropagation through the solver). Per-sample step control steps them too, through
+:func:`stage_matrices` (see :mod:`~nodebench.solvers.per_sample`).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+
+from nodebench.solvers.controller import initial_step, nudge
+from nodebench.solvers.errors import SolverError
+from nodebench.solvers.method import Config, Method, Step
+from nodebench.solvers.tableaus import ALL_SOLVERS, Tableau
+
+FIXED_OPTIONS = frozenset({"step_size", "max_num_steps", "dtype", "perturb"})
+ADAPTIVE_OPTIONS = frozenset(
+    {
+        "first_step",
+        "max_num_steps",
+        "dtype",
+        "safety",
+        "ifactor",
+        "dfactor",
+        "controller",
+        "step_t",
+        "jump_t",
+        "norm",
+        "min_step",
+        "max_step",
+        "batch",
+    }
+)
+
+
+@functools.lru_cache(maxsize=64)
+def _weights(tableau: Tableau, dtype: torch.dtype, device: torch.device) -> dict[str, Any]:
+    """Tableau rows as tensors on the state's dtype and device (cached)."""
+
+    def tens(v):
+        return torch.tensor(v, dtype=dtype, device=device)
+
+    return {
+        "a": [tens(row) if row else None for row in tableau.a],
+        "b": tens(tableau.b),
+        "b_err": tens(tableau.b_err) if tableau.b_err is not None else None,
+    }
+
+
+@functools.lru_cache(maxsize=64)
+def stage_matrices(tableau: Tableau, dtype: torch.dtype, device: torch.device) -> dict[str, torch.Tensor]:
+    """The tableau as dense matrices over the dense-output vectors (for batched steps, cached).
+
+    ``a``: ``(stages, nvec)`` (row ``i`` the weights of stage ``i``'s input), ``b``, ``b_err``: ``(nvec,)``,
+    ``dense``: ``(nvec, degree)`` polynomial coefficients of ``theta**1 .. theta**degree``, ``c``: nodes.
+    """
+    nvec = len(tableau.dense)
+    a = torch.zeros(tableau.stages, nvec, dtype=dtype)
+    for i, row in enumerate(tableau.a):
+        a[i, : len(row)] = torch.tensor(row, dtype=dtype) if row else 0.0
+    pad = [0.0] * (nvec - tableau.stages)
+    degree = max(len(r) for r in tableau.dense)
+    dense = torch.tensor([list(r) + [0.0] * (degree - len(r)) for r in tableau.dense], dtype=dtype)
+    out = {
+        "a": a,
+        "b": torch.tensor(list(tableau.b) + pad, dtype=dtype),
+        "b_err": torch.tensor(list(tableau.b_err or [0.0] * tableau.stages) + pad, dtype=dtype),
+        "dense": dense,
+        "c": torch.tensor(tableau.c, dtype=dtype),
+    }
+    return {k: v.to(device) for k, v in out.items()}
+
+
+@functools.lru_cache(maxsize=64)
+def _nodes(tableau: Tableau, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The nodes ``c`` (float64) and a mask of those equal to 1 (None if none), on ``device``."""
+    c = torch.tensor(tableau.c, dtype=torch.float64, device=device)
+    return c, (c == 1.0) if 1.0 in tableau.c[1:] else None
+
+
+class StageStore(Protocol):
+    """Where a step keeps its stage derivatives ``k_j`` (flat) and how it combines them.
+
+    Two implementations: :class:`_Buffer` (no graph: one preallocated matrix, one ``addmv`` per
+    combination) and :class:`_List` (autograd records: out-of-place adds).
+    """
+
+    def set(self, j: int, k: torch.Tensor) -> None:
+        """Store ``k`` (the state's shape) as dense vector ``j``."""
+
+    def get(self, j: int) -> torch.Tensor:
+        """Dense vector ``j``, flat."""
+
+    def stage_input(self, y0: torch.Tensor, i: int, h: float) -> torch.Tensor:
+        """``y0 + h * sum_j a[i][j] k_j``."""
+
+    def solution(self, y0: torch.Tensor, h: float) -> torch.Tensor:
+        """``y0 + h * sum_j b_j k_j``."""
+
+    def error(self) -> torch.Tensor:
+        """``sum_j b_err_j k_j`` (without ``h``), no graph."""
+
+    def dense(self, y0: torch.Tensor, w: list[float], h: float) -> torch.Tensor:
+        """``y0 + h * sum_j w_j k_j`` over every dense vector."""
+
+    def carry(self, j: int) -> None:
+        """Make vector ``j`` (``f(t1, y1)``) the next step's first stage."""
+
+
+class _Buffer:
+    """Stage derivatives in a ``(nvec, n)`` buffer: no graph, one op per combination."""
+
+    def __init__(self, tableau: Tableau, y0: torch.Tensor, shape: torch.Size) -> None:
+        nvec = len(tableau.dense)
+        self.K = torch.empty(nvec, y0.numel(), dtype=y0.dtype, device=y0.device)
+        self.rows = [self.K[j].view(shape) for j in range(nvec)]  # shaped views: func output copies in
+        self.KT = [self.K[:i].t() for i in range(nvec + 1)]  # transposed leading blocks, for addmv
+        w = _weights(tableau, y0.dtype, y0.device)
+        self.a, self.b, self.b_err = w["a"], w["b"], w["b_err"]
+        self.s = tableau.stages
+        self.guard = torch.is_grad_enabled()
+
+    def set(self, j: int, k: torch.Tensor) -> None:
+        if self.guard and k.requires_grad:
+            raise RuntimeError("func's output began to require grad after its first evaluation")
+        self.rows[j].copy_(k)
+
+    def get(self, j: int) -> torch.Tensor:
+        return self.K[j]
+
+    def stage_input(self, y0: torch.Tensor, i: int, h: float) -> torch.Tensor:
+        if isinstance(h, torch.Tensor):  # a first step not yet read back (h in the state's dtype)
+            return torch.addmv(y0, self.KT[i], self.a[i] * h)
+        return torch.addmv(y0, self.KT[i], self.a[i], alpha=h)
+
+    def solution(self, y0: torch.Tensor, h: float) -> torch.Tensor:
+        if isinstance(h, torch.Tensor):
+            return torch.addmv(y0, self.KT[self.s], self.b * h.to(y0.dtype))
+        return torch.addmv(y0, self.KT[self.s], self.b, alpha=h)
+
+    def error(self) -> torch.Tensor:
+        return torch.mv(self.KT[self.s], self.b_err)
+
+    def dense(self, y0: torch.Tensor, w: list[float], h: float) -> torch.Tensor:
+        wt = torch.tensor(w, dtype=y0.dtype, device=y0.device)
+        return torch.addmv(y0, self.KT[-1], wt, alpha=h)
+
+    def carry(self, j: int) -> None:
+        self.K[0].copy_(self.K[j])
+
+
+class _List:
+    """Stage derivatives in a list, combined with out-of-place adds so autograd can follow them."""
+
+    def __init__(self, tableau: Tableau, y0: torch.Tensor, shape: torch.Size) -> None:
+        self.ks: list[torch.Tensor | None] = [None] * len(tableau.dense)
+        self.tab = tableau
+        self.s = tableau.stages
+
+    def set(self, j: int, k: torch.Tensor) -> None:
+        self.ks[j] = k.reshape(-1)
+
+    def get(self, j: int) -> torch.Tensor:
+        return self.ks[j]
+
+    def _comb(self, y0: torch.Tensor, w, h: float) -> torch.Tensor:
+        out = y0
+        for wj, kj in zip(w, self.ks):
+            if wj != 0.0:
+                if isinstance(h, torch.Tensor):  # a first step not yet read back
+                    out = out + kj * (h * wj).to(kj.dtype)
+                else:
+                    out = torch.add(out, kj, alpha=h * wj)
+        return out
+
+    def stage_input(self, y0: torch.Tensor, i: int, h: float) -> torch.Tensor:
+        return self._comb(y0, self.tab.a[i], h)
+
+    def solution(self, y0: torch.Tensor, h: float) -> torch.Tensor:
+        return self._comb(y0, self.tab.b, h)
+
+    def error(self) -> torch.Tensor:
+        with torch.no_grad():
+            return self._comb(torch.zeros_like(self.ks[0]), self.tab.b_err, 1.0)
+
+    def dense(self, y0: torch.Tensor, w: list[float], h: float) -> torch.Tensor:
+        return self._comb(y0, w, h)
+
+    def carry(self, j: int) -> None:
+        self.ks[0] = self.ks[j]
+
+
+@dataclass
+class _State:
+    f: Callable
+    cfg: Config
+    K: StageStore
+    y: torch.Tensor
+    t0: float
+
+
+class RungeKutta(Method):
+    """An explicit Runge–Kutta method given by its tableau (fixed grid or adaptive, FSAL or not).
+
+    Arguments:
+        tableau: the coefficients (see :mod:`~nodebench.solvers.tableaus`).
+    """
+
+    def __init__(self, tableau: Tableau) -> None:
+        self.tableau = tableau
+        self.defers_first_read = tableau.adaptive
+        self.name = tableau.name
+        self.order = tableau.order
+        self.adaptive = tableau.adaptive
+        self.option_names = ADAPTIVE_OPTIONS if tableau.adaptive else FIXED_OPTIONS
+        self.per_sample = tableau.adaptive
+
+    def init(self, f, t0, y0, cfg):
+        f0 = f(t0, y0)
+        # Build a graph only when autograd records this solve (through y0 or through func's parameters).
+        grad = torch.is_grad_enabled() and (y0.requires_grad or f0.requires_grad)
+        K = (_List if grad else _Buffer)(self.tableau, y0, cfg.shape)
+        K.set(0, f0)
+        st = _State(f, cfg, K, y0, t0)
+        if not self.adaptive:  # adaptive methods check f0 with the initial step's read-back
+            if not bool(torch.isfinite(f0).all()):
+                raise SolverError(t0, "non-finite derivative", "func(t0, y0) is not finite")
+            if not self.adaptive and cfg.opts.perturb:  # the first stage is evaluated just after t0
+                K.set(0, f(nudge(t0, t0 + cfg.direction, cfg.opts.t_dtype), y0))
+        return st
+
+    def initial_step(self, st, direction, span, read=True):
+        cfg, m = st.cfg, st.cfg.prefix
+        y, f0 = st.y, st.K.get(0)
+        if cfg.opts.first_step is not None:
+            finite = torch.isfinite(f0).all()
+            if not read:
+                return torch.tensor(
+                    cfg.opts.first_step, dtype=torch.float64, device=y.device
+                ), finite.double()
+            if not bool(finite):
+                raise SolverError(st.t0, "non-finite derivative", "func(t0, y0) is not finite")
+            return cfg.opts.first_step
+        return initial_step(
+            lambda t_, y_: st.f(t_, y_).reshape(-1),
+            st.t0,
+            y.detach(),
+            f0.detach(),
+            self.order - 1,
+            cfg.rtol,
+            cfg.atol,
+            direction,
+            cfg.norm,
+            m,
+            read,
+        )
+
+    def step(self, st, t, h, t1):
+        tab, K, f, y = self.tableau, st.K, st.f, st.y
+        s = tab.stages
+        t_dtype = st.cfg.opts.t_dtype
+        # As torchdiffeq: stages at an adaptive step's end see f just before t1 (the left side of a jump
+        # there); on a fixed grid only with ``perturb``.
+        nudged = self.adaptive or st.cfg.opts.perturb
+        if isinstance(h, torch.Tensor):  # a first step not yet read back: times and h on the device
+            times, h_state = self._times(t, h, t1, t_dtype, y), h.to(y.dtype)
+            yi = y
+            for i in range(1, s):
+                yi = K.stage_input(y, i, h_state)
+                K.set(i, f(times[i], yi))
+        else:
+            t_end_stage = nudge(t1, t, t_dtype) if nudged else None
+            yi = y
+            for i in range(1, s):
+                yi = K.stage_input(y, i, h)
+                K.set(i, f(t_end_stage if nudged and tab.c[i] == 1.0 else t + tab.c[i] * h, yi))
+        # FSAL tableaus evaluate their last stage at y1 itself; otherwise form y1 from b.
+        y1 = yi if tab.fsal else K.solution(y, h)
+        err = K.error() if self.adaptive else None
+        return Step(t, t1, h, y, y1, error=err, data=[None])
+
+    def _times(self, t, h, t1, t_dtype, y) -> torch.Tensor:
+        """Every stage's time (in ``t_dtype``) of an adaptive step whose ``t``, ``h`` are 0-d tensors."""
+        c, ends = _nodes(self.tableau, y.device)
+        times = torch.addcmul(t, c, h)
+        if ends is not None:
+            times = torch.where(ends, nudge(t1, t, t_dtype), times)
+        return times.to(t_dtype)
+
+    def _end(self, st, step) -> torch.Tensor | None:
+        """``f(t1, y1)`` of a method without FSAL, evaluated once per step when first needed."""
+        if step.data[0] is None:
+            step.data[0] = st.f(step.t1, step.y1)
+            st.K.set(self.tableau.stages, step.data[0])
+        return step.data[0]
+
+    def dense(self, st, step, t):
+        if not self.tableau.fsal:
+            self._end(st, step)
+        return st.K.dense(step.y0, self.tableau.dense_weights((t - step.t0) / step.h), step.h)
+
+    def advance(self, st, step):
+        K, s = st.K, self.tableau.stages
+        st.y = step.y1
+        perturb = not self.adaptive and st.cfg.opts.perturb
+        if perturb:  # evaluated just after the grid point, never reused
+            K.set(0, st.f(nudge(step.t1, step.t1 + st.cfg.direction, st.cfg.opts.t_dtype), step.y1))
+        elif self.tableau.fsal:
+            K.carry(s - 1)
+        elif step.data[0] is not None:
+            K.carry(s)
+        else:
+            K.set(0, st.f(step.t1, step.y1))
+
+    def jump(self, st, t, y, fy, after, span=math.inf):
+        st.y = y
+        st.K.set(0, fy if fy is not None else st.f(after, y))
+        return None
+
+    def derivative_at_end(self, st, step):
+        return st.K.get(self.tableau.stages - 1) if self.tableau.fsal else None
+
+
+RK_METHODS: dict[str, RungeKutta] = {name: RungeKutta(tab) for name, tab in ALL_SOLVERS.items()}
