@@ -310,8 +310,8 @@ def draw_table2(finals: pd.DataFrame, *, baseline: str = "rnn_tanh", title: str 
     its mean, and the paper's latent ODE / RNN ratio as stars.
 
     Arguments:
-        finals: final values ``model, n, seed, value`` (e.g. ``rmse_extrap_truth`` rows of :func:`nodebench.claims.table2.finals`,
-            any ``run_id``); models as in :data:`LABELS`.
+        finals: final values ``model, n, seed, value`` (e.g. ``rmse_extrap_truth`` rows of
+            :func:`nodebench.claims.table2.finals`, any ``run_id``); models as in :data:`LABELS`.
         baseline: the model the ratio divides by (the paper's RNN is ``rnn_tanh``).
         title: the figure's title.
 
