@@ -89,3 +89,20 @@ def test_report_lists_every_cell_with_the_half_rule(smoke_run: Path, tmp_path: P
     assert "failed to build" not in text
     assert "| spiral | lsoda | full | 1e-03 | 2 |" in text  # the paper's solver first, 2 iterations
     assert text.count("| spiral |") == 12 and "`half rule`: a ratio within 1.25x" in text
+
+
+def test_lsoda_takes_a_banded_jacobian_for_large_states():
+    """The study's LSODA declares a band of width 0: a large state solves in O(N) memory (a full
+    Jacobian's work array would be N x N), with the same result as the default on a small one."""
+    decay = lambda t, y: -y  # noqa: E731
+    t = torch.tensor([0.0, 1.0], dtype=torch.float64)
+    y0 = torch.linspace(-1.0, 1.0, 50_000, dtype=torch.float64)
+    banded = {"solver": "LSODA", "lband": 0, "uband": 0}
+    y = odeint_adjoint(
+        decay, y0, t, method="scipy_solver", options=banded, rtol=1e-7, atol=1e-9, adjoint_params=()
+    )
+    torch.testing.assert_close(
+        y[-1], y0 * torch.exp(torch.tensor(-1.0, dtype=torch.float64)), rtol=1e-5, atol=1e-7
+    )
+    with pytest.raises(ValueError, match=r"options\['uband'\] must be an int"):
+        odeint_adjoint(decay, y0[:3], t, method="scipy_solver", options={"uband": 1.5}, adjoint_params=())

@@ -24,7 +24,7 @@ import torch
 from nodebench.solvers.errors import SolverError
 from nodebench.solvers.method import Method, Step
 
-SCIPY_OPTIONS = frozenset({"solver", "min_step", "max_step", "dtype", "max_num_steps"})
+SCIPY_OPTIONS = frozenset({"solver", "min_step", "max_step", "dtype", "max_num_steps", "lband", "uband"})
 SCIPY_METHODS = ("LSODA", "RK45", "RK23", "DOP853", "Radau", "BDF")
 
 
@@ -84,6 +84,7 @@ class ScipySolver(Method):
         kwargs = {"max_step": opts.max_step}
         if opts.solver == "LSODA":
             kwargs["min_step"] = opts.min_step
+            kwargs |= {k: v for k, v in (("lband", opts.lband), ("uband", opts.uband)) if v is not None}
         # An event search has no final time: scipy needs a finite bound, the largest float will do.
         t_bound = cfg.t_end if math.isfinite(cfg.t_end) else math.copysign(np.finfo(float).max, cfg.direction)
         solver = classes[opts.solver](

@@ -30,6 +30,9 @@ class Options:
             ``perturb``, for functions with jumps at grid points).
         first_step, safety, ifactor, dfactor, controller: adaptive step-size control.
         solver: ``scipy_solver``: the ``solve_ivp`` method.
+        lband, uband: ``scipy_solver`` with LSODA: the Jacobian's lower and upper bandwidths for its
+            stiff mode (None: a full Jacobian, whose N x N work array LSODA allocates up front; 0 and 0
+            keep a large state's memory O(N), a diagonal approximation should LSODA turn stiff).
         max_order, max_iters: fixed-grid Adams: the largest order (Bashforth order ``max_order - 1``)
             and corrector iterations per step (torchdiffeq's names and defaults).
         min_step, max_step: adaptive: bounds on the size of every attempted step (torchdiffeq's names).
@@ -52,6 +55,8 @@ class Options:
     dfactor: float = 0.2
     controller: str = "I"
     solver: str = "LSODA"
+    lband: int | None = None
+    uband: int | None = None
     max_order: int = MAX_ORDER
     max_iters: int = 4
     min_step: float = 0.0
@@ -197,6 +202,9 @@ def check_options(options: Any, method: Method, t_dtype: torch.dtype = torch.flo
     if solver not in SCIPY_METHODS:
         raise ValueError(f"options['solver'] must be one of {list(SCIPY_METHODS)}, got {solver!r}")
     kw["solver"] = solver
+    for key in ("lband", "uband"):
+        if options.get(key) is not None:
+            kw[key] = _int(key, options[key], 0)
     kw["min_step"] = check_tol("options['min_step']", options.get("min_step", 0.0), allow_zero=True)
     max_step = options.get("max_step", math.inf)
     if max_step != math.inf:
