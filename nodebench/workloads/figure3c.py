@@ -191,7 +191,8 @@ class _MnistCell:
         cfg = mnist_workload.PRESETS["paper"]
         data = mnist_workload.load_data(cfg, device)
         seed_everything(seed)
-        self.model = odenet(**kwargs).to(device, getattr(torch, config.dtype))
+        self.dtype = getattr(torch, config.dtype)
+        self.model = odenet(**kwargs).to(device, self.dtype)
         (block,) = (m for m in self.model.modules() if isinstance(m, ODEBlock))
         block.func = self.func = Counted(block.func)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
@@ -202,7 +203,7 @@ class _MnistCell:
     def forward(self) -> torch.Tensor:
         x, y = next(self.batches)
         self.model.train()
-        return F.cross_entropy(self.model(x), y)
+        return F.cross_entropy(self.model(x.to(self.dtype)), y)
 
 
 def _cell(spec: UnitSpec, unit: UnitContext) -> None:
