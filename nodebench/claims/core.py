@@ -53,6 +53,7 @@ class Claim:
     Attributes:
         id: a stable short name, e.g. ``"table1.odenet"``.
         label: the claim as a row names it.
+        short: a few words that name it among the claims of its source (the summary's first lines).
         source: where the paper states it (``"Table 1"``, ``"Figure 3c"``, ``"slides, Example 1"``).
         paper: the paper's value, as published.
         kind: the comparison kind (a ratio to a number, an ordering, a trend, a memory class, a
@@ -65,6 +66,7 @@ class Claim:
 
     id: str
     label: str
+    short: str
     source: str
     paper: str
     kind: str

@@ -25,6 +25,7 @@ def _table1(model: str) -> Claim:
     return Claim(
         id=f"table1.{model}",
         label=f"Table 1, {_MNIST_LABELS[model]}: test error",
+        short=f"{_MNIST_LABELS[model]} error",
         source="Table 1",
         paper=f"{paper['test_error_pct']:.2f}% ({paper['params_millions']:.2f}M params)",
         kind="ratio to a number",
@@ -40,6 +41,7 @@ def _figure3ab(key: str, panel: str, model: str, spec: Spec, task: tuple[str, st
         return Claim(
             id=f"figure3a.{key}",
             label=f"Figure 3a: NFE vs numerical error ({model})",
+            short=key.replace(".", " ").replace("spiral", "spiral demo").replace("mnist", "MNIST"),
             source="Figure 3a",
             paper="tighter tolerance: more NFE, less error",
             kind="trend",
@@ -52,6 +54,7 @@ def _figure3ab(key: str, panel: str, model: str, spec: Spec, task: tuple[str, st
     return Claim(
         id=f"figure3b.{key}",
         label=f"Figure 3b: NFE vs wall time ({model})",
+        short=key.replace(".", " ").replace("spiral", "spiral demo").replace("mnist", "MNIST"),
         source="Figure 3b",
         paper="time grows with NFE",
         kind="trend",
@@ -66,6 +69,7 @@ def _figure3c_iterations(method: str) -> Claim:
     return Claim(
         id=f"figure3c.iterations.{method}",
         label=f"Figure 3c per iteration: ODE-Net trained with {method}",
+        short=f"MNIST {method} per iteration",
         source="Figure 3c",
         paper="backward ≈ forward / 2",
         kind="fraction",
@@ -90,6 +94,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim(
         id="memory",
         label="Table 1 memory: adjoint O(1), RK-Net O(L~), ResNet O(L) in depth",
+        short="memory classes",
         source="Table 1",
         paper="O(1) vs O(L~) vs O(L)",
         kind="memory class",
@@ -103,6 +108,7 @@ CLAIMS: tuple[Claim, ...] = (
         Claim(
             id=f"table2.rmse.{model}",
             label=f"Table 2, {label}: extrapolation RMSE at n = 30/50/100",
+            short=f"{label} RMSE",
             source="Table 2",
             paper=measures.PAPER_TABLE2_TEXT[paper_model],
             kind="not comparable",
@@ -120,6 +126,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim(
         id="table2.ordering",
         label="Table 2: latent ODE below the RNN at every n",
+        short="ordering",
         source="Table 2",
         paper="yes, at n = 30, 50, 100",
         kind="ordering",
@@ -132,6 +139,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim(
         id="table2.ratio",
         label="Table 2: ratio latent ODE / RNN at n = 30/50/100",
+        short="ratio",
         source="Table 2",
         paper="/".join(f"{PAPER_RATIO[n]:.2f}" for n in PAPER_COUNTS),
         kind="ratio to a number",
@@ -162,6 +170,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim(
         id="figure3c.epochs",
         label="Figure 3c: NFE backward vs forward (MNIST ODE-Net, epoch means)",
+        short="MNIST dopri5, epoch means",
         source="Figure 3c",
         paper="backward ≈ forward / 2",
         kind="fraction",
@@ -174,6 +183,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim(
         id="figure3d",
         label="Figure 3d: NFE forward over training (MNIST ODE-Net)",
+        short="MNIST ODE-Net",
         source="Figure 3d",
         paper="rises with training",
         kind="ordering",
@@ -185,6 +195,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim(
         id="figure3c.paper_solver",
         label="Figure 3c under the paper's solver (MNIST ODE-Net, LSODA through scipy)",
+        short="MNIST LSODA (the study)",
         source="Figure 3c",
         paper="backward ≈ forward / 2",
         kind="fraction",
@@ -200,6 +211,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim(
         id="figure3c.spiral_demo",
         label="Figure 3c on the spiral-demo model (adjoint, dopri5, over training)",
+        short="spiral demo",
         source="Figure 3c",
         paper="backward ≈ forward / 2",
         kind="fraction",
@@ -212,6 +224,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim(
         id="figure3c.spiral",
         label="Figure 3c on the spiral examples (adjoint, dopri5)",
+        short="spiral examples",
         source="Figure 3c",
         paper="backward ≈ forward / 2",
         kind="fraction",
@@ -224,7 +237,8 @@ CLAIMS: tuple[Claim, ...] = (
     Claim(
         id="slides.example1",
         label="Slides Example 1: learn W of dz/dt = Wz",
-        source="slides, Example 1",
+        short="Example 1",
+        source="slides",
         paper="learned W ≈ W (plot only)",
         kind="threshold",
         spec=Spec("spiral", CITABLE, variants=r"example1/.*"),
@@ -235,7 +249,8 @@ CLAIMS: tuple[Claim, ...] = (
     Claim(
         id="slides.example2",
         label="Slides Example 2: learn blended spirals",
-        source="slides, Example 2",
+        short="Example 2",
+        source="slides",
         paper="fitted trajectory (plot only)",
         kind="drop",
         spec=Spec("spiral", CITABLE, variants=r"example2/.*"),

@@ -29,8 +29,13 @@ from nodebench.report._tables import markdown_table
 from nodebench.store import load_runs, read_meta, resolve_run_dirs
 
 
-def _labels(results: Iterable[Result]) -> str:
-    return "; ".join(r.claim.label for r in results) or "none"
+def _by_source(results: Sequence[Result], with_value: bool = False) -> str:
+    """``results`` named briefly, grouped by where the paper states them, in declared order."""
+    groups: dict[str, list[str]] = {}
+    for r in results:
+        value = f" ({r.ours.split(' (')[0].split('; ')[0]})" if with_value else ""
+        groups.setdefault(r.claim.source, []).append(r.claim.short + value)
+    return "; ".join(f"{source}: {', '.join(names)}" for source, names in groups.items()) or "none"
 
 
 def five_lines(results: Sequence[Result]) -> list[str]:
@@ -41,28 +46,22 @@ def five_lines(results: Sequence[Result]) -> list[str]:
     cost = footprint(list(cited.values()))
     under = sum(1 for m in cited.values() if footprint([m]).under_load)
     unsaved = sum(1 for m in cited.values() if tree_state(m) == UNSAVED)
-    not_why = "; ".join(
-        f"{r.claim.label} (ours {r.ours.split(' (')[0]}, the paper's {r.claim.paper})" for r in by[policy.NOT]
+    bound = (
+        "" if cost.measured else " (at most: runs that predate CPU-time records count wall time x threads)"
     )
-    lines = [
+    return [
         f"1. **Reproduced**, {len(by[policy.REPRODUCED])} of the {compared} claims compared with the paper: "
-        f"{_labels(by[policy.REPRODUCED])}.",
-        f"2. **Partly**, {len(by[policy.PARTLY])}: {_labels(by[policy.PARTLY])}. "
-        f"**Not**, {len(by[policy.NOT])}: {not_why or 'none'}.",
-        f"3. **Not comparable**, {len(by[policy.NOT_COMPARABLE])}: {_labels(by[policy.NOT_COMPARABLE])} "
+        f"{_by_source(by[policy.REPRODUCED])}.",
+        f"2. **Partly**, {len(by[policy.PARTLY])}: {_by_source(by[policy.PARTLY])}. **Not**, "
+        f"{len(by[policy.NOT])}: {_by_source(by[policy.NOT], with_value=True)}; why, claim by claim: the "
+        "`why` column and the caveats below.",
+        f"3. **Not comparable**, {len(by[policy.NOT_COMPARABLE])}: {_by_source(by[policy.NOT_COMPARABLE])} "
         "(the paper does not publish what its number depends on; the rows say what).",
-        f"4. **Cost**: the {len(cited)} cited runs took {cost.cpu_hours:.1f} CPU hours"
-        + (
-            ""
-            if cost.measured
-            else " (where a run did not measure its CPU time: its units' wall time times its torch "
-            "threads, an upper bound)"
-        )
-        + f" on {', '.join(cost.machines) or '-'}; {under} of them ran beside other load, {unsaved} from a "
+        f"4. **Cost**: the {len(cited)} cited runs took {cost.cpu_hours:.1f} CPU hours{bound} on "
+        f"{', '.join(cost.machines) or '-'}; {under} of them ran beside other load, {unsaved} from a "
         "modified tree whose diff was not saved.",
-        f"5. **Not run**, {len(by[policy.NOT_RUN])}: {_labels(by[policy.NOT_RUN])}.",
+        f"5. **Not run**, {len(by[policy.NOT_RUN])}: {_by_source(by[policy.NOT_RUN])}.",
     ]
-    return lines
 
 
 def caveats(results: Sequence[Result]) -> list[str]:
