@@ -106,3 +106,28 @@ def test_lsoda_takes_a_banded_jacobian_for_large_states():
     )
     with pytest.raises(ValueError, match=r"options\['uband'\] must be an int"):
         odeint_adjoint(decay, y0[:3], t, method="scipy_solver", options={"uband": 1.5}, adjoint_params=())
+
+
+def test_identical_norm_cells_are_named_and_a_difference_is_not():
+    import pandas as pd
+
+    from nodebench.report.figure3c import same_under_both_norms
+
+    rows = []
+    for norm in ("full", "seminorm"):
+        for solver, backward in (
+            ("dopri5", {"full": 20.0, "seminorm": 20.0}),
+            ("adams", {"full": 30.0, "seminorm": 28.0}),
+        ):
+            for step in range(2):
+                for metric, value in (("nfe_forward", 32.0), ("nfe_backward", backward[norm]), ("loss", 1.5)):
+                    rows.append(
+                        {
+                            "variant": f"m/{solver}/{norm}/tol=1e-03",
+                            "seed": 0,
+                            "step": step,
+                            "metric": metric,
+                            "value": value,
+                        }
+                    )
+    assert same_under_both_norms(pd.DataFrame(rows)) == ["m/dopri5/tol=1e-03"]
