@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from nodebench.solvers import callbacks
 from nodebench.solvers import stats as _stats
 from nodebench.solvers.boundary import State, check_low_precision, describe
 from nodebench.solvers.integrate import Times, make_rhs, solve
 from nodebench.solvers.integrate import fold_first_read as _fold_t
 from nodebench.solvers.method import Config, Counts, Method
-from nodebench.solvers.validate import Options, check_method, check_options, check_t, check_t_values
+from nodebench.solvers.validate import (
+    Options,
+    bind_grid,
+    check_method,
+    check_options,
+    check_t,
+    check_t_values,
+)
 
 
 @dataclass
@@ -27,6 +36,7 @@ class Problem:
         ts, method, rtol, atol, opts: validated times (or :class:`Times` not yet read), method,
             tolerances and options.
         norm: the forward error norm (None: RMS over the state).
+        callbacks: torchdiffeq's step callbacks ``func`` defines that the method calls (or None).
     """
 
     state: State
@@ -38,15 +48,17 @@ class Problem:
     atol: float | torch.Tensor
     opts: Options
     norm: Any
+    callbacks: Any = None
 
     def config(self, counts: Counts, ts: list[float] | None = None) -> Config:
         """The :class:`~nodebench.solvers.method.Config` of a solve of this problem through ``ts``
         (direction and end are set when the solve reads unread times)."""
         ts = self.ts if ts is None else ts
+        cb = self.callbacks
         if isinstance(ts, Times):
-            return Config(self.rtol, self.atol, self.opts, counts, self.norm, self.y0.shape)
+            return Config(self.rtol, self.atol, self.opts, counts, self.norm, self.y0.shape, callbacks=cb)
         d = 1.0 if len(ts) < 2 or ts[-1] > ts[0] else -1.0
-        return Config(self.rtol, self.atol, self.opts, counts, self.norm, self.y0.shape, d, ts[-1])
+        return Config(self.rtol, self.atol, self.opts, counts, self.norm, self.y0.shape, d, ts[-1], cb)
 
 
 def check_tolerances(rtol: Any, atol: Any) -> None:
@@ -80,6 +92,9 @@ def prepare(
     atol = state.tolerance("atol", atol, first.device)
     check_tolerances(rtol, atol)
     check_low_precision(state, rtol, m.adaptive)
+    shape = first.shape
+    view = (lambda y: y.view(shape)) if state.plain else state.restore
+    opts = bind_grid(opts, func, view, t.dtype, first.device)
     return Problem(
         state=state,
         func=state.wrap(func),
@@ -90,6 +105,7 @@ def prepare(
         atol=atol,
         opts=opts,
         norm=state.norm(opts.norm, first.device) if m.adaptive else None,
+        callbacks=callbacks.make(callbacks.select(func, m), view, opts.t_dtype, first.device),
     )
 
 
@@ -101,6 +117,7 @@ def odeint(
     rtol: float | torch.Tensor | tuple = 1e-7,
     atol: float | torch.Tensor | tuple = 1e-9,
     options: dict[str, Any] | None = None,
+    event_fn: Callable[[torch.Tensor, Any], torch.Tensor] | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, ...]:
     """Solve ``dy/dt = func(t, y)`` from ``y(t[0]) = y0`` and return ``y`` at every time in ``t``.
 
@@ -139,6 +156,12 @@ def odeint(
             read-back: see :data:`~nodebench.solvers.integrate.FOLD_FIRST_READ`).
         SolverError: step-size underflow, ``max_num_steps`` exceeded, or a non-finite state or derivative.
     """
+    if event_fn is not None:
+        from nodebench.solvers.event import event_call
+
+        return event_call(
+            odeint, func, y0, t, event_fn, dict(method=method, rtol=rtol, atol=atol, options=options)
+        )
     if batch_mode(options) == "independent":
         return _odeint_per_sample(func, y0, t, method, rtol, atol, options)
     t_grad = isinstance(t, torch.Tensor) and t.requires_grad and torch.is_grad_enabled()
@@ -211,6 +234,12 @@ def check_per_sample(func: Any, y0: Any, t: Any, method: Any, options: Any) -> t
     if t.requires_grad:
         raise ValueError("t must not require grad with options['batch']='independent' (not supported)")
     opts = check_options(options, m, t.dtype)
+    if callbacks.defined(func, callbacks.NAMES + callbacks.ADJOINT_NAMES):
+        warnings.warn(
+            "options['batch']='independent': func's step callbacks are not called (each sample has its "
+            "own steps)",
+            stacklevel=3,
+        )
     if opts.norm is not None or opts.step_t or opts.jump_t:
         raise ValueError(
             "options['batch']='independent' does not support options 'norm', 'step_t' or 'jump_t' "
