@@ -584,3 +584,14 @@ def test_min_and_max_step():
         else:
             assert f.nfe > 100
         assert max(sizes) <= max_step
+
+
+def test_method_none_is_dopri5():
+    """torchdiffeq's ``odeint(..., method=None)`` (its signature's default) is dopri5; so is nodebench's."""
+    f = _NeuralF()
+    x0, t = torch.tensor([1.0, 2.0]), torch.tensor([0.0, 1.0])
+    with torch.no_grad():
+        assert torch.equal(odeint(f, x0, t, method=None), odeint(f, x0, t, method="dopri5"))
+    xs = odeint_adjoint(f, x0.requires_grad_(), t, method=None)
+    xs.sum().backward()
+    assert x0.grad is not None

@@ -127,8 +127,12 @@ def odeint(
     ``dy(t_i)/dt_0 = -(dy(t_i)/dy0) f(t_0, y0)``; this costs ``len(t)`` extra evaluations.
 
     Arguments:
-        func: ``func(t, y) -> dy/dt`` with the shape and dtype of ``y`` (a tuple like ``y`` for tuple
-            states); ``t`` is a 0-d tensor.
+        func: ``func(t, y) -> dy/dt`` with the shape of ``y`` (a tuple like ``y`` for tuple states);
+            ``t`` is a 0-d tensor of ``t``'s dtype (``options["dtype"]`` if given). An output of
+            another floating dtype is cast to the state's (as torchdiffeq computes on; a less precise
+            one warns). ``func`` may define torchdiffeq's step callbacks ``callback_step``,
+            ``callback_accept_step``, ``callback_reject_step`` (and their ``_adjoint`` forms for
+            :func:`odeint_adjoint`): see :mod:`~nodebench.solvers.callbacks`.
         y0: initial state: a non-empty floating or complex tensor, or a tuple of them (one dtype).
             float16/bfloat16 states are integrated in float32 and returned in their dtype; an ``rtol``
             finer than their epsilon is refused.
@@ -138,9 +142,12 @@ def odeint(
             Adams family ``explicit_adams``, ``implicit_adams`` (= ``fixed_adams``); adaptive
             ``adaptive_heun``, ``fehlberg2``, ``bosh3``, ``dopri5``, ``tsit5``, ``dopri8``, the
             variable-order ``adams``, and ``scipy_solver`` (scipy's solvers; no autograd graph).
+            None: ``dopri5`` (torchdiffeq's default).
         rtol, atol: relative and absolute tolerances (adaptive methods): non-negative floats, or tensors
             broadcastable to the state (a tuple of them for tuple states); not both zero.
-        options: fixed grid: ``step_size``, ``perturb``, ``max_num_steps``, ``dtype`` (fixed-grid Adams
+        options: fixed grid: ``step_size`` or ``grid_constructor`` (``(func, y0, t) -> grid``, from
+            ``t[0]`` to ``t[-1]``), ``perturb``, ``interp`` (``"cubic"`` Hermite, the default, or
+            ``"linear"``, torchdiffeq's default), ``max_num_steps``, ``dtype`` (fixed-grid Adams
             also ``max_order``, ``max_iters``); adaptive Runge–Kutta: ``first_step``, ``max_num_steps``,
             ``dtype``, ``safety``, ``ifactor``, ``dfactor``, ``controller`` ("I" or "PI"), ``step_t``,
             ``jump_t``, ``norm``, ``min_step``, ``max_step`` (torchdiffeq's meanings) and ``batch``
@@ -148,8 +155,12 @@ def odeint(
             ``adams``: ``first_step``, ``max_num_steps``, ``dtype``, ``max_order``, ``step_t``;
             ``scipy_solver``: ``solver``, ``min_step``, ``max_step``, ``max_num_steps``,
             ``dtype``. Each method's set is its ``option_names``; any other key is an error.
+        event_fn: torchdiffeq's event mode: ``t`` holds the start and a time giving the direction, and
+            the solve stops where ``event_fn(t, y)`` crosses zero (see
+            :func:`~nodebench.solvers.event.odeint_event`, which this calls).
     Returns:
-        tensor of shape ``(len(t), *y0.shape)`` with ``result[0] == y0`` (a tuple of them for tuple states).
+        tensor of shape ``(len(t), *y0.shape)`` with ``result[0] == y0`` (a tuple of them for tuple
+        states); with ``event_fn``, ``(event_t, solution)``, ``solution`` of shape ``(2, *y0.shape)``.
     Raises:
         TypeError, ValueError: bad arguments, named in the message, before any evaluation of ``func``
             (on an accelerator, the values of ``t`` are read, and checked, with the first step's

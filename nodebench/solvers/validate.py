@@ -74,8 +74,9 @@ class Options:
 
 
 def check_method(method: Any) -> Method:
-    """The registered method called ``method`` (a clear error naming the valid ones otherwise)."""
-    return get_method(method)
+    """The registered method called ``method`` (None: ``"dopri5"``, torchdiffeq's default; a clear error
+    naming the valid ones otherwise)."""
+    return get_method("dopri5" if method is None else method)
 
 
 def check_y0(y0: Any, name: str = "y0") -> None:
