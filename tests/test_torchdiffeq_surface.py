@@ -595,3 +595,13 @@ def test_method_none_is_dopri5():
     xs = odeint_adjoint(f, x0.requires_grad_(), t, method=None)
     xs.sum().backward()
     assert x0.grad is not None
+
+
+def test_per_sample_control_warns_that_callbacks_are_not_called():
+    """Per-sample step control (nodebench's, not torchdiffeq's) has a step per sample: no callback
+    is called, and a warning says so."""
+    f, log = _NeuralF(), []
+    _recorder(f, STEP_NAMES, log)
+    with pytest.warns(UserWarning, match="step callbacks are not called"):
+        odeint(f, torch.ones(3, 2), torch.tensor([0.0, 1.0]), options=dict(batch="independent"))
+    assert log == []

@@ -16,7 +16,10 @@ that cannot call a callback the ``func`` defines says so in a warning, as torchd
 methods call only ``callback_step`` (every step is accepted), ``scipy_solver`` none.
 
 Costs: nothing when ``func`` defines no callback (the loop holds ``None``); otherwise two small
-host-to-device copies per call (``t0``, ``dt``) and no read-back.
+host-to-device copies per call (``t0``, ``dt``) and no read-back of its own. On an accelerator a solve
+with callbacks reads its output times and first step size before the first step instead of folding
+them into that step's read (:data:`~nodebench.solvers.integrate.FOLD_FIRST_READ`): two reads more per
+solve, as on a CPU. Per-sample step control calls no callback (it warns).
 """
 
 from __future__ import annotations
