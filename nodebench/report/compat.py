@@ -85,7 +85,8 @@ def section(df: pd.DataFrame, meta_list: list[dict[str, Any]], out_dir: Path) ->
         data = meta.get("data") or {}
         aside = tuple((meta.get("config") or {}).get("aside", schema.FIXED_IMPLICIT))
         lines += [
-            f"Checkout `{data.get('checkout', '?')}` (commit {data.get('git_commit') or 'unknown'}, files "
+            f"Checkout `{data.get('checkout', '?')}` (commit "
+            f"{data.get('git_commit') or data.get('revision') or 'unknown'}, files "
             f"sha256 `{str(data.get('sha256', '?'))[:12]}`); set aside: {', '.join(aside) or 'none'}.",
             "",
         ]

@@ -47,7 +47,8 @@ PROTOCOL = """\
 - Records: variant `<backend>/<module>` with metrics `<tests|subtests>_<outcome>[_aside]`,
   `tests_pass_without_aside` and `seconds`; one row per test or subtest, variant `<backend>/<id>`,
   metric `outcome_<outcome>` (value 1); failure messages in the artifacts `outcomes-<backend>-<module>.json`.
-  `meta.json` records the checkout's path, git commit where it has one, and a digest of its files.
+  `meta.json` records the checkout's path, git commit where it has one (else the `revision` the run
+  names), and a digest of its files.
 - `OMP_NUM_THREADS=threads` in the test processes; the suite runs on the CPU (and on CUDA where the
   tests find it: they choose their devices themselves).
 """
@@ -60,6 +61,8 @@ class Config:
     Attributes:
         seeds: unused by the tests (they seed themselves); one value, recorded.
         checkout: a torchdiffeq checkout's root ("" until set: ``--set checkout=PATH``).
+        revision: the checkout's commit as the caller knows it, for an extracted checkout that is no
+            git work tree (a git work tree's own commit is recorded in any case).
         backends: subset of ``("torchdiffeq", "nodebench")``.
         modules: test modules of ``<checkout>/tests`` to run.
         aside: methods whose subtests are also counted apart.
@@ -69,6 +72,7 @@ class Config:
 
     seeds: tuple[int, ...] = (0,)
     checkout: str = ""
+    revision: str = ""
     backends: tuple[str, ...] = schema.BACKENDS
     modules: tuple[str, ...] = MODULES
     aside: tuple[str, ...] = schema.FIXED_IMPLICIT
@@ -126,6 +130,7 @@ def data_provenance(config: Config) -> dict[str, Any]:
         out["git_commit"] = commit.stdout.strip() if commit.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         out["git_commit"] = None
+    out["revision"] = config.revision or None  # as the caller named it
     return out
 
 
