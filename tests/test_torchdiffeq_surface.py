@@ -17,7 +17,7 @@ import pytest
 import torch
 import torchdiffeq
 
-from nodebench import odeint, odeint_adjoint, solver_stats
+from nodebench import SolverError, odeint, odeint_adjoint, solver_stats
 from nodebench.solvers import FIXED_SOLVERS, METHODS
 from nodebench.solvers.adjoint import AdjointNorm
 
@@ -583,6 +583,8 @@ def test_min_and_max_step():
         else:
             assert f.nfe > 100
         assert max(sizes) <= max_step
+    with pytest.raises(SolverError, match="a step of min_step=2 gives a non-finite state"):
+        odeint(lambda t, y: -y if t < 2 else y * float("nan"), y0, t, options=dict(min_step=2.0))
 
 
 def test_method_none_is_dopri5():

@@ -233,8 +233,8 @@ def _adaptive(f, y0, ts, m: Method, cfg: Config, event, jump) -> list[torch.Tens
                 accepted = ctrl.accept(ratio)
                 if not accepted and abs(h) <= opts.min_step:  # taken whatever its error (torchdiffeq)
                     if not math.isfinite(ratio):
-                        raise SolverError(t, "non-finite state", f"a step of min_step={opts.min_step:g} "
-                                          "gives a non-finite state")  # fmt: skip
+                        why = f"a step of min_step={opts.min_step:g} gives a non-finite state"
+                        raise SolverError(t, "non-finite state", why)
                     accepted = True
             h_next = ctrl.next_step(abs(h), ratio, step.proposal)
         if not accepted:
