@@ -17,7 +17,7 @@ from types import ModuleType
 import torch
 
 from nodebench import runner, store, workloads
-from nodebench.report import final_values, markdown_table
+from nodebench.report import figure_rows, final_values, markdown_table
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -130,8 +130,11 @@ def _summary(run_dir: Path, brief: bool = False) -> None:
     print(
         f"\n{meta['workload']} ({meta['preset']}, {meta['device']}): {meta['status']}, {len(records)} records"
     )
-    if not records.empty:
-        print(markdown_table(final_values(records)))
+    figure = figure_rows(meta["workload"], records)
+    if not records[~figure].empty:
+        print(markdown_table(final_values(records[~figure])))
+    if figure.any():  # per-point data (trajectories, per-test outcomes): the report draws or lists it
+        print(f"({int(figure.sum())} figure-data rows left out of this table; see the run's report)")
     print(f"run directory: {run_dir}")
 
 

@@ -128,6 +128,7 @@ def test_builtin_names_are_registered_lazily():
         "mnist",
         "latent",
         "figure3c",
+        "compat",
     }
 
 

@@ -269,7 +269,7 @@ T = torch.linspace(0, 1, 3)
         ({"options": "fast"}, TypeError, "options must be a dict"),
         ({"func": "not callable"}, TypeError, "func must be callable"),
         ({"func": lambda t, y: y[:1]}, ValueError, "func returned shape"),
-        ({"func": lambda t, y: y.half()}, TypeError, "func returned dtype"),
+        ({"func": lambda t, y: y > 0}, TypeError, "func returned dtype"),
     ],
 )
 def test_bad_input(kwargs, exc, match):

@@ -6,7 +6,7 @@ A workload may add its own section with a module ``nodebench/report/<workload>.p
 report folder, where figures may be written (link them relative to it, e.g. ``figures/x.png``).
 """
 
-from nodebench.report._build import build_report
+from nodebench.report._build import build_report, figure_rows
 from nodebench.report._tables import final_values, markdown_table
 
-__all__ = ["build_report", "final_values", "markdown_table"]
+__all__ = ["build_report", "figure_rows", "final_values", "markdown_table"]

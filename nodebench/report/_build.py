@@ -65,6 +65,14 @@ def _figure_pattern(module: Any) -> re.Pattern[str] | None:
     return re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
 
 
+def figure_rows(workload: str, records: pd.DataFrame) -> pd.Series:
+    """Which of a workload's records are figure data (its schema's ``FIGURE_METRICS``), as a mask."""
+    pattern = _figure_pattern(_report_module(workload, "nodebench.schema"))
+    if pattern is None or records.empty:
+        return pd.Series(False, index=records.index)
+    return records["metric"].str.fullmatch(pattern)
+
+
 def _protocol_card(meta: dict[str, Any]) -> str:
     """The run's stored protocol card. Cards of early runs cite the team's internal notes
     (``PROTOCOLS.md``), whose content now lives in the repository's ``docs/protocols.md``."""

@@ -23,21 +23,24 @@ reset and ``f`` evaluated as before.
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch.autograd.function import once_differentiable
 
+from nodebench.solvers import callbacks
 from nodebench.solvers import stats as _stats
-from nodebench.solvers.boundary import check_low_precision, describe
+from nodebench.solvers.boundary import UserNorm, check_low_precision, describe
 from nodebench.solvers.controller import BlockNorm
 from nodebench.solvers.integrate import make_rhs, solve
 from nodebench.solvers.method import Config, Counts, Method
 from nodebench.solvers.odeint import _shared_options, batch_mode, check_per_sample, check_tolerances, prepare
 from nodebench.solvers.per_sample import Hooks, PerSampleCounts, solve_per_sample
-from nodebench.solvers.validate import Options, check_method, check_options
+from nodebench.solvers.validate import Options, as_state_dtype, bind_grid, check_method, check_options
 
 
 @dataclass
@@ -56,6 +59,95 @@ class _Config:
     t_dtype: torch.dtype
     collectors: tuple
     norm: Any = None  # the forward error norm (None: RMS)
+    state: Any = None  # the caller's state (boundary.State): views for the backward norm and callbacks
+    callbacks: Any = None  # the forward solve's step callbacks (callbacks.Callbacks) or None
+    adj_callbacks: dict = field(default_factory=dict)  # the backward solve's (callbacks.select)
+    adjoint_options: dict = field(default_factory=dict)  # exposed on the backward node (see below)
+    default_norm: Any = None  # the AdjointNorm in adjoint_options["norm"] unless the caller gave one
+    raw_adj_rtol: Any = None  # the backward tolerances before they are laid over the backward state
+    raw_adj_atol: Any = None
+
+
+class AdjointNorm:
+    """nodebench's backward error norm, as torchdiffeq exposes its own: a callable on the tuple
+    ``(t, y, adj_y, *adj_params)`` of the backward state (``t`` the dL/dt channel, 0-d).
+
+    The maximum of RMS norms over blocks: ``y`` and ``adj_y`` each by the state's components (one block
+    for a tensor state, one per component of a tuple state, torchdiffeq's mixed norm), and with
+    ``"full"`` also each parameter and ``|t|``; ``"seminorm"`` leaves the parameter and time channels
+    out. The backward pass computes the same on the device (a
+    :class:`~nodebench.solvers.controller.BlockNorm` over :meth:`blocks`) unless the caller replaced
+    this object, in ``adjoint_options["norm"]`` or on the backward node (``grad_fn.adjoint_options``),
+    by a callable of their own, which is then called on the tuple.
+
+    Arguments:
+        kind: ``"seminorm"`` or ``"full"``.
+        sizes: flat entries of each component of the state (one entry for a tensor state).
+    """
+
+    def __init__(self, kind: str, sizes: list[int]) -> None:
+        self.kind, self.sizes = kind, list(sizes)
+
+    def blocks(self, n: int, param_sizes: list[int], t_channel: bool) -> list[int]:
+        """The block sizes over the flat backward state ``[y, adj_y, params..., t]``."""
+        state = self.sizes if sum(self.sizes) == n else [n]
+        if self.kind == "seminorm":
+            return [*state, *state]
+        return [*state, *state, *param_sizes] + ([1] if t_channel else [])
+
+    def _state(self, x: torch.Tensor) -> list[torch.Tensor]:
+        flat = x.reshape(-1)
+        parts = torch.split(flat, self.sizes) if flat.numel() == sum(self.sizes) else (flat,)
+        return [_rms(p) for p in parts]
+
+    def __call__(self, tensors: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        t, y, adj_y, *adj_params = tensors
+        parts = self._state(y) + self._state(adj_y)
+        if self.kind == "full":
+            parts += [_rms(p) for p in adj_params] + [t.detach().abs().reshape(()).double()]
+        return torch.stack(parts).max()
+
+
+def _rms(x: torch.Tensor) -> torch.Tensor:
+    return torch.linalg.vector_norm(x.detach()).double() / math.sqrt(max(x.numel(), 1))
+
+
+def _aug_view(
+    state: Any, shape: torch.Size, n: int, pars: list[torch.Tensor], t_req: bool, like: torch.Tensor
+):
+    """``flat -> (t, y, adj_y, *adj_params)``: torchdiffeq's view of the backward state, for a caller's
+    backward norm and the ``_adjoint`` callbacks. ``y``, ``adj_y`` have the state's shape for a plain
+    tensor state, else (tuple, complex, low precision) they are the flat real vectors the core
+    integrates (torchdiffeq also hands its norm the flattened tuple); ``t`` is zero when ``t`` needs
+    no gradient (the channel is then not integrated)."""
+    plain = state is None or state.plain
+    zero = torch.zeros((), dtype=like.dtype, device=like.device)
+    sizes = [p.numel() for p in pars]
+    shapes = [p.shape for p in pars]
+
+    def view(s: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        z, a = s[:n], s[n : 2 * n]
+        if plain:
+            z, a = z.view(shape), a.view(shape)
+        out, off = [], 2 * n
+        for size, p_shape in zip(sizes, shapes):
+            out.append(s[off : off + size].view(p_shape))
+            off += size
+        t_chan = s[off].view(()) if t_req else zero
+        return (t_chan, z, a, *out)
+
+    return view
+
+
+def _unpacking_norm(norm: Callable, state: Any) -> Callable:
+    """A caller's backward norm for a tuple state: torchdiffeq hands it ``(t, *y, *adj_y, *adj_params)``
+    with ``y`` and ``adj_y`` unpacked into the caller's components."""
+
+    def unpacked(tensors: tuple[torch.Tensor, ...]) -> Any:
+        t, y, adj_y, *adj_params = tensors
+        return norm((t, *state.restore(y), *state.restore(adj_y), *adj_params))
+
+    return unpacked
 
 
 class _Adjoint(torch.autograd.Function):
@@ -67,7 +159,9 @@ class _Adjoint(torch.autograd.Function):
         try:
             with torch.no_grad():
                 d = 1.0 if len(cfg.ts) < 2 or cfg.ts[-1] > cfg.ts[0] else -1.0
-                config = Config(cfg.rtol, cfg.atol, cfg.opts, counts, cfg.norm, shape, d, cfg.ts[-1])
+                config = Config(
+                    cfg.rtol, cfg.atol, cfg.opts, counts, cfg.norm, shape, d, cfg.ts[-1], cfg.callbacks
+                )
                 ys = solve(f, y0.reshape(-1), cfg.ts, cfg.method, config)
         finally:
             _stats.report(
@@ -75,6 +169,9 @@ class _Adjoint(torch.autograd.Function):
             )
         y = torch.stack(ys).view(len(cfg.ts), *shape)
         ctx.cfg = cfg
+        # torchdiffeq keeps the backward solve's options on its backward node, where its tests replace
+        # the norm; the backward pass reads the norm from here.
+        ctx.adjoint_options = cfg.adjoint_options
         ctx.save_for_backward(t, y, *params)
         return y
 
@@ -96,8 +193,11 @@ class _Adjoint(torch.autograd.Function):
         last: list[Any] = [None, None, None]  # (state, f(z), inputs) of the latest evaluation
 
         def flat_vjps(fz: torch.Tensor, inputs: tuple[torch.Tensor, ...], cot: torch.Tensor) -> list:
-            with torch.enable_grad():
-                vjps = torch.autograd.grad(fz, inputs, cot, allow_unused=True, retain_graph=True)
+            if not fz.requires_grad:  # func depends on neither the state, nor the parameters, nor t
+                vjps = [None] * len(inputs)
+            else:
+                with torch.enable_grad():
+                    vjps = torch.autograd.grad(fz, inputs, cot, allow_unused=True, retain_graph=True)
             return [
                 torch.zeros(inp.numel(), dtype=y.dtype, device=y.device) if v is None else v.reshape(-1)
                 for v, inp in zip(vjps, inputs)
@@ -112,15 +212,26 @@ class _Adjoint(torch.autograd.Function):
                 t_ = scalar(tt, dtype=cfg.t_dtype, device=y.device)
                 if t_req:
                     t_.requires_grad_(True)
-                fz = func(t_, z_)
+                fz = as_state_dtype(func(t_, z_), z_)
             inputs = (z_, *pars, t_) if t_req else (z_, *pars)
             last[:] = s, fz, inputs  # the graph is kept until the next evaluation, for a jump there
             return torch.cat([fz.detach().reshape(-1), *flat_vjps(fz, inputs, -a)])
 
-        blocks = [n, n] if cfg.adjoint_norm == "seminorm" else [n, n, *sizes] + ([1] if t_req else [])
-        norm = BlockNorm(blocks, y.device) if cfg.adj_method.adaptive else None
         P = sum(sizes)
         width = 2 * n + P + (1 if t_req else 0)
+        view = _aug_view(cfg.state, shape, n, pars, t_req, y)
+        chosen = ctx.adjoint_options.get("norm", cfg.default_norm)
+        adj_rtol, adj_atol = cfg.adj_rtol, cfg.adj_atol
+        if not cfg.adj_method.adaptive:
+            norm = None
+        elif chosen is cfg.default_norm:  # nodebench's own norm, on the device
+            norm = BlockNorm(cfg.default_norm.blocks(n, sizes, t_req), y.device)
+        else:  # a caller's norm on torchdiffeq's tuple (t, y, adj_y, *adj_params): it sees every channel
+            norm = UserNorm(chosen, view, width)
+            rest = width - 2 * n
+            adj_rtol = _adjoint_tol(cfg.raw_adj_rtol, n, rest, seminorm=False)
+            adj_atol = _adjoint_tol(cfg.raw_adj_atol, n, rest, seminorm=False)
+        adj_callbacks = callbacks.make(cfg.adj_callbacks, view, cfg.adj_opts.t_dtype, y.device)
         s = torch.zeros(width, dtype=y.dtype, device=y.device)
         s[:n] = y[-1].reshape(-1)
         s[n : 2 * n] = grad_y[-1].reshape(-1)
@@ -161,7 +272,9 @@ class _Adjoint(torch.autograd.Function):
         def backward_solve(times: list[float], on_jump=None) -> torch.Tensor:
             """The augmented state at the last of ``times``, starting from ``s`` at the first."""
             d = 1.0 if times[-1] > times[0] else -1.0
-            config = Config(cfg.adj_rtol, cfg.adj_atol, cfg.adj_opts, counts, norm, s.shape, d, times[-1])
+            config = Config(
+                adj_rtol, adj_atol, cfg.adj_opts, counts, norm, s.shape, d, times[-1], adj_callbacks
+            )
             return solve(aug, s, times, cfg.adj_method, config, None, on_jump)[-1]
 
         with torch.no_grad():
@@ -278,7 +391,7 @@ class _PerSampleAdjoint(torch.autograd.Function):
             z, a = S[:, 0].reshape(shape), S[:, 1].reshape(shape)
             with torch.enable_grad():
                 z_ = z.detach().requires_grad_(True)
-                fz = func(tt.view(B, *([1] * (len(shape) - 1))), z_)
+                fz = as_state_dtype(func(tt.view(B, *([1] * (len(shape) - 1))), z_), z_)
                 (vz,) = torch.autograd.grad(fz, z_, -a, retain_graph=bool(pars))
             hooks.records.append((fz, a))
             return torch.stack([fz.detach().reshape(B, m), vz.reshape(B, m)], 1)
@@ -420,16 +533,22 @@ def odeint_adjoint(
     adjoint_params: Sequence[torch.Tensor] | None = None,
     adjoint_norm: str = "seminorm",
     adjoint_options: dict[str, Any] | None = None,
+    event_fn: Callable[[torch.Tensor, Any], torch.Tensor] | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, ...]:
     """Solve like :func:`odeint`, but differentiate with the adjoint method in O(1) memory.
 
     Arguments:
-        func, y0, t, method, rtol, atol, options: as :func:`odeint` (tuple, complex and low-precision
-            states included).
+        func, y0, t, method, rtol, atol, options, event_fn: as :func:`odeint` (tuple, complex and
+            low-precision states included; with ``event_fn`` it returns ``(event_t, solution)``).
         adjoint_method, adjoint_rtol, adjoint_atol, adjoint_options: the backward solve's settings
             (default: the forward ones, less a forward ``norm``; fixed-grid options such as ``step_size``
             carry over). ``adjoint_options["norm"]`` may be ``"seminorm"`` or ``"full"`` (torchdiffeq's
-            way of choosing); it overrides ``adjoint_norm``.
+            way of choosing; it overrides ``adjoint_norm``) or, as in torchdiffeq, a callable on the
+            tuple ``(t, y, adj_y, *adj_params)`` of the backward state (``t`` the dL/dt channel; for a
+            tuple state ``(t, *y, *adj_y, *adj_params)``) returning a scalar. The backward node keeps
+            the norm in ``grad_fn.adjoint_options["norm"]`` (an :class:`AdjointNorm` unless given).
+            ``func.callback_step_adjoint`` and friends are called around the backward solve's steps
+            (see :mod:`~nodebench.solvers.callbacks`).
         adjoint_params: the tensors to differentiate (default: ``func.parameters()``; required when
             ``func`` is not an ``nn.Module`` — pass ``()`` when it uses none). Tensors ``func`` does not
             use get a zero gradient; tensors that do not require grad get none.
@@ -440,6 +559,14 @@ def odeint_adjoint(
         tensor of shape ``(len(t), *y0.shape)`` (a tuple of them for tuple states); gradients reach
         ``y0``, the parameters and ``t``.
     """
+    if event_fn is not None:
+        from nodebench.solvers.event import event_call
+
+        kw = dict(method=method, rtol=rtol, atol=atol, options=options, adjoint_norm=adjoint_norm)
+        extra = dict(adjoint_method=adjoint_method, adjoint_rtol=adjoint_rtol, adjoint_atol=adjoint_atol,
+                     adjoint_params=adjoint_params, adjoint_options=adjoint_options)  # fmt: skip
+        kw.update({k: v for k, v in extra.items() if v is not None})
+        return event_call(odeint_adjoint, func, y0, t, event_fn, kw)
     if batch_mode(options) == "independent":
         return _odeint_adjoint_per_sample(
             func, y0, t, method, rtol, atol, options, adjoint_method, adjoint_rtol, adjoint_atol,
@@ -448,6 +575,7 @@ def odeint_adjoint(
     p = prepare(func, y0, t, method, rtol, atol, options)
     params = _find_params(func, adjoint_params)
     m = p.method
+    user_norm = None
     if adjoint_options is None:
         same_kind = check_method(method if adjoint_method is None else adjoint_method).adaptive == m.adaptive
         adjoint_options = dict(options or {}) if same_kind else {}
@@ -458,23 +586,39 @@ def odeint_adjoint(
         adjoint_options = dict(adjoint_options)
         if "norm" in adjoint_options:
             choice = adjoint_options.pop("norm")
-            if not isinstance(choice, str):
-                raise ValueError(
-                    "adjoint_options['norm']: a callable backward norm is not supported; use 'seminorm' "
-                    "or 'full' (see README, Differences from torchdiffeq)"
+            if isinstance(choice, str):
+                adjoint_norm = choice
+            elif callable(choice):
+                user_norm = choice
+            else:
+                raise TypeError(
+                    "adjoint_options['norm'] must be 'seminorm', 'full' or a callable on the tuple "
+                    f"(t, y, adj_y, *adj_params), got {type(choice).__name__}"
                 )
-            adjoint_norm = choice
     if adjoint_norm not in ("seminorm", "full"):
         raise ValueError(f"adjoint_norm must be 'seminorm' or 'full', got {adjoint_norm!r}")
     adj_method = check_method(method if adjoint_method is None else adjoint_method)
     adj_opts = check_options(adjoint_options, adj_method, t.dtype)
     state, first = p.state, (y0[0] if isinstance(y0, tuple) else y0)
+    # the backward solve's grid_constructor gets the flat backward state [y, adj_y, params..., t] as y0
+    adj_opts = bind_grid(adj_opts, func, lambda s: s, t.dtype, first.device)
     adj_rtol = p.rtol if adjoint_rtol is None else state.tolerance("adjoint_rtol", adjoint_rtol, first.device)
     adj_atol = p.atol if adjoint_atol is None else state.tolerance("adjoint_atol", adjoint_atol, first.device)
     check_tolerances(adj_rtol, adj_atol)
     check_low_precision(state, adj_rtol, adj_method.adaptive)
     seminorm = adjoint_norm == "seminorm"
     rest = sum(q.numel() for q in params if q.requires_grad) + (1 if t.requires_grad else 0)
+    if user_norm is not None and any(not q.requires_grad for q in params):
+        warnings.warn(
+            "adjoint_params: a tensor that does not require grad is left out of the backward solve, "
+            "so it does not appear in the tuple the adjoint norm receives",
+            stacklevel=2,
+        )
+    default_norm = AdjointNorm(adjoint_norm, state.sizes if state.is_tuple else [state.n])
+    if user_norm is None:
+        chosen_norm = default_norm
+    else:
+        chosen_norm = _unpacking_norm(user_norm, state) if state.is_tuple else user_norm
     cfg = _Config(
         func=p.func,
         ts=p.ts,
@@ -490,6 +634,13 @@ def odeint_adjoint(
         t_dtype=p.opts.t_dtype,
         collectors=_stats.active_stats(),
         norm=p.norm,
+        state=state,
+        callbacks=p.callbacks,
+        adj_callbacks=callbacks.select(func, adj_method, adjoint=True),
+        adjoint_options={**adjoint_options, "norm": chosen_norm},
+        default_norm=default_norm,
+        raw_adj_rtol=adj_rtol,
+        raw_adj_atol=adj_atol,
     )
     out = _Adjoint.apply(cfg, p.y0, t, *params)
     return out if state.plain else state.restore(out, (len(p.ts),))

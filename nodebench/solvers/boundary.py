@@ -103,6 +103,8 @@ class State:
         return flat_func
 
     def check_output(self, out: Any) -> Any:
+        """``func``'s output checked against the state (shapes, a tuple like it) and cast to its dtype
+        where ``func`` returned another floating (or complex) dtype, as torchdiffeq computes on."""
         parts = out if self.is_tuple else (out,)
         if self.is_tuple and (not isinstance(out, tuple) or len(out) != len(self.shapes)):
             raise TypeError(
@@ -114,8 +116,14 @@ class State:
                 raise TypeError(f"{where} must be a torch.Tensor, got {type(p).__name__}")
             if p.shape != shape:
                 raise ValueError(f"{where} has shape {tuple(p.shape)} but the state has shape {tuple(shape)}")
-            if p.dtype != self.dtype:
+            if p.dtype != self.dtype and not (
+                (p.dtype.is_floating_point and self.dtype.is_floating_point)
+                or (p.is_complex() and self.dtype.is_complex)
+            ):
                 raise TypeError(f"{where} has dtype {p.dtype} but the state has dtype {self.dtype}")
+        if any(p.dtype != self.dtype for p in parts):
+            parts = tuple(p.to(self.dtype) for p in parts)
+            return parts if self.is_tuple else parts[0]
         return out
 
     def tolerance(self, name: str, tol: Any, device: torch.device) -> float | torch.Tensor:
@@ -149,6 +157,9 @@ class State:
     def norm(self, user: Callable | None, device: torch.device) -> BlockNorm | UserNorm | None:
         """The forward error norm: the caller's, torchdiffeq's mixed norm for tuples, else RMS (None)."""
         if user is not None:
+            if self.plain:  # the caller's shape (a 0-d state's norm sees shape (), as in torchdiffeq)
+                shape = self.shapes[0]
+                return UserNorm(user, lambda x: x.view(shape), self.n)
             return UserNorm(user, self.restore, self.n)
         if self.is_tuple and len(self.shapes) > 1:
             return BlockNorm(self.sizes, device)

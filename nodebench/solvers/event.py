@@ -206,3 +206,33 @@ def odeint_event(
     if state.is_tuple:
         return event_t, tuple(torch.stack([a, b]) for a, b in zip(y0, y_end))
     return event_t, torch.stack([y0, y_end])
+
+
+def event_call(
+    interface: Callable,
+    func: Callable,
+    y0: Any,
+    t: Any,
+    event_fn: Callable,
+    kwargs: dict[str, Any],
+) -> tuple[torch.Tensor, Any]:
+    """``odeint(..., event_fn=...)`` / ``odeint_adjoint(..., event_fn=...)``, torchdiffeq's event mode.
+
+    ``t`` holds two times: the start and any later (or earlier) time giving the direction; the solve
+    stops at ``event_fn``'s zero and returns ``(event_t, solution)``, ``solution`` of shape
+    ``(2, *y0.shape)``, as :func:`odeint_event` with ``odeint_interface=interface`` (so the event time is
+    differentiated too; torchdiffeq's event mode differentiates only the state, its ``odeint_event``
+    both).
+    """
+    if not isinstance(t, torch.Tensor) or t.ndim != 1 or len(t) != 2:
+        shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+        raise ValueError(f"t must hold exactly two times with event_fn (start, and direction), got {shape}")
+    if not torch.is_floating_point(t):
+        raise TypeError(f"t must be a floating-point tensor, got dtype {t.dtype}")
+    t_values = t.detach().cpu().double().tolist()
+    if not t_values[0] != t_values[1]:
+        raise ValueError("t must hold two different times with event_fn (their order gives the direction)")
+    reverse = t_values[1] < t_values[0]
+    return odeint_event(
+        func, y0, t[0], event_fn=event_fn, reverse_time=reverse, odeint_interface=interface, **kwargs
+    )

@@ -64,7 +64,9 @@ def _converged(dy_old: torch.Tensor, dy: torch.Tensor, rtol, atol) -> bool:
     return bool(((dy_old - dy).abs() / tol).max() < 1)
 
 
-FIXED_ADAMS_OPTIONS = frozenset({"step_size", "max_num_steps", "dtype", "perturb", "max_order", "max_iters"})
+FIXED_ADAMS_OPTIONS = frozenset(
+    {"step_size", "max_num_steps", "dtype", "perturb", "max_order", "max_iters", "grid_constructor", "interp"}
+)
 
 
 @dataclass

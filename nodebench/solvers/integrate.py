@@ -67,7 +67,7 @@ def make_rhs(
         if first[0]:
             check_func_output(out, yv)
             first[0] = False
-        return out
+        return out if out.dtype == yv.dtype else out.to(yv.dtype)  # torchdiffeq computes on
 
     return f
 
@@ -106,7 +106,9 @@ def solve(
     """
     if isinstance(ts, Times):
         opts = cfg.opts
-        plain = event is None and jump is None and not opts.step_t and not opts.jump_t
+        plain = (
+            event is None and jump is None and not opts.step_t and not opts.jump_t and cfg.callbacks is None
+        )
         if method.defers_first_read and plain and len(ts) > 1 and not isinstance(cfg.norm, UserNorm):
             return _adaptive(f, y0, ts, method, cfg, event, jump)
         ts = ts.read(cfg)
@@ -152,7 +154,7 @@ def _adaptive(f, y0, ts, m: Method, cfg: Config, event, jump) -> list[torch.Tens
     the integration goes on with the step the controller had proposed before the clip — no new initial
     step, no restart (a method that restarts its own step selection after a jump, adams, says so).
     """
-    opts, counts = cfg.opts, cfg.counts
+    opts, counts, cb = cfg.opts, cfg.counts, cfg.callbacks
     t_dtype = opts.t_dtype
     ctrl = Controller(m.order, opts.safety, opts.ifactor, opts.dfactor, opts.controller)
     pending = None
@@ -212,6 +214,8 @@ def _adaptive(f, y0, ts, m: Method, cfg: Config, event, jump) -> list[torch.Tens
             attempts += 1
             h_abs = min(max(h_abs, opts.min_step), opts.max_step)
             h = d * h_abs
+            if cb is not None:
+                cb.on_step(t, y, h)
             if not m.self_stepping and (abs(h) <= 4 * _EPS * abs(t) or t + h == t):
                 raise SolverError(
                     t, "step size underflow", f"step {h:.3g} is too small to advance from t={t:.10g}"
@@ -220,7 +224,6 @@ def _adaptive(f, y0, ts, m: Method, cfg: Config, event, jump) -> list[torch.Tens
                 t1, h, clipped = lands.clip(t, h)
             else:
                 t1, clipped = t + h, False
-            # callbacks: func.callback_step(t, y, h) would be called here
             step = m.step(state, t, h, t1)
             t1, h = step.t1, step.h
             if step.accepted is not None:  # the method judged itself
@@ -228,15 +231,22 @@ def _adaptive(f, y0, ts, m: Method, cfg: Config, event, jump) -> list[torch.Tens
             else:
                 ratio = error_ratio(step.error, step.y1, h)
                 accepted = ctrl.accept(ratio)
+                if not accepted and abs(h) <= opts.min_step:  # taken whatever its error (torchdiffeq)
+                    if not math.isfinite(ratio):
+                        why = f"a step of min_step={opts.min_step:g} gives a non-finite state"
+                        raise SolverError(t, "non-finite state", why)
+                    accepted = True
             h_next = ctrl.next_step(abs(h), ratio, step.proposal)
         if not accepted:
             counts.rejected += 1
-            # callbacks: func.callback_reject_step(t, y, h)
+            if cb is not None:
+                cb.on_reject(t, y, h)
             m.reject(state, step)
             h_abs = h_next
             continue
         counts.accepted += 1
-        # callbacks: func.callback_accept_step(t, y, h)
+        if cb is not None:
+            cb.on_accept(t, y, h)
         m.on_accept(state, step)
         if step.error is not None:
             error_ratio.accept()
@@ -356,25 +366,44 @@ def _fixed(f, y0, ts, m: Method, cfg: Config, event: Event | None = None) -> lis
     opts, counts, d = cfg.opts, cfg.counts, cfg.direction
     if event is not None:
         grid = _event_grid(ts[0], d, opts.step_size, opts.max_num_steps)
+    elif opts.grid_constructor is not None:  # the caller's grid (see validate.bind_grid)
+        grid = opts.grid_constructor(ts, y0)
+        if len(grid) - 1 > opts.max_num_steps:
+            why = f"the grid has {len(grid) - 1} steps > max_num_steps={opts.max_num_steps}"
+            raise SolverError(ts[0], "max_num_steps exceeded", why)
     else:
         grid = _fixed_grid(ts, opts.step_size, opts.max_num_steps, opts.t_eps)
+    if opts.interp == "linear":  # torchdiffeq's default: a straight line between grid points
+
+        def dense(state, step, s):
+            return step.y0 + ((s - step.t0) / step.h) * (step.y1 - step.y0)
+
+        def outputs(state, step, times):
+            return [
+                step.y1 if s == step.t1 else step.y0 if s == step.t0 else dense(state, step, s) for s in times
+            ]
+    else:
+        dense, outputs = m.dense, m.outputs
     state = m.init(f, ts[0], y0, cfg)
     out = [y0]
     j = 1
     step = None
+    cb = cfg.callbacks
     for t0, t1 in _pairs(grid):
         if step is not None:
             m.advance(state, step)  # only when another step follows: no evaluation past the end
+        if cb is not None:
+            cb.on_step(t0, step.y1 if step is not None else y0, t1 - t0)
         step = m.step(state, t0, t1 - t0, t1)
         counts.accepted += 1
         if event is not None:
-            hit = event.check(t0, t1, step.y1, lambda s, step=step: m.dense(state, step, s))
+            hit = event.check(t0, t1, step.y1, lambda s, step=step: dense(state, step, s))
             if hit is not None:
                 return [y0, hit]
         k = j
         while k < len(ts) and (ts[k] - t1) * d <= 0:
             k += 1
-        for s, yj in zip(ts[j:k], m.outputs(state, step, ts[j:k]) if k > j else []):
+        for s, yj in zip(ts[j:k], outputs(state, step, ts[j:k]) if k > j else []):
             if not bool(torch.isfinite(yj).all()):
                 raise SolverError(
                     t0, "non-finite state", f"the state is not finite at output time t={s:.10g}"

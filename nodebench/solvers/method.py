@@ -26,9 +26,9 @@ Hook points for later families (none is implemented here): an implicit method (E
 Newton solve, a variable-order BDF) implements the same five calls, keeping its Jacobian and
 factorisation in its state and reporting a failed Newton iteration as a rejected :class:`Step`
 (``ratio = inf``); a stiffness detector would read the ``Step`` the loop already has after each
-accepted step (see ``Method.on_accept``); torchdiffeq's step callbacks (``func.callback_step``,
-``callback_accept_step``, ``callback_reject_step``) would be called by the loop at the three places
-marked ``# callbacks:`` in :mod:`~nodebench.solvers.integrate`.
+accepted step (see ``Method.on_accept``). torchdiffeq's step callbacks (``func.callback_step``,
+``callback_accept_step``, ``callback_reject_step``) are the loop's, not the methods' (see
+:mod:`~nodebench.solvers.callbacks`): a new method gets them without code of its own.
 """
 
 from __future__ import annotations
@@ -62,6 +62,8 @@ class Config:
         shape: the caller's state shape (the loop works on the flat state).
         direction: +1.0 (increasing time) or -1.0.
         t_end: the last time of the solve (``±inf`` for an event search).
+        callbacks: torchdiffeq's step callbacks ``func`` defines
+            (:class:`~nodebench.solvers.callbacks.Callbacks`), or None.
     """
 
     rtol: float | torch.Tensor
@@ -72,6 +74,7 @@ class Config:
     shape: torch.Size = field(default_factory=lambda: torch.Size([]))
     direction: float = 1.0
     t_end: float = math.inf
+    callbacks: Any = None
 
     @property
     def prefix(self) -> int | None:

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from nodebench.solvers import callbacks
 from nodebench.solvers import stats as _stats
 from nodebench.solvers.boundary import State, check_low_precision, describe
 from nodebench.solvers.integrate import Times, make_rhs, solve
 from nodebench.solvers.integrate import fold_first_read as _fold_t
 from nodebench.solvers.method import Config, Counts, Method
-from nodebench.solvers.validate import Options, check_method, check_options, check_t, check_t_values
+from nodebench.solvers.validate import (
+    Options,
+    bind_grid,
+    check_method,
+    check_options,
+    check_t,
+    check_t_values,
+)
 
 
 @dataclass
@@ -27,6 +36,7 @@ class Problem:
         ts, method, rtol, atol, opts: validated times (or :class:`Times` not yet read), method,
             tolerances and options.
         norm: the forward error norm (None: RMS over the state).
+        callbacks: torchdiffeq's step callbacks ``func`` defines that the method calls (or None).
     """
 
     state: State
@@ -38,15 +48,17 @@ class Problem:
     atol: float | torch.Tensor
     opts: Options
     norm: Any
+    callbacks: Any = None
 
     def config(self, counts: Counts, ts: list[float] | None = None) -> Config:
         """The :class:`~nodebench.solvers.method.Config` of a solve of this problem through ``ts``
         (direction and end are set when the solve reads unread times)."""
         ts = self.ts if ts is None else ts
+        cb = self.callbacks
         if isinstance(ts, Times):
-            return Config(self.rtol, self.atol, self.opts, counts, self.norm, self.y0.shape)
+            return Config(self.rtol, self.atol, self.opts, counts, self.norm, self.y0.shape, callbacks=cb)
         d = 1.0 if len(ts) < 2 or ts[-1] > ts[0] else -1.0
-        return Config(self.rtol, self.atol, self.opts, counts, self.norm, self.y0.shape, d, ts[-1])
+        return Config(self.rtol, self.atol, self.opts, counts, self.norm, self.y0.shape, d, ts[-1], cb)
 
 
 def check_tolerances(rtol: Any, atol: Any) -> None:
@@ -80,6 +92,9 @@ def prepare(
     atol = state.tolerance("atol", atol, first.device)
     check_tolerances(rtol, atol)
     check_low_precision(state, rtol, m.adaptive)
+    shape = first.shape
+    view = (lambda y: y.view(shape)) if state.plain else state.restore
+    opts = bind_grid(opts, func, view, t.dtype, first.device)
     return Problem(
         state=state,
         func=state.wrap(func),
@@ -90,6 +105,7 @@ def prepare(
         atol=atol,
         opts=opts,
         norm=state.norm(opts.norm, first.device) if m.adaptive else None,
+        callbacks=callbacks.make(callbacks.select(func, m), view, opts.t_dtype, first.device),
     )
 
 
@@ -101,6 +117,7 @@ def odeint(
     rtol: float | torch.Tensor | tuple = 1e-7,
     atol: float | torch.Tensor | tuple = 1e-9,
     options: dict[str, Any] | None = None,
+    event_fn: Callable[[torch.Tensor, Any], torch.Tensor] | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, ...]:
     """Solve ``dy/dt = func(t, y)`` from ``y(t[0]) = y0`` and return ``y`` at every time in ``t``.
 
@@ -110,8 +127,12 @@ def odeint(
     ``dy(t_i)/dt_0 = -(dy(t_i)/dy0) f(t_0, y0)``; this costs ``len(t)`` extra evaluations.
 
     Arguments:
-        func: ``func(t, y) -> dy/dt`` with the shape and dtype of ``y`` (a tuple like ``y`` for tuple
-            states); ``t`` is a 0-d tensor.
+        func: ``func(t, y) -> dy/dt`` with the shape of ``y`` (a tuple like ``y`` for tuple states);
+            ``t`` is a 0-d tensor of ``t``'s dtype (``options["dtype"]`` if given). An output of
+            another floating dtype is cast to the state's (as torchdiffeq computes on; a less precise
+            one warns). ``func`` may define torchdiffeq's step callbacks ``callback_step``,
+            ``callback_accept_step``, ``callback_reject_step`` (and their ``_adjoint`` forms for
+            :func:`odeint_adjoint`): see :mod:`~nodebench.solvers.callbacks`.
         y0: initial state: a non-empty floating or complex tensor, or a tuple of them (one dtype).
             float16/bfloat16 states are integrated in float32 and returned in their dtype; an ``rtol``
             finer than their epsilon is refused.
@@ -121,9 +142,12 @@ def odeint(
             Adams family ``explicit_adams``, ``implicit_adams`` (= ``fixed_adams``); adaptive
             ``adaptive_heun``, ``fehlberg2``, ``bosh3``, ``dopri5``, ``tsit5``, ``dopri8``, the
             variable-order ``adams``, and ``scipy_solver`` (scipy's solvers; no autograd graph).
+            None: ``dopri5`` (torchdiffeq's default).
         rtol, atol: relative and absolute tolerances (adaptive methods): non-negative floats, or tensors
             broadcastable to the state (a tuple of them for tuple states); not both zero.
-        options: fixed grid: ``step_size``, ``perturb``, ``max_num_steps``, ``dtype`` (fixed-grid Adams
+        options: fixed grid: ``step_size`` or ``grid_constructor`` (``(func, y0, t) -> grid``, from
+            ``t[0]`` to ``t[-1]``), ``perturb``, ``interp`` (``"cubic"`` Hermite, the default, or
+            ``"linear"``, torchdiffeq's default), ``max_num_steps``, ``dtype`` (fixed-grid Adams
             also ``max_order``, ``max_iters``); adaptive Runge–Kutta: ``first_step``, ``max_num_steps``,
             ``dtype``, ``safety``, ``ifactor``, ``dfactor``, ``controller`` ("I" or "PI"), ``step_t``,
             ``jump_t``, ``norm``, ``min_step``, ``max_step`` (torchdiffeq's meanings) and ``batch``
@@ -131,14 +155,24 @@ def odeint(
             ``adams``: ``first_step``, ``max_num_steps``, ``dtype``, ``max_order``, ``step_t``;
             ``scipy_solver``: ``solver``, ``min_step``, ``max_step``, ``max_num_steps``,
             ``dtype``. Each method's set is its ``option_names``; any other key is an error.
+        event_fn: torchdiffeq's event mode: ``t`` holds the start and a time giving the direction, and
+            the solve stops where ``event_fn(t, y)`` crosses zero (see
+            :func:`~nodebench.solvers.event.odeint_event`, which this calls).
     Returns:
-        tensor of shape ``(len(t), *y0.shape)`` with ``result[0] == y0`` (a tuple of them for tuple states).
+        tensor of shape ``(len(t), *y0.shape)`` with ``result[0] == y0`` (a tuple of them for tuple
+        states); with ``event_fn``, ``(event_t, solution)``, ``solution`` of shape ``(2, *y0.shape)``.
     Raises:
         TypeError, ValueError: bad arguments, named in the message, before any evaluation of ``func``
             (on an accelerator, the values of ``t`` are read, and checked, with the first step's
             read-back: see :data:`~nodebench.solvers.integrate.FOLD_FIRST_READ`).
         SolverError: step-size underflow, ``max_num_steps`` exceeded, or a non-finite state or derivative.
     """
+    if event_fn is not None:
+        from nodebench.solvers.event import event_call
+
+        return event_call(
+            odeint, func, y0, t, event_fn, dict(method=method, rtol=rtol, atol=atol, options=options)
+        )
     if batch_mode(options) == "independent":
         return _odeint_per_sample(func, y0, t, method, rtol, atol, options)
     t_grad = isinstance(t, torch.Tensor) and t.requires_grad and torch.is_grad_enabled()
@@ -211,6 +245,12 @@ def check_per_sample(func: Any, y0: Any, t: Any, method: Any, options: Any) -> t
     if t.requires_grad:
         raise ValueError("t must not require grad with options['batch']='independent' (not supported)")
     opts = check_options(options, m, t.dtype)
+    if callbacks.defined(func, callbacks.NAMES + callbacks.ADJOINT_NAMES):
+        warnings.warn(
+            "options['batch']='independent': func's step callbacks are not called (each sample has its "
+            "own steps)",
+            stacklevel=3,
+        )
     if opts.norm is not None or opts.step_t or opts.jump_t:
         raise ValueError(
             "options['batch']='independent' does not support options 'norm', 'step_t' or 'jump_t' "

@@ -154,6 +154,7 @@ def solve_per_sample(
         out = func(tt if tt.dtype == t_dtype else tt.to(t_dtype), y)
         if not isinstance(out, torch.Tensor) or out.shape != shape or out.dtype != dtype:
             check_func_output(out, y)
+            out = out.to(dtype)  # another floating dtype: computed on in the state's (as torchdiffeq)
         return out
 
     land = hooks is not None

@@ -8,8 +8,8 @@ its dense output at the output times exactly as ``solve_ivp(t_eval=...)`` does, 
 the same; the loop owns the rest, which gives scipy events (``odeint_event``) and step statistics.
 scipy chooses where each step ends (its own controller, its own rejections, which are not counted).
 Nothing is recorded for autograd: the result of ``odeint`` does not require grad (``odeint_adjoint``
-still differentiates, by solving the adjoint system with scipy as well). Unlike torchdiffeq,
-decreasing times integrate backwards.
+still differentiates, by solving the adjoint system with scipy as well). Decreasing times
+integrate backwards (scipy's solvers take a decreasing span; torchdiffeq negates time instead).
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +18,7 @@ from nodebench.solvers.scipy_solver import SCIPY_METHODS
 DEFAULT_MAX_NUM_STEPS = 1_000_000
 MAX_ORDER = 12  # adams and the fixed-grid Adams family
 BATCH_MODES = ("shared", "independent")
+INTERPOLATIONS = ("cubic", "linear")  # fixed-grid outputs between grid points (options["interp"])
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,10 @@ class Options:
         step_size, perturb: fixed grid: the step (None: the output times are the grid), and whether
             stages at a step's ends are evaluated one representable time inside it (torchdiffeq's
             ``perturb``, for functions with jumps at grid points).
+        grid_constructor: fixed grid: the caller's ``grid_constructor(func, y0, t) -> grid`` (exclusive
+            with ``step_size``); once the API binds it (:func:`bind_grid`), ``(times, y0_flat) -> times``.
+        interp: fixed grid: outputs between grid points, ``"cubic"`` (Hermite, nodebench's default) or
+            ``"linear"`` (torchdiffeq's default).
         first_step, safety, ifactor, dfactor, controller: adaptive step-size control.
         solver: ``scipy_solver``: the ``solve_ivp`` method.
         lband, uband: ``scipy_solver`` with LSODA: the Jacobian's lower and upper bandwidths for its
@@ -49,6 +56,8 @@ class Options:
     dtype: torch.dtype | None = None
     step_size: float | None = None
     perturb: bool = False
+    grid_constructor: Callable[..., Any] | None = None
+    interp: str = "cubic"
     first_step: float | None = None
     safety: float = 0.9
     ifactor: float = 10.0
@@ -70,8 +79,9 @@ class Options:
 
 
 def check_method(method: Any) -> Method:
-    """The registered method called ``method`` (a clear error naming the valid ones otherwise)."""
-    return get_method(method)
+    """The registered method called ``method`` (None: ``"dopri5"``, torchdiffeq's default; a clear error
+    naming the valid ones otherwise)."""
+    return get_method("dopri5" if method is None else method)
 
 
 def check_y0(y0: Any, name: str = "y0") -> None:
@@ -224,6 +234,20 @@ def check_options(options: Any, method: Method, t_dtype: torch.dtype = torch.flo
     if not isinstance(perturb, bool):
         raise TypeError(f"options['perturb'] must be a bool, got {type(perturb).__name__}")
     kw["perturb"] = perturb
+    grid = options.get("grid_constructor")
+    if grid is not None:
+        if not callable(grid):
+            raise TypeError(
+                "options['grid_constructor'] must be callable as grid_constructor(func, y0, t) -> grid, "
+                f"got {type(grid).__name__}"
+            )
+        if kw.get("step_size") is not None:
+            raise ValueError("options: step_size and grid_constructor are mutually exclusive; give one")
+    kw["grid_constructor"] = grid
+    interp = options.get("interp", "cubic")
+    if interp not in INTERPOLATIONS:
+        raise ValueError(f"options['interp'] must be one of {list(INTERPOLATIONS)}, got {interp!r}")
+    kw["interp"] = interp
     kw["max_order"] = _int("max_order", options.get("max_order", MAX_ORDER), 1, MAX_ORDER)
     kw["max_iters"] = _int("max_iters", options.get("max_iters", 4), 1)
     batch = options.get("batch", "shared")
@@ -234,10 +258,74 @@ def check_options(options: Any, method: Method, t_dtype: torch.dtype = torch.flo
 
 
 def check_func_output(f: Any, y: torch.Tensor) -> None:
-    """Check the first evaluation of ``func``: same shape and dtype as the state."""
+    """Check the first evaluation of ``func``: a tensor of the state's shape, of a floating dtype that
+    can be cast to the state's (a float64 output for a float32 state, say: as torchdiffeq, the solve
+    computes on in the state's dtype; see :func:`as_state_dtype`)."""
     if not isinstance(f, torch.Tensor):
         raise TypeError(f"func must return a torch.Tensor, got {type(f).__name__}")
     if f.shape != y.shape:
         raise ValueError(f"func returned shape {tuple(f.shape)} but the state y has shape {tuple(y.shape)}")
-    if f.dtype != y.dtype:
+    if f.dtype != y.dtype and not (
+        (f.dtype.is_floating_point and y.dtype.is_floating_point) or (f.is_complex() and y.is_complex())
+    ):
         raise TypeError(f"func returned dtype {f.dtype} but the state y has dtype {y.dtype}")
+    if f.dtype != y.dtype and torch.finfo(f.dtype).eps > torch.finfo(y.dtype).eps:
+        warnings.warn(
+            f"func returned dtype {f.dtype} for a state of dtype {y.dtype}: the solve goes on in {y.dtype}, "
+            f"but func's output is only as precise as {f.dtype}",
+            stacklevel=4,
+        )
+
+
+def as_state_dtype(f: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``func``'s output ``f`` in the state ``y``'s dtype (a no-op when they agree; differentiable).
+
+    torchdiffeq computes on when ``func`` returns another floating dtype than the state's (it hands
+    ``func`` times in the state's dtype, nodebench in ``t``'s, so a float32 state with float64 times
+    meets this often); nodebench casts the output to the state's dtype.
+    """
+    return f if f.dtype == y.dtype else f.to(y.dtype)
+
+
+def bind_grid(
+    opts: Options,
+    func: Callable,
+    view: Callable[[torch.Tensor], Any],
+    t_dtype: torch.dtype,
+    device: torch.device,
+) -> Options:
+    """``opts`` with a caller's ``grid_constructor(func, y0, t)`` bound to ``func`` and the state's view,
+    as the loop calls it: ``(times, y0_flat) -> grid times`` (Python floats), checked.
+
+    The caller's function receives ``t`` as a tensor of ``t_dtype`` on ``device`` (the solve's first and
+    last time: the output times, or one interval of the adjoint's backward solve, decreasing then) and
+    must return a 1-D tensor from ``t[0]`` to ``t[-1]``, strictly monotone in the same direction.
+    """
+    user = opts.grid_constructor
+    if user is None or getattr(user, "bound", False):
+        return opts
+    eps = opts.t_eps
+
+    def grid(ts: list[float], y0: torch.Tensor) -> list[float]:
+        out = user(func, view(y0), torch.tensor(ts, dtype=t_dtype, device=device))
+        if not isinstance(out, torch.Tensor) or out.ndim != 1 or len(out) < 2:
+            raise ValueError("options['grid_constructor'] must return a 1-D tensor of at least two times")
+        values = out.detach().cpu().double().tolist()
+        for k, want in ((0, ts[0]), (-1, ts[-1])):
+            if values[k] != want:
+                if abs(values[k] - want) > 8 * eps * max(1.0, abs(want)):
+                    raise ValueError(
+                        f"options['grid_constructor'] returned a grid from {values[0]:.10g} to "
+                        f"{values[-1]:.10g}; it must start at t[0]={ts[0]:.10g} and end at "
+                        f"t[-1]={ts[-1]:.10g}"
+                    )
+                values[k] = want  # the same time, rounded in another dtype
+        d = 1.0 if ts[-1] > ts[0] else -1.0
+        if not all((b - a) * d > 0 for a, b in zip(values[:-1], values[1:])):
+            raise ValueError(
+                "options['grid_constructor'] must return strictly monotone times, in t's direction"
+            )
+        return values
+
+    grid.bound = True  # type: ignore[attr-defined]
+    return dataclasses.replace(opts, grid_constructor=grid)

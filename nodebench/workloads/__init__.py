@@ -31,7 +31,7 @@ from types import ModuleType
 
 from nodebench.schema import PRESET_NAMES
 
-BUILTIN = ("spiral", "memory", "tolerance", "nfe", "solvers", "mnist", "latent", "figure3c")
+BUILTIN = ("spiral", "memory", "tolerance", "nfe", "solvers", "mnist", "latent", "figure3c", "compat")
 REQUIRED = ("NAME", "Config", "PRESETS", "PROTOCOL", "plan", "execute")
 
 _modules: dict[str, str] = {name: f"{__name__}.{name}" for name in BUILTIN}
