@@ -71,7 +71,13 @@ class _Adjoint(torch.autograd.Function):
                 ys = solve(f, y0.reshape(-1), cfg.ts, cfg.method, config)
         finally:
             _stats.report(
-                cfg.collectors, counts.nfe, counts.accepted, counts.rejected, False, cfg.method.name
+                cfg.collectors,
+                counts.nfe,
+                counts.accepted,
+                counts.rejected,
+                False,
+                cfg.method.name,
+                linear=counts.linear() if cfg.method.implicit else None,
             )
         y = torch.stack(ys).view(len(cfg.ts), *shape)
         ctx.cfg = cfg
@@ -179,7 +185,13 @@ class _Adjoint(torch.autograd.Function):
                         jump(len(ts) - i, s_end)
             finally:
                 _stats.report(
-                    cfg.collectors, counts.nfe, counts.accepted, counts.rejected, True, cfg.adj_method.name
+                    cfg.collectors,
+                    counts.nfe,
+                    counts.accepted,
+                    counts.rejected,
+                    True,
+                    cfg.adj_method.name,
+                    linear=counts.linear() if cfg.adj_method.implicit else None,
                 )
         grad_y0 = s[n : 2 * n].view(shape)
         grads = []

@@ -167,6 +167,8 @@ def _adaptive(f, y0, ts, m: Method, cfg: Config, event, jump) -> list[torch.Tens
         landing += ts[1:]
     if m.lands_on_end and math.isfinite(ts[-1]):
         landing.append(ts[-1])
+    if m.lands_on_outputs:  # radau: its interpolant is only of stage order between long stiff steps
+        landing += [s for s in ts[1:-1] if math.isfinite(s)]
     lands = Landings(landing, opts.jump_t, t, d)
     jumps = lands.jumps
 

@@ -164,7 +164,15 @@ def odeint(
                     fi = f(ts[i], ys[i].detach()).reshape(-1)
                 ys[i] = ys[i] + (t[i] - t[i].detach()).to(y0.dtype) * fi
     finally:
-        _stats.report(_stats.active_stats(), counts.nfe, counts.accepted, counts.rejected, False, m.name)
+        _stats.report(
+            _stats.active_stats(),
+            counts.nfe,
+            counts.accepted,
+            counts.rejected,
+            False,
+            m.name,
+            linear=counts.linear() if m.implicit else None,
+        )
     out = torch.stack(ys).view(len(ts), *shape)
     return out if p.state.plain else p.state.restore(out, (len(ts),))
 
