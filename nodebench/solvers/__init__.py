@@ -9,7 +9,7 @@ per-sample step control), ``controller`` (norms, initial step, I/PI control, lan
 """
 
 from nodebench.solvers.adjoint import odeint_adjoint
-from nodebench.solvers.errors import SolverError
+from nodebench.solvers.errors import SolverError, StiffnessWarning
 from nodebench.solvers.event import odeint_event
 from nodebench.solvers.odeint import odeint
 from nodebench.solvers.registry import METHODS
@@ -26,6 +26,7 @@ __all__ = [
     "solver_stats",
     "SolverStats",
     "SolverError",
+    "StiffnessWarning",
     "Tableau",
     "METHODS",
     "ALL_SOLVERS",

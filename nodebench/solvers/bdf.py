@@ -37,12 +37,12 @@ from nodebench.solvers.errors import SolverError
 from nodebench.solvers.implicit_rk import Factors
 from nodebench.solvers.method import Config, Method, Step
 from nodebench.solvers.newton import (
-    check_step,
     Linearization,
+    check_step,
+    floor_rtol,
     implicit_solution,
     linearization,
     newton,
-    floor_rtol,
     newton_tolerance,
     scale,
     wnorm,
@@ -200,8 +200,8 @@ class BDF(Method):
                     facs.reset(lin.jacobian(t1, yp))
                     st.current_jac = True
                 r = newton(
-                    increment, torch.zeros_like(yp), lambda dy: wnorm(cfg, dy, sc), st.tol, cfg.opts.max_iters,
-                    cfg.counts, math.inf, extra=extra,
+                    increment, torch.zeros_like(yp), lambda dy: wnorm(cfg, dy, sc), st.tol,
+                    cfg.opts.max_iters, cfg.counts, math.inf, extra=extra,
                 )  # fmt: skip
                 if r.converged or st.current_jac:
                     break

@@ -110,7 +110,8 @@ class ImplicitTableau:
     def eigen(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int], dict[int, int]]:
         """``(lam, V, Vinv, solved, partner)`` with ``A'⁻¹ = V diag(lam) V⁻¹``: real eigenvalues first
         (real eigenvectors), then each complex pair as ``(v, conj v)``; ``solved`` are the rows solved
-        (the real ones and the first of each pair), ``partner[j] = i`` where row ``j`` is ``conj`` of ``i``."""
+        (the real ones and the first of each pair), ``partner[j] = i`` where row ``j`` is row ``i``'s
+        conjugate."""
         lam, vecs = np.linalg.eig(np.linalg.inv(self.implicit_a))
         real = [i for i in range(len(lam)) if abs(lam[i].imag) <= 1e-12 * abs(lam[i])]
         upper = [i for i in range(len(lam)) if lam[i].imag > 1e-12 * abs(lam[i])]

@@ -228,7 +228,9 @@ def _adaptive(f, y0, ts, m: Method, cfg: Config, event, jump) -> list[torch.Tens
             if step.accepted is not None:  # the method judged itself
                 accepted, ratio = step.accepted, math.nan
             else:
-                ratio = error_ratio(step.error, step.y1, h)
+                ratio = error_ratio(step.error, step.y1, h, step.probe)
+                if step.probe is not None:
+                    step.probe_value = error_ratio.probe_value
                 accepted = ctrl.accept(ratio)
             h_next = ctrl.next_step(abs(h), ratio, step.proposal)
         if not accepted:

@@ -184,7 +184,7 @@ class Linearization:
         raise NotImplementedError
 
 
-def _user_jacobian(
+def user_jacobian(
     user: Callable, t: float, y: torch.Tensor, shape: torch.Size, t_dtype: torch.dtype
 ) -> torch.Tensor:
     n = y.numel()
@@ -228,7 +228,7 @@ class DenseLinearization(Linearization):
     def jacobian(self, t, y):
         self.counts.jacobians += 1
         if self.user is not None:
-            return _user_jacobian(self.user, t, y, self.shape, self.t_dtype)
+            return user_jacobian(self.user, t, y, self.shape, self.t_dtype)
         nfe = self.counts.nfe
         try:
             return autograd_jacobian(lambda x: self.f(t, x).reshape(-1), y)

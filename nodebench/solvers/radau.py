@@ -22,7 +22,8 @@ states: L-stable, stiffly accurate, order 5, with
   interpolant can follow: on ``y' = -1e6 (y - cos t)`` scipy's ``Radau`` interpolates ``y(5)`` with an
   error of 1e-3 at ``rtol=1e-7`` (its step ends are accurate).
 
-It judges its own steps (the loop's controller passes its verdict and proposal through). Host reads: one per Newton iteration (the increment's norm, with the error norm folded into
+It judges its own steps (the loop's controller passes its verdict and proposal through). Host
+reads: one per Newton iteration (the increment's norm, with the error norm folded into
 the same read), plus one on a step retried after a rejection.
 """
 
@@ -41,12 +42,12 @@ from nodebench.solvers.implicit_rk import Factors, evaluate_stages, firk_increme
 from nodebench.solvers.implicit_tableaus import RADAU_IIA5
 from nodebench.solvers.method import Config, Method, Step
 from nodebench.solvers.newton import (
-    check_step,
     Linearization,
+    check_step,
+    floor_rtol,
     implicit_solution,
     linearization,
     newton,
-    floor_rtol,
     newton_tolerance,
     read,
     scale,
@@ -206,9 +207,10 @@ class Radau(Method):
         y1 = y + Zg[-1]
         Q = torch.tensor(P_DENSE, dtype=yd.dtype, device=yd.device).T @ Zg
         with torch.no_grad():
-            f1 = st.f(t1, y1.detach()).reshape(-1)
+            y1d = y1.detach() if y1.requires_grad else y1  # the same tensor: the adjoint's jump reuses f1
+            f1 = st.f(t1, y1d).reshape(-1)
             if recompute:
-                facs.reset(lin.jacobian(t1, y1.detach()))
+                facs.reset(lin.jacobian(t1, y1d))
                 st.current_jac = True
             else:
                 st.current_jac = False

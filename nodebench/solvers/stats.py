@@ -19,7 +19,9 @@ class SolverStats:
     NFE counts calls of ``func`` (on the whole batch). Implicit methods (``radau``, ``bdf``, ``ndf``, the
     fixed-grid implicit Runge–Kutta methods) also count ``jacobians`` (evaluations of ``∂f/∂y``; the one
     call of ``func`` autograd makes for each is counted there, not in NFE), ``factorizations`` (LU
-    factorisations of Newton matrices) and ``newton_iterations``, forward and ``*_backward``. Under per-sample step control
+    factorisations of Newton matrices) and ``newton_iterations``, forward and ``*_backward``.
+
+    Under per-sample step control
     (``options={"batch": "independent"}``) the step counts are summed over the samples,
     ``attempts`` counts the steps the batch attempted together (the loop's iterations; otherwise
     accepted + rejected), and :attr:`per_sample` holds the latest such solve's counts per sample.

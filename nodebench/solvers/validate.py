@@ -37,8 +37,8 @@ class Options:
             stage solve (default per method, :attr:`Method.option_defaults`).
         jacobian: implicit methods: ``jacobian(t, y) -> ∂f/∂y`` of shape ``(*y.shape, *y.shape)`` (or
             ``(n, n)``), instead of autograd.
-        stiffness_check: adaptive Runge–Kutta pairs with two stages at the step's end (dopri5, tsit5):
-            test for stiffness every this many accepted steps (Hairer's NSTIFF; 0 turns it off).
+        stiffness_check: dopri5 and tsit5 test for stiffness every this many accepted steps (Hairer's
+            NSTIFF; 0 turns it off; other adaptive Runge–Kutta methods accept it and do not test).
         min_step, max_step: adaptive: bounds on the size of every attempted step (torchdiffeq's names).
         step_t, jump_t: adaptive: times a step must end on; at ``jump_t`` the derivative is also
             re-evaluated just past the time (a discontinuity), as in torchdiffeq.
