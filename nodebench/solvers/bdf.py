@@ -158,7 +158,8 @@ class BDF(Method):
             return
         k = st.order
         M = torch.tensor(_change_matrix(k, factor), dtype=st.D.dtype, device=st.D.device)
-        st.D = torch.cat([M @ st.D[: k + 1], st.D[k + 1 :]])
+        with torch.set_grad_enabled(st.record):  # also from inside a step's no-grad Newton block
+            st.D = torch.cat([M @ st.D[: k + 1], st.D[k + 1 :]])
         st.h_abs *= factor
         st.n_equal = 0
 

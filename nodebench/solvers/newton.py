@@ -163,9 +163,18 @@ def _solve(
 
 
 class Linearization:
-    """The Newton matrices ``shift * I - J`` of one solve: building ``J``, factoring, solving."""
+    """The Newton matrices ``shift * I - J`` of one solve: building ``J``, factoring, solving.
+
+    ``lagging``: parts of the state are updated from the previous iterate of the others (the adjoint's
+    parameter channels, which the Newton norm may not see): the first iteration never ends a solve.
+    """
 
     counts: Counts
+    lagging: bool = False
+
+    def eta0(self, eta: float) -> float:
+        """The rate the next Newton solve starts from (:func:`newton`'s ``eta0``)."""
+        return math.inf if self.lagging else eta
 
     def jacobian(self, t: float, y: torch.Tensor) -> Any:
         """``∂f/∂y`` at ``(t, y)`` (flat ``y``), in whatever form :meth:`factor` takes."""
@@ -256,6 +265,8 @@ class AdjointLinearization(Linearization):
         n: the state's size.
         counts: the backward solve's counters.
     """
+
+    lagging = True  # a follows z, the parameter channels follow both, one iteration behind
 
     def __init__(self, jac_f: Callable[[float, torch.Tensor], torch.Tensor], n: int, counts: Counts) -> None:
         self.jac_f, self.n, self.counts = jac_f, n, counts
@@ -398,7 +409,18 @@ def implicit_solution(
     eps = torch.finfo(z.dtype).eps
     cache: list[Any] = []
 
-    def hook(g: torch.Tensor) -> torch.Tensor:
+    inside = [False]
+
+    def hook(g: torch.Tensor) -> torch.Tensor | None:
+        if inside[0]:  # the vector-Jacobian products below start at p too: leave their cotangent alone
+            return None
+        inside[0] = True
+        try:
+            return solve(g)
+        finally:
+            inside[0] = False
+
+    def solve(g: torch.Tensor) -> torch.Tensor:
         if not cache:
             M = torch.eye(s * n, dtype=z.dtype, device=z.device) - torch.kron(
                 h * A.to(z.dtype), J.to(z.dtype)

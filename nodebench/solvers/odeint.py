@@ -80,6 +80,11 @@ def prepare(
     atol = state.tolerance("atol", atol, first.device)
     check_tolerances(rtol, atol)
     check_low_precision(state, rtol, m.adaptive)
+    if opts.jacobian is not None and not state.plain:
+        raise ValueError(
+            "options['jacobian'] needs y0 as one real float32/float64 tensor (the Jacobian is over its "
+            "entries); for tuple, complex or half-precision states leave it out (autograd builds it)"
+        )
     return Problem(
         state=state,
         func=state.wrap(func),

@@ -169,7 +169,7 @@ class Radau(Method):
                     st.current_jac = True
                 r = newton(
                     increment, Z0, lambda dz: wnorm(cfg, dz, sc), st.tol, cfg.opts.max_iters, cfg.counts,
-                    st.eta, extra=extra,
+                    lin.eta0(st.eta), extra=extra,
                 )  # fmt: skip
                 if r.converged or st.current_jac:
                     break
