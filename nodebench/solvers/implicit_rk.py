@@ -263,8 +263,8 @@ class ImplicitRK(Method):
             return firk_increment(sd, facs, lin, h, F, Z - E), torch.isfinite(F).all()
 
         r = newton(
-            increment, E.clone(), lambda dz: wnorm(cfg, dz, sc), st.tol, max_iters, cfg.counts, lin.eta0(st.eta),
-            stale=not st.fresh, slow=0.5,
+            increment, E.clone(), lambda dz: wnorm(cfg, dz, sc), st.tol, max_iters, cfg.counts,
+            lin.eta0(st.eta), stale=not st.fresh, slow=0.5,
         )  # fmt: skip
         if r.converged:
             st.eta = r.eta
@@ -290,8 +290,8 @@ class ImplicitRK(Method):
                 return lin.solve(fac, (Ei - z) * shift + Fi), torch.isfinite(Fi).all()
 
             r = newton(
-                increment, guess, lambda dz: wnorm(cfg, dz, sc), st.tol, max_iters, cfg.counts, lin.eta0(st.eta),
-                stale=not st.fresh, slow=0.5,
+                increment, guess, lambda dz: wnorm(cfg, dz, sc), st.tol, max_iters, cfg.counts,
+                lin.eta0(st.eta), stale=not st.fresh, slow=0.5,
             )  # fmt: skip
             if not r.converged:
                 ok_all = False
