@@ -233,16 +233,17 @@ class ImplicitRK(Method):
         lin, facs, cfg = st.lin, st.facs, st.cfg
         sc = scale(cfg, yd)
         max_iters = cfg.opts.max_iters
+        solve = self._dirk if self.tableau.diagonal else self._firk
         for _ in range(2):
             if st.refresh or facs.jac is None:
                 facs.reset(lin.jacobian(t0, yd))
                 st.fresh, st.refresh = True, False
-            if self.tableau.diagonal:
-                ok, Z, theta, iters = self._dirk(st, sd, h, times, yd, E, sc, max_iters)
-            else:
-                ok, Z, theta, iters = self._firk(st, sd, h, times, yd, E, sc, max_iters)
+            ok, Z, theta, iters = solve(st, sd, h, times, yd, E, sc, max_iters)
             if ok or st.fresh:
                 break
+            st.refresh = True
+        if not ok:  # a grid's step cannot shrink: full Newton, a new Jacobian at every iterate
+            ok, Z, theta, iters = solve(st, sd, h, times, yd, E, sc, max_iters, full=True)
             st.refresh = True
         if not ok and not st.warned:
             st.warned = True
@@ -255,22 +256,24 @@ class ImplicitRK(Method):
         st.refresh = st.refresh or (iters > 2 and theta > 1e-3)
         return Z
 
-    def _firk(self, st, sd, h, times, yd, E, sc, max_iters):
+    def _firk(self, st, sd, h, times, yd, E, sc, max_iters, full=False):
         f, lin, facs, cfg = st.f, st.lin, st.facs, st.cfg
 
         def increment(Z):
+            if full:  # the Jacobian at the last stage of this iterate
+                facs.reset(lin.jacobian(times[-1], yd + Z[-1]))
             F = evaluate_stages(f, times, yd, Z)
             return firk_increment(sd, facs, lin, h, F, Z - E), torch.isfinite(F).all()
 
         r = newton(
             increment, E.clone(), lambda dz: wnorm(cfg, dz, sc), st.tol, max_iters, cfg.counts,
-            lin.eta0(st.eta), stale=not st.fresh, slow=0.5,
+            math.inf if full else lin.eta0(st.eta), stale=not (st.fresh or full), slow=0.5,
         )  # fmt: skip
         if r.converged:
             st.eta = r.eta
         return r.converged, r.z, r.theta, r.iterations
 
-    def _dirk(self, st, sd, h, times, yd, E, sc, max_iters):
+    def _dirk(self, st, sd, h, times, yd, E, sc, max_iters, full=False):
         """Stage by stage: ``(1/(h a_ii) - J) Δz = (E_i - z)/(h a_ii) + f(t_i, y0 + z)``."""
         f, lin, facs, cfg = st.f, st.lin, st.facs, st.cfg
         Zs: list[torch.Tensor] = []
@@ -283,19 +286,20 @@ class ImplicitRK(Method):
             for j in range(i):
                 Ei = Ei + (h * float(sd.a[i, j])) * ks[j]
             guess = Ei + (h * gamma) * ks[-1] if ks else Ei.clone()
-            fac = facs.get(1.0 / gamma, h)
 
-            def increment(z, ti=ti, Ei=Ei, fac=fac, shift=shift):
+            def increment(z, ti=ti, Ei=Ei, shift=shift, gamma=gamma):
+                if full:  # the Jacobian at this iterate
+                    facs.reset(lin.jacobian(ti, yd + z))
                 Fi = f(ti, yd + z).reshape(-1)
-                return lin.solve(fac, (Ei - z) * shift + Fi), torch.isfinite(Fi).all()
+                return lin.solve(facs.get(1.0 / gamma, h), (Ei - z) * shift + Fi), torch.isfinite(Fi).all()
 
             r = newton(
                 increment, guess, lambda dz: wnorm(cfg, dz, sc), st.tol, max_iters, cfg.counts,
-                lin.eta0(st.eta), stale=not st.fresh, slow=0.5,
+                math.inf if full else lin.eta0(st.eta), stale=not (st.fresh or full), slow=0.5,
             )  # fmt: skip
             if not r.converged:
                 ok_all = False
-                if not st.fresh:
+                if not (st.fresh or full):
                     return False, None, r.theta, r.iterations
             else:
                 st.eta = r.eta

@@ -17,7 +17,7 @@ from nodebench.data.demo_spirals import DEMO_T_MAX, DEMO_Y0
 from nodebench.measure import Timer, run_in_fresh_process
 from nodebench.models.demo_spirals import DemoTrue
 from nodebench.reference.problems import STIFF_PROBLEMS, VanDerPol, stacked_van_der_pol
-from nodebench.reference.scipy_peer import solve_scipy
+from nodebench.reference.scipy_peer import solve_scipy, solve_scipy_stiff
 from nodebench.reference.torchdiffeq_adapter import CountingFunc, integrate
 from nodebench.units import NO_STEP, UnitContext, UnitSpec
 
@@ -244,21 +244,6 @@ def reference(name: str, seed: int) -> tuple[tuple[float, ...], float]:
     return tuple(tight.tolist()), float((tight - final(100.0)).abs().max())
 
 
-def _numpy_rhs(func: nn.Module, shape: torch.Size) -> tuple[Callable, Callable]:
-    """``func`` on flat float64 numpy states, and its Jacobian by autograd (for scipy)."""
-
-    def rhs(t: float, y: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return func(torch.tensor(t), torch.as_tensor(y).reshape(shape)).reshape(-1).numpy()
-
-    def jac(t: float, y: np.ndarray) -> np.ndarray:
-        tt = torch.tensor(t)
-        J = torch.func.jacrev(lambda x: func(tt, x.reshape(shape)).reshape(-1))(torch.as_tensor(y))
-        return J.detach().numpy()
-
-    return rhs, jac
-
-
 def _stiff_reference(
     name: str, func: nn.Module, y0: torch.Tensor, T: float
 ) -> tuple[tuple[float, ...], float]:
@@ -269,16 +254,13 @@ def _stiff_reference(
         with torch.no_grad():
             exact = problem.exact(func, y0, torch.tensor([0.0, T], dtype=y0.dtype))[-1]
         return tuple(exact.reshape(-1).tolist()), 0.0
-    from scipy.integrate import solve_ivp
-
-    rhs, jac = _numpy_rhs(func, y0.shape)
 
     def final(scale: float) -> torch.Tensor:
-        sol = solve_ivp(rhs, (0.0, T), y0.reshape(-1).numpy(), "Radau", jac=jac,
-                        rtol=STIFF_REFERENCE_RTOL * scale, atol=STIFF_REFERENCE_ATOL * scale)  # fmt: skip
-        if not sol.success:
-            raise RuntimeError(f"reference solve of {name} failed: {sol.message}")
-        return torch.as_tensor(sol.y[:, -1])
+        t = torch.tensor([0.0, T], dtype=torch.float64)
+        y, _ = solve_scipy_stiff(
+            func, y0, t, "Radau", STIFF_REFERENCE_RTOL * scale, STIFF_REFERENCE_ATOL * scale
+        )
+        return y[-1].reshape(-1)
 
     tight = final(1.0)
     return tuple(tight.tolist()), float((tight - final(100.0)).abs().max())
@@ -287,19 +269,13 @@ def _stiff_reference(
 def _stiff_solve(library: str, func: nn.Module, method: str, rtol: float, atol: float, y0, T) -> tuple:
     """``(y(T), counts)`` of one solve by a stiff library (counts: nfe, jacobians, factorizations and,
     for nodebench, newton_iterations)."""
+    t = torch.tensor([0.0, T], dtype=y0.dtype, device=y0.device)
     if library == "scipy_stiff":
-        from scipy.integrate import solve_ivp
-
-        rhs, jac = _numpy_rhs(func, y0.shape)
-        sol = solve_ivp(rhs, (0.0, T), y0.reshape(-1).numpy(), method, jac=jac, rtol=rtol, atol=atol)
-        if not sol.success:
-            raise RuntimeError(f"scipy {method} failed: {sol.message}")
-        counts = {"nfe": sol.nfev, "jacobians": sol.njev, "factorizations": sol.nlu}
-        return torch.as_tensor(sol.y[:, -1]).view_as(y0), counts
+        y, counts = solve_scipy_stiff(func, y0, t, method, rtol, atol)
+        return y[-1].to(y0), counts
     from nodebench import odeint, solver_stats
 
-    t = torch.tensor([0.0, T], dtype=y0.dtype, device=y0.device)
-    with solver_stats() as s:
+    with torch.no_grad(), solver_stats() as s:  # no graph: its extra evaluations would count
         y = odeint(func, y0, t, method, rtol, atol)[-1]
     counts = {"nfe": s.nfe_forward, "jacobians": s.jacobians, "factorizations": s.factorizations,
               "newton_iterations": s.newton_iterations}  # fmt: skip
