@@ -226,6 +226,8 @@ def _vs_truth(problem: Problem, method: str, dtype: torch.dtype, k: float) -> fl
     """Threshold against the truth: ``k * rtol`` (adaptive) or ``C * h**p`` (fixed grid), plus rounding."""
     if _fixed(method):
         bound = problem.fixed_c * problem.step_size ** METHODS[method].order
+        if METHODS[method].implicit:  # the stage solves stop at a tolerance from rtol
+            bound += k * tolerances(method, dtype)[0]
     else:
         bound = k * tolerances(method, dtype)[0]
     return bound + _roundoff(dtype)
