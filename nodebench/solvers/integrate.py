@@ -10,7 +10,8 @@ loop (:mod:`~nodebench.solvers.per_sample`).
 
 Host synchronisations: one per attempted step (the error ratio the controller reads, with the stiffness
 test's estimate where dopri5 or tsit5 make one; adams reads its norms, sometimes twice; the implicit
-methods read once per Newton iteration, their error norms folded into those reads), plus, on a CPU, one for the output times and one for the initial step size.
+methods read once per Newton iteration, their error norms folded into those reads), plus, on a CPU,
+one for the output times and one for the initial step size.
 On an accelerator (see :data:`FOLD_FIRST_READ`) the adaptive Runge–Kutta methods take their first step
 with ``t0`` and ``h`` still on the device, so the output times, the initial step size and ``f0``'s
 finiteness ride on the first step's read (:class:`Times`): exactly one read per attempted step.
