@@ -440,3 +440,16 @@ def test_a_non_finite_derivative_is_named():
             lambda t, y: y / 0.0, torch.ones(1, dtype=torch.float64), torch.tensor([0.0, 1.0]), method="radau"
         )
     assert math.isfinite(1.0)
+
+
+@pytest.mark.parametrize("name", ADAPTIVE)
+def test_one_read_per_newton_iteration(name):
+    """The implicit methods' host reads: one per Newton iteration (its convergence decision, the error
+    norms folded in), radau one more on a step retried after a rejection, plus the CPU path's two reads
+    of the output times and the initial step."""
+    from benchmarks import metrics
+
+    func, y0, t = STIFF_PROBLEMS["robertson"].make(torch.float64, CPU)
+    with torch.no_grad(), solver_stats() as s, metrics.count_syncs() as reads:
+        odeint(func, y0, t, method=name, rtol=1e-6, atol=1e-10)
+    assert s.newton_iterations + 2 <= sum(reads.values()) <= s.newton_iterations + s.steps_rejected + 2
