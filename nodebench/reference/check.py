@@ -28,6 +28,16 @@ Quantities:
   only if ``torch.autograd.gradcheck`` (fast mode, same step, element-wise ``atol = threshold *
   max|grad|``) passes too.
 
+- Implicit methods (issue 26): ``radau``, ``bdf``, ``ndf`` and the nine fixed-grid implicit Runge–Kutta
+  methods get every row above that applies (torchdiffeq 0.2.5 has none of them: no torchdiffeq rows;
+  torchdiffeq HEAD's fixed-grid ones are compared in ``tests/test_implicit.py``). ``nfe reported vs
+  counted`` adds the Jacobians to the reported NFE: autograd calls ``func`` once per Jacobian, which
+  nodebench counts as a Jacobian. Stiff rows (float64, ``odeint``, rtol ``STIFF_RTOL`` = 1e-6, atol from
+  the problem): ``radau``/``bdf``/``ndf`` on every problem of ``STIFF_PROBLEMS``, the solution at every
+  output time against the closed form or scipy's Radau at rtol 1e-12 (threshold ``K_STIFF`` = 30 rtol),
+  and the forward NFE over that of scipy's Radau (radau) or BDF (bdf, ndf) at the same tolerances with
+  the exact Jacobian (the column holds the ratio; passes up to ``NFE_SCIPY_STIFF`` = 2).
+
 Threshold policy (``eps``: the dtype's machine epsilon; ``R = 1e3``; ``rtol``: the solve's):
 
 - Tolerances: float64 ``rtol = 1e-8, atol = 1e-10`` (bosh3, of order 3, ``1e-6, 1e-8`` to keep its step
@@ -39,6 +49,9 @@ Threshold policy (``eps``: the dtype's machine epsilon; ``R = 1e3``; ``rtol``: t
 - Fixed-grid methods of order ``p`` with step ``h`` (``Problem.step_size``) against the truth:
   ``C h**p + R eps`` with the problem's ``C`` (``Problem.fixed_c``), one constant for euler, midpoint and
   rk4, solutions and gradients: three times the largest ``error / h**p`` measured, rounded up.
+- Fixed-grid implicit methods add ``k rtol`` to ``C h**p`` (their stage solves stop at a tolerance from
+  ``rtol``; in float32 this is what their errors are made of, the high orders' ``C h**p`` being tiny);
+  their gradcheck runs at ``tol = GRADCHECK_TOL_IMPLICIT_FIXED`` = 1e-9 as for an adaptive method.
 - Against torchdiffeq on a fixed grid: ``R eps``; grid and tableau are the same, so only rounding
   differs. Adaptive: as against the truth. bosh3 adds ``10 rtol**(2/3)``: torchdiffeq fits its quartic
   interpolant through ``y0 + h/2 k2`` as the midpoint value, which is first-order (local error
