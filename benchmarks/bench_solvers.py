@@ -141,3 +141,34 @@ class StackedVanDerPol(metrics.TrackSettings):
         return self.rows["per_sample"]["syncs_per_step"]
 
     track_syncs_per_step_per_sample.unit = "syncs per step"
+
+
+class StiffSolveCounts(metrics.TrackSettings):
+    """Robertson's kinetics to t = 1e5 (float64, rtol 1e-6, atol 1e-10, no grad) by the implicit methods:
+    evaluations, Jacobians and LU factorisations (issue 26; commits before it have no implicit method)."""
+
+    params = [["radau", "bdf", "ndf"]]
+    param_names = ["method"]
+
+    def _stats(self, method):
+        try:
+            from nodebench.reference.problems import STIFF_PROBLEMS
+        except ImportError:
+            raise NotImplementedError("no implicit methods at this commit") from None
+        func, y0, t = STIFF_PROBLEMS["robertson"].make(torch.float64, torch.device("cpu"))
+        with torch.no_grad(), solver_stats() as s:
+            odeint(func, y0, t, method=method, rtol=1e-6, atol=1e-10)
+        return s
+
+    def track_nfe(self, method):
+        return self._stats(method).nfe_forward
+
+    def track_jacobians(self, method):
+        return self._stats(method).jacobians
+
+    def track_factorizations(self, method):
+        return self._stats(method).factorizations
+
+    track_nfe.unit = "evaluations"
+    track_jacobians.unit = "Jacobians"
+    track_factorizations.unit = "factorisations"

@@ -1,6 +1,13 @@
 """nodebench: a benchmark and reproducibility suite for Neural ODEs."""
 
-from nodebench.solvers import SolverError, odeint, odeint_adjoint, odeint_event, solver_stats
+from nodebench.solvers import (
+    SolverError,
+    StiffnessWarning,
+    odeint,
+    odeint_adjoint,
+    odeint_event,
+    solver_stats,
+)
 
-__all__ = ["odeint", "odeint_adjoint", "odeint_event", "solver_stats", "SolverError"]
+__all__ = ["odeint", "odeint_adjoint", "odeint_event", "solver_stats", "SolverError", "StiffnessWarning"]
 __version__ = "0.1.0"

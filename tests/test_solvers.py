@@ -243,7 +243,7 @@ T = torch.linspace(0, 1, 3)
         ({"t": [0.0, 1.0]}, TypeError, "t must be a 1-D torch.Tensor"),
         ({"y0": torch.ones(2, dtype=torch.int64)}, TypeError, "y0 must be a floating-point or complex"),
         ({"y0": torch.ones(0)}, ValueError, "y0 must not be empty"),
-        ({"method": "rk45"}, ValueError, r"valid methods are \['adams', 'adaptive_heun', 'bosh3', 'dopri5'"),
+        ({"method": "rk45"}, ValueError, r"valid methods are \['adams', 'adaptive_heun', 'bdf', 'bosh3'"),
         ({"rtol": 0.0, "atol": 0.0}, ValueError, "rtol and atol are both 0"),
         ({"rtol": torch.tensor([0.0, 1e-3]), "atol": 0.0}, ValueError, "rtol and atol are both 0"),
         ({"rtol": -1e-3}, ValueError, "rtol must be non-negative"),

@@ -549,7 +549,10 @@ def test_decreasing_time_every_method(method, dtype):
         kw = dict(rtol=1e-12, atol=1e-14) if dtype == torch.float64 else dict(rtol=1e-7, atol=1e-7)
     y = odeint(f, sol[0].clone(), t_points, method=method, **kw)
     assert y.dtype == dtype and y.shape == sol.shape
-    eps = 4e-3 if method in ("adaptive_heun", "bosh3") else 3e-4
+    # low-order pairs, and the multistep bdf/ndf in float32 (their rtol raised to 100 x epsilon, 1.2e-5,
+    # with global error growing along the sine problem's decay): torchdiffeq's looser eps
+    loose = method in ("adaptive_heun", "bosh3") or (method in ("bdf", "ndf") and dtype == torch.float32)
+    eps = 4e-3 if loose else 3e-4
     assert ((sol - y) / sol).abs().max().item() < eps
 
 

@@ -28,6 +28,16 @@ Quantities:
   only if ``torch.autograd.gradcheck`` (fast mode, same step, element-wise ``atol = threshold *
   max|grad|``) passes too.
 
+- Implicit methods (issue 26): ``radau``, ``bdf``, ``ndf`` and the nine fixed-grid implicit Runge–Kutta
+  methods get every row above that applies (torchdiffeq 0.2.5 has none of them: no torchdiffeq rows;
+  torchdiffeq HEAD's fixed-grid ones are compared in ``tests/test_implicit.py``). ``nfe reported vs
+  counted`` adds the Jacobians to the reported NFE: autograd calls ``func`` once per Jacobian, which
+  nodebench counts as a Jacobian. Stiff rows (float64, ``odeint``, rtol ``STIFF_RTOL`` = 1e-6, atol from
+  the problem): ``radau``/``bdf``/``ndf`` on every problem of ``STIFF_PROBLEMS``, the solution at every
+  output time against the closed form or scipy's Radau at rtol 1e-12 (threshold ``K_STIFF`` = 30 rtol),
+  and the forward NFE over that of scipy's Radau (radau) or BDF (bdf, ndf) at the same tolerances with
+  the exact Jacobian (the column holds the ratio; passes up to ``NFE_SCIPY_STIFF`` = 2).
+
 Threshold policy (``eps``: the dtype's machine epsilon; ``R = 1e3``; ``rtol``: the solve's):
 
 - Tolerances: float64 ``rtol = 1e-8, atol = 1e-10`` (bosh3, of order 3, ``1e-6, 1e-8`` to keep its step
@@ -39,6 +49,9 @@ Threshold policy (``eps``: the dtype's machine epsilon; ``R = 1e3``; ``rtol``: t
 - Fixed-grid methods of order ``p`` with step ``h`` (``Problem.step_size``) against the truth:
   ``C h**p + R eps`` with the problem's ``C`` (``Problem.fixed_c``), one constant for euler, midpoint and
   rk4, solutions and gradients: three times the largest ``error / h**p`` measured, rounded up.
+- Fixed-grid implicit methods add ``k rtol`` to ``C h**p`` (their stage solves stop at a tolerance from
+  ``rtol``; in float32 this is what their errors are made of, the high orders' ``C h**p`` being tiny);
+  their gradcheck runs at ``tol = GRADCHECK_TOL_IMPLICIT_FIXED`` = 1e-9 as for an adaptive method.
 - Against torchdiffeq on a fixed grid: ``R eps``; grid and tableau are the same, so only rounding
   differs. Adaptive: as against the truth. bosh3 adds ``10 rtol**(2/3)``: torchdiffeq fits its quartic
   interpolant through ``y0 + h/2 k2`` as the midpoint value, which is first-order (local error
@@ -69,10 +82,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from nodebench.reference.problems import PROBLEMS, Problem
-from nodebench.reference.scipy_peer import SCIPY_METHODS, solve_scipy
+from nodebench.reference.problems import PROBLEMS, STIFF_PROBLEMS, Problem
+from nodebench.reference.scipy_peer import SCIPY_METHODS, solve_scipy, solve_scipy_stiff
 from nodebench.reference.torchdiffeq_adapter import MODES, TORCHDIFFEQ_METHODS, solve, state_seminorm
-from nodebench.solvers import ALL_SOLVERS, FIXED_SOLVERS, solver_stats
+from nodebench.solvers import odeint, solver_stats
+from nodebench.solvers.registry import METHODS
 
 COLUMNS = ["problem", "method", "mode", "dtype", "quantity", "max_rel_error", "threshold", "passed"]
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
@@ -88,7 +102,16 @@ BOSH3_INTERP = 10.0
 NFE_RELATIVE = 0.2
 NFE_FLOAT32_STEPS = 2  # float32 rounding may flip this many accept/reject decisions
 REFERENCE_TOL = 1e-12
-GRADCHECK_TOL = {"bosh3": 1e-7, "dopri5": 1e-9, "tsit5": 1e-9, "adams": 1e-9}
+GRADCHECK_TOL = {"bosh3": 1e-7, "dopri5": 1e-9, "tsit5": 1e-9, "adams": 1e-9, "radau": 1e-9, "bdf": 1e-9,
+                 "ndf": 1e-9}  # fmt: skip
+#: gradcheck of the fixed-grid implicit methods: their Newton solves stop at a tolerance, so the step is
+#: chosen as for an adaptive method at this tolerance (solves at rtol = atol = it).
+GRADCHECK_TOL_IMPLICIT_FIXED = 1e-9
+#: Stiff rows (float64, odeint): rtol of the solves, error threshold in units of it, NFE ratio to scipy.
+STIFF_RTOL = 1e-6
+K_STIFF = 30.0
+NFE_SCIPY_STIFF = 2.0
+STIFF_PEERS = {"radau": "Radau", "bdf": "BDF", "ndf": "BDF"}
 NFE_SCIPY = 2.0  # adams may need up to twice the evaluations of scipy's LSODA / VODE
 GRADCHECK_DIRECTIONS = 2
 GRADCHECK_TIMES = 3  # the first output times only: two intervals
@@ -103,12 +126,18 @@ class Selection:
     problems: tuple[str, ...]
     methods: tuple[str, ...]
     dtypes: tuple[str, ...]
+    stiff: tuple[str, ...] = ()  # stiff problems, for the implicit adaptive methods among ``methods``
 
 
 # The methods the matrix was calibrated for (thresholds, gradcheck tolerances); the other tableaus are
 # checked against torchdiffeq in tests/test_torchdiffeq_compat.py.
-CHECKED_METHODS = ("euler", "midpoint", "rk4", "bosh3", "dopri5", "tsit5", "adams")
-FULL = Selection(tuple(PROBLEMS), CHECKED_METHODS, tuple(DTYPES))
+CHECKED_METHODS = (
+    "euler", "midpoint", "rk4", "bosh3", "dopri5", "tsit5", "adams",
+    # issue 26: the implicit methods
+    "radau", "bdf", "ndf", "implicit_euler", "implicit_midpoint", "trapezoid", "gl4", "gl6", "radauIIA3",
+    "radauIIA5", "sdirk2", "trbdf2",
+)  # fmt: skip
+FULL = Selection(tuple(PROBLEMS), CHECKED_METHODS, tuple(DTYPES), tuple(STIFF_PROBLEMS))
 QUICK = Selection(("linear", "cubic_spiral"), ("rk4", "dopri5", "tsit5"), ("float64",))
 
 
@@ -142,7 +171,11 @@ def tolerances(method: str, dtype: torch.dtype) -> tuple[float, float]:
 
 
 def _options(problem: Problem, method: str) -> dict[str, Any] | None:
-    return {"step_size": problem.step_size} if method in FIXED_SOLVERS else None
+    return {"step_size": problem.step_size} if _fixed(method) else None
+
+
+def _fixed(method: str) -> bool:
+    return not METHODS[method].adaptive
 
 
 def _weights(problem: Problem, device: torch.device) -> torch.Tensor:
@@ -204,8 +237,10 @@ def _roundoff(dtype: torch.dtype) -> float:
 
 def _vs_truth(problem: Problem, method: str, dtype: torch.dtype, k: float) -> float:
     """Threshold against the truth: ``k * rtol`` (adaptive) or ``C * h**p`` (fixed grid), plus rounding."""
-    if method in FIXED_SOLVERS:
-        bound = problem.fixed_c * problem.step_size ** ALL_SOLVERS[method].order
+    if _fixed(method):
+        bound = problem.fixed_c * problem.step_size ** METHODS[method].order
+        if METHODS[method].implicit:  # the stage solves stop at a tolerance from rtol
+            bound += k * tolerances(method, dtype)[0]
     else:
         bound = k * tolerances(method, dtype)[0]
     return bound + _roundoff(dtype)
@@ -213,7 +248,7 @@ def _vs_truth(problem: Problem, method: str, dtype: torch.dtype, k: float) -> fl
 
 def _vs_torchdiffeq(method: str, dtype: torch.dtype, k: float) -> float:
     """Threshold against torchdiffeq: rounding (fixed grid) or ``k * rtol`` (adaptive; see module doc)."""
-    if method in FIXED_SOLVERS:
+    if _fixed(method):
         return _roundoff(dtype)
     rtol = tolerances(method, dtype)[0]
     extra = BOSH3_INTERP * rtol ** (2 / 3) if method == "bosh3" else 0.0
@@ -226,7 +261,7 @@ def _nfe_rel(a: int, b: int) -> float:
 
 def _nfe_threshold(method: str, dtype: torch.dtype, nfe: int) -> float:
     """20%; in float32, at least ``NFE_FLOAT32_STEPS`` steps' evaluations of an adaptive method."""
-    tableau = ALL_SOLVERS[method]
+    tableau = METHODS[method].tableau
     if dtype == torch.float64 or not tableau.adaptive:
         return NFE_RELATIVE
     per_step = tableau.stages - (1 if tableau.fsal else 0)
@@ -254,7 +289,9 @@ def _case(
         err = rel_error(timed.grads["t"], truth.grads["t"])
         yield "grad t vs analytic", err, _vs_truth(problem, method, dtype, K_GRADIENT)
     counted = (ours.nfe["nfe_forward"], ours.nfe["nfe_backward"])
-    reported = (ours.reported["nfe_forward"], ours.reported["nfe_backward"])
+    # An autograd Jacobian calls func once; nodebench counts it as a Jacobian, not an evaluation.
+    r = ours.reported
+    reported = (r["nfe_forward"] + r["jacobians"], r["nfe_backward"] + r["jacobians_backward"])
     yield "nfe reported vs counted", max(_nfe_rel(r, c) for r, c in zip(reported, counted)), 0.0
     if method == "adams" and dtype == torch.float64 and mode == "odeint":
         func, y0, t = problem.make(dtype, dev)
@@ -278,14 +315,16 @@ def _case(
     for phase in phases:
         key = f"nfe_{phase}"
         err = _nfe_rel(ours.nfe[key], theirs.nfe[key])
-        if phase == "backward" and method not in FIXED_SOLVERS:  # no restarts: fewer is no error
+        if phase == "backward" and not _fixed(method):  # no restarts: fewer is no error
             err = max(0.0, ours.nfe[key] - theirs.nfe[key]) / max(theirs.nfe[key], 1)
         yield f"nfe {phase} vs torchdiffeq", err, _nfe_threshold(method, dtype, theirs.nfe[key])
 
 
 def _gradcheck_setting(problem: Problem, method: str) -> tuple[float, dict[str, Any] | None]:
     """``(tol, options)`` of a gradcheck (see the module docstring)."""
-    if method in FIXED_SOLVERS:
+    if _fixed(method):
+        if METHODS[method].implicit:
+            return GRADCHECK_TOL_IMPLICIT_FIXED, _options(problem, method)
         return torch.finfo(torch.float64).eps, _options(problem, method)
     return GRADCHECK_TOL[method], None
 
@@ -342,6 +381,24 @@ def _gradcheck(
     return rel_error(torch.stack(analytic), torch.stack(numeric)), threshold, bool(ok)
 
 
+def _stiff_case(name: str, method: str, dev: torch.device) -> Iterator[tuple[str, float, float]]:
+    """The stiff rows of ``method`` on stiff problem ``name`` (float64, ``odeint``, no gradients)."""
+    problem = STIFF_PROBLEMS[name]
+    func, y0, t = problem.make(torch.float64, dev)
+    rtol, atol = STIFF_RTOL, STIFF_RTOL * problem.atol_factor
+    with torch.no_grad():
+        if problem.exact is not None:
+            truth, label = problem.exact(func, y0, t), "analytic"
+        else:
+            truth, label = solve_scipy_stiff(func, y0, t, "Radau", 1e-12, 1e-16)[0], "scipy Radau at 1e-12"
+        with solver_stats() as stats:
+            y = odeint(func, y0, t, method, rtol, atol)
+        peer = STIFF_PEERS[method]
+        _, counts = solve_scipy_stiff(func, y0, t, peer, rtol, atol)
+    yield f"stiff solution vs {label}", rel_error(y, truth.to(y)), K_STIFF * rtol
+    yield f"stiff nfe ratio to scipy {peer}", stats.nfe_forward / counts["nfe"], NFE_SCIPY_STIFF
+
+
 class DeviceUnavailable(RuntimeError):
     """The requested device cannot be used."""
 
@@ -385,11 +442,20 @@ def run_matrix(device: str = "cpu", quick: bool = False) -> pd.DataFrame:
                     try:  # a solve that fails (SolverError, a torch error) is a failed row, not a crash
                         for quantity, err, thr in _case(problem, method, mode, DTYPES[dname], truth, w, dev):
                             add(key, quantity, err, thr)
-                        if dname == "float64" and (mode == "odeint" or method not in FIXED_SOLVERS):
+                        if dname == "float64" and (mode == "odeint" or not _fixed(method)):
                             err, thr, ok = _gradcheck(problem, method, mode, w, dev)
                             add(key, "gradcheck", err, thr, ok)
                     except RuntimeError as exc:
                         add(key, f"raised {type(exc).__name__}: {exc}"[:100], math.nan, math.nan)
+    if "float64" in sel.dtypes:
+        for name in sel.stiff:
+            for method in (m for m in sel.methods if m in STIFF_PEERS):
+                key = (name, method, "odeint", "float64")
+                try:
+                    for quantity, err, thr in _stiff_case(name, method, dev):
+                        add(key, quantity, err, thr)
+                except RuntimeError as exc:
+                    add(key, f"raised {type(exc).__name__}: {exc}"[:100], math.nan, math.nan)
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -409,7 +475,7 @@ def main(device: str = "cpu", quick: bool = False) -> int:
         print(f"nodebench check: {exc}", file=sys.stderr)
         return 2
     for name in table["problem"].unique():
-        print(f"{name}: {PROBLEMS[name].description}")
+        print(f"{name}: {(PROBLEMS.get(name) or STIFF_PROBLEMS[name]).description}")
     print(table.to_string(index=False, float_format=lambda x: f"{x:.2e}"))
     failed = int((~table["passed"]).sum())
     passed = len(table) - failed

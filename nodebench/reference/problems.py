@@ -122,6 +122,113 @@ def stacked_van_der_pol(
     return func, y0, torch.tensor([0.0, t_end], dtype=dtype, device=device)
 
 
+class Robertson(nn.Module):
+    """Robertson's chemical kinetics (Hairer & Wanner II, Sec. IV.1), rate constants learnable:
+    ``y1' = -k1 y1 + k3 y2 y3``, ``y2' = k1 y1 - k3 y2 y3 - k2 y2^2``, ``y3' = k2 y2^2``,
+    ``k = (0.04, 3e7, 1e4)``; eigenvalues of the Jacobian down to about -1e4 (stiff)."""
+
+    def __init__(self, k: tuple[float, float, float] = (0.04, 3e7, 1e4)) -> None:
+        super().__init__()
+        self.k = nn.Parameter(torch.tensor(k))
+
+    def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        k1, k2, k3 = self.k
+        y1, y2, y3 = y[..., 0], y[..., 1], y[..., 2]
+        a, b, c = k1 * y1, k3 * y2 * y3, k2 * y2 * y2
+        return torch.stack([-a + b, a - b - c, c], dim=-1)
+
+
+class Hires(nn.Module):
+    """HIRES (Schäfer 1975; Hairer & Wanner II, Sec. IV.10): 8 reactions of light-induced plant growth
+    (stiff; the scale of its rates learnable as ``rate``, 1 by default)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rate = nn.Parameter(torch.tensor(1.0))
+
+    def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        y1, y2, y3, y4, y5, y6, y7, y8 = (y[..., i] for i in range(8))
+        r = 280.0 * self.rate * y6 * y8
+        return torch.stack(
+            [
+                -1.71 * y1 + 0.43 * y2 + 8.32 * y3 + 0.0007,
+                1.71 * y1 - 8.75 * y2,
+                -10.03 * y3 + 0.43 * y4 + 0.035 * y5,
+                8.32 * y2 + 1.71 * y3 - 1.12 * y4,
+                -1.745 * y5 + 0.43 * y6 + 0.43 * y7,
+                -r + 0.69 * y4 + 1.71 * y5 - 0.43 * y6 + 0.69 * y7,
+                r - 1.81 * y7,
+                -r + 1.81 * y7,
+            ],
+            dim=-1,
+        )
+
+
+class StiffLinear(nn.Module):
+    """``y' = A (y - cos(t) u) - sin(t) u`` (``u`` the ones vector), whose solution is
+    ``y(t) = cos(t) u + exp(A (t - t0)) (y0 - cos(t0) u)``: a slow forced mode and fast decaying ones.
+
+    ``A = -V diag(lam) V⁻¹`` with a fixed non-normal ``V`` and ``lam = (1e4, 1e2, 1)`` by default.
+    """
+
+    def __init__(self, lam: tuple[float, ...] = (1e4, 1e2, 1.0)) -> None:
+        super().__init__()
+        d = len(lam)
+        V = torch.eye(d, dtype=torch.float64) + 0.5 * torch.triu(torch.ones(d, d, dtype=torch.float64), 1)
+        A = -V @ torch.diag(torch.tensor(lam, dtype=torch.float64)) @ torch.linalg.inv(V)
+        self.A = nn.Parameter(A)
+
+    def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        t = t.to(y.dtype)
+        return (y - torch.cos(t)) @ self.A.T - torch.sin(t)
+
+    def exact(self, y0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The closed form above, differentiable in ``A``, ``y0`` and ``t``."""
+        E = torch.linalg.matrix_exp(self.A * (t - t[0]).view(-1, 1, 1))
+        start = y0 - torch.cos(t[0])
+        return torch.cos(t).view(-1, *([1] * y0.ndim)) + torch.einsum("bj,tij->tbi", start, E)
+
+
+@dataclass(frozen=True)
+class StiffProblem:
+    """A stiff reference problem (for the implicit methods: explicit ones would take ~1e4 to 1e7 steps).
+
+    Arguments:
+        name: registry name.
+        description: one line for tables.
+        make: ``make(dtype, device) -> (func, y0, t)``: an ``nn.Module``, ``y0`` of shape ``(batch, d)``
+            and output times.
+        exact: the closed form where there is one (``StiffLinear``), else None (scipy's Radau reference).
+        atol_factor: absolute tolerance per unit of ``rtol`` (components far below 1 need it small).
+    """
+
+    name: str
+    description: str
+    make: Factory
+    exact: Exact | None
+    atol_factor: float
+
+
+def _robertson(dtype: torch.dtype, device: torch.device) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    y0 = torch.tensor([[1.0, 0.0, 0.0]], dtype=dtype, device=device)
+    return Robertson().to(dtype=dtype, device=device), y0, _t([0.0, 1.0, 1e2, 1e4, 1e5], dtype, device)
+
+
+def _vdp_stiff(dtype: torch.dtype, device: torch.device) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    y0 = torch.tensor([[2.0, 0.0]], dtype=dtype, device=device)
+    return VanDerPol(1000.0), y0, _t([0.0, 500.0, 1000.0, 2000.0, 3000.0], dtype, device)
+
+
+def _stiff_linear(dtype: torch.dtype, device: torch.device) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    y0 = torch.tensor([[2.0, -1.0, 0.5], [0.0, 1.0, 1.5]], dtype=dtype, device=device)
+    return StiffLinear().to(dtype=dtype, device=device), y0, _t([0.0, 0.5, 1.0, 5.0, 10.0], dtype, device)
+
+
+def _hires(dtype: torch.dtype, device: torch.device) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    y0 = torch.tensor([[1.0, 0, 0, 0, 0, 0, 0, 0.0057]], dtype=dtype, device=device)
+    return Hires().to(dtype=dtype, device=device), y0, _t([0.0, 5.0, 50.0, 321.8122], dtype, device)
+
+
 Factory = Callable[[torch.dtype, torch.device], tuple[nn.Module, torch.Tensor, torch.Tensor]]
 Exact = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -207,3 +314,15 @@ PROBLEMS: dict[str, Problem] = {
         Problem("time_mlp", "MLP 3-8-2 on [y, t]", _time_mlp, None, 2**-4, 3.0),
     )
 }
+
+
+STIFF_PROBLEMS: dict[str, StiffProblem] = {
+    p.name: p
+    for p in (
+        StiffProblem("robertson", "Robertson's kinetics, t to 1e5", _robertson, None, 1e-4),
+        StiffProblem("vdp_stiff", "Van der Pol, mu = 1000, y0 = (2, 0), t to 3000", _vdp_stiff, None, 1e-3),
+        StiffProblem("stiff_linear", "y' = A (y - cos t) - sin t, eigenvalues -1e4, -1e2, -1", _stiff_linear,
+                     _exact, 1e-3),
+        StiffProblem("hires", "HIRES, 8 reactions, t to 321.8122", _hires, None, 1e-4),
+    )
+}  # fmt: skip

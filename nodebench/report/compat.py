@@ -83,7 +83,7 @@ def section(df: pd.DataFrame, meta_list: list[dict[str, Any]], out_dir: Path) ->
     for meta, records in _cost.runs(df, meta_list):
         lines += _cost.heading(meta)
         data = meta.get("data") or {}
-        aside = tuple((meta.get("config") or {}).get("aside", schema.FIXED_IMPLICIT))
+        aside = tuple((meta.get("config") or {}).get("aside", ()))
         lines += [
             f"Checkout `{data.get('checkout', '?')}` (commit "
             f"{data.get('git_commit') or data.get('revision') or 'unknown'}, files "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
@@ -12,11 +13,18 @@ from nodebench.report import _cost, style
 from nodebench.report._tables import markdown_table
 
 POINT_METRICS = ["rtol", "atol", "nfe", "error", "time"]
+#: Counted apart by the stiff libraries (issue 26).
+STIFF_METRICS = ["jacobians", "factorizations", "newton_iterations"]
+STIFF_LIBRARIES = ("nodebench_stiff", "scipy_stiff")
+#: The rtol of the stiff table and of the equal-error comparison (the issue's target).
+STIFF_RTOL = 1e-6
 
 
 def points(records: pd.DataFrame) -> pd.DataFrame:
     """One row per (problem, library, method, rtol step): rtol, atol, nfe, error, time (mean over seeds)."""
-    data = records[records["metric"].isin(POINT_METRICS) & (records["variant"].str.count("/") == 2)]
+    data = records[
+        records["metric"].isin(POINT_METRICS + STIFF_METRICS) & (records["variant"].str.count("/") == 2)
+    ]
     table = _cost.wide(data, ["variant", "step"])
     if table.empty:
         return table
@@ -77,6 +85,60 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
                 "median µs/NFE": group["µs/NFE"].median(),
             }
         )
+    return pd.DataFrame(rows)
+
+
+def _at_rtol(part: pd.DataFrame, rtol: float) -> pd.DataFrame:
+    return part[np.isclose(part["rtol"], rtol, rtol=1e-6)]
+
+
+def stiff_table(table: pd.DataFrame, rtol: float = STIFF_RTOL) -> pd.DataFrame:
+    """The stiff libraries' points at ``rtol``: NFE, Jacobians, LU factorisations, Newton iterations,
+    error and time, per problem and solver."""
+    part = _at_rtol(table[table["library"].isin(STIFF_LIBRARIES)], rtol)
+    if part.empty:
+        return pd.DataFrame()
+    cols = ["problem", "library", "method", "nfe", *[c for c in STIFF_METRICS if c in part], "error", "time"]
+    out = part[cols].rename(
+        columns={
+            "nfe": "NFE",
+            "jacobians": "Jacobians",
+            "factorizations": "LU",
+            "newton_iterations": "Newton",
+            "time": "time s",
+        }  # fmt: skip
+    )
+    return out.reset_index(drop=True)
+
+
+def equal_error(table: pd.DataFrame, rtol: float = STIFF_RTOL) -> pd.DataFrame:
+    """nodebench's NFE at the error of each scipy stiff solver's point at ``rtol``, over scipy's NFE.
+
+    nodebench's NFE at that error is interpolated linearly in log(error)-log(NFE) between its two
+    points around it (NaN where its points do not bracket the error).
+    """
+    rows = []
+    stiff = table[table["library"].isin(STIFF_LIBRARIES)]
+    for problem, group in stiff.groupby("problem", sort=False):
+        peers = _at_rtol(group[group["library"] == "scipy_stiff"], rtol)
+        for method, ours in group[group["library"] == "nodebench_stiff"].groupby("method", sort=False):
+            ours = ours[ours["error"] > 0].sort_values("error")
+            for _, peer in peers.iterrows():
+                err = peer["error"]
+                nfe = np.nan
+                if len(ours) >= 2 and ours["error"].min() <= err <= ours["error"].max():
+                    nfe = float(np.exp(np.interp(np.log(err), np.log(ours["error"]), np.log(ours["nfe"]))))
+                rows.append(
+                    {
+                        "problem": problem,
+                        "nodebench": method,
+                        "scipy": peer["method"],
+                        "error (scipy at rtol)": err,
+                        "NFE scipy": peer["nfe"],
+                        "NFE nodebench at that error": nfe,
+                        "ratio": nfe / peer["nfe"],
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -158,6 +220,24 @@ def section(df: pd.DataFrame, meta_list: list[dict[str, Any]], out_dir: Path) ->
             if not ratio.empty:
                 lines += [f"Per-NFE overhead, nodebench against {peer} (medians over shared rtols):", ""]
                 lines += [markdown_table(ratio), ""]
+        stiff = stiff_table(table)
+        if not stiff.empty:
+            lines += [
+                f"Stiff solvers at rtol {STIFF_RTOL:g} (NFE: evaluations of f; Jacobians by autograd for "
+                "every library, counted apart; LU: factorisations; Newton: nodebench's Newton iterations):",
+                "",
+                markdown_table(stiff),
+                "",
+            ]
+            ratios = equal_error(table)
+            if not ratios.empty:
+                lines += [
+                    "NFE at equal error: nodebench's, interpolated at the error of each scipy solver at "
+                    f"rtol {STIFF_RTOL:g}, over scipy's:",
+                    "",
+                    markdown_table(ratios),
+                    "",
+                ]
         lines += ["Per solver:", "", markdown_table(summary(table)), ""]
         for problem in dict.fromkeys(table["problem"]):
             name = f"solvers-{meta['run_id']}-{problem}.png"

@@ -45,6 +45,13 @@ METHOD_COLOURS = {
     "lsoda": "#393b79",
     "vode": "#637939",
     "midpoint": "#e7ba52",
+    # Stiff solvers (issue 26): nodebench's radau and ndf share a colour with scipy's Radau and BDF (an NDF).
+    "radau": "#843c39",
+    "Radau": "#843c39",
+    "ndf": "#3182bd",
+    "BDF": "#3182bd",
+    "bdf": "#31a354",
+    "LSODA": "#393b79",
 }
 #: Models: ODE models in their solver's colour, the others in colours no solver has.
 MODEL_COLOURS = {
@@ -77,6 +84,8 @@ LIBRARY_STYLES = {
     "torchdiffeq": LibraryStyle("s", "--"),
     "scipy": LibraryStyle("^", ":"),
     "torchode": LibraryStyle("v", "-."),
+    "nodebench_stiff": LibraryStyle("o", "-"),
+    "scipy_stiff": LibraryStyle("^", ":"),
 }
 #: Lines that are no library's solve (a ResNet, a recurrent network).
 NO_LIBRARY = LibraryStyle("D", "-")

@@ -21,18 +21,6 @@ OUTCOMES = ("pass", "fail", "error", "skip")
 #: Per-outcome rows: figure data for the report (listed there, not in a run's final-values table).
 OUTCOME_PREFIX = "outcome_"
 FIGURE_METRICS = (r"outcome_\w+",)
-#: torchdiffeq's nine fixed-grid implicit methods (its PR #265): the default methods set aside.
-FIXED_IMPLICIT = (
-    "implicit_euler",
-    "implicit_midpoint",
-    "trapezoid",
-    "radauIIA3",
-    "gl4",
-    "radauIIA5",
-    "gl6",
-    "sdirk2",
-    "trbdf2",
-)
 
 
 def count_variant(backend: str, module: str) -> str:

@@ -2,14 +2,15 @@
 
 Knows nothing of models, data, workloads or files. Modules: ``method`` (the interface), ``registry``
 (every method by name), ``rk`` + ``tableaus`` (explicit Runge–Kutta), ``adams`` (adaptive Adams),
-``fixed_adams``, ``scipy_solver``, ``integrate`` (the loop), ``per_sample`` (the loop for
+``fixed_adams``, ``scipy_solver``, the implicit ``radau``, ``bdf`` and ``implicit_rk`` +
+``implicit_tableaus`` (sharing ``newton``), ``integrate`` (the loop), ``per_sample`` (the loop for
 per-sample step control), ``controller`` (norms, initial step, I/PI control, landing times),
 ``adjoint``, ``event``, ``odeint`` (the API), ``boundary`` and ``validate`` (inputs), ``stats``,
 ``errors``.
 """
 
 from nodebench.solvers.adjoint import odeint_adjoint
-from nodebench.solvers.errors import SolverError
+from nodebench.solvers.errors import SolverError, StiffnessWarning
 from nodebench.solvers.event import odeint_event
 from nodebench.solvers.odeint import odeint
 from nodebench.solvers.registry import METHODS
@@ -17,7 +18,7 @@ from nodebench.solvers.stats import SolverStats, solver_stats
 from nodebench.solvers.tableaus import ADAPTIVE_SOLVERS, ALL_SOLVERS, FIXED_SOLVERS, Tableau
 
 #: Every adaptive method's name: the embedded Runge–Kutta pairs and the variable-order ``adams``.
-ADAPTIVE_METHODS: tuple[str, ...] = (*ADAPTIVE_SOLVERS, "adams")
+ADAPTIVE_METHODS: tuple[str, ...] = (*ADAPTIVE_SOLVERS, "adams", "radau", "bdf", "ndf")
 
 __all__ = [
     "odeint",
@@ -26,6 +27,7 @@ __all__ = [
     "solver_stats",
     "SolverStats",
     "SolverError",
+    "StiffnessWarning",
     "Tableau",
     "METHODS",
     "ALL_SOLVERS",

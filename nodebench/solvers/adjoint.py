@@ -12,10 +12,16 @@ and the integration continues with the step the controller proposed (torchdiffeq
 every interval, with a new initial-step selection and small first steps each time). Adams restarts
 at order 1 after each jump, since the jump invalidates its history.
 
+An implicit backward method (``radau``, ``bdf``, ``ndf``, the fixed-grid implicit Runge–Kutta methods:
+the backward solve of a stiff problem is stiff too) builds its Newton matrices from ``J = ∂f/∂z`` alone
+(:class:`~nodebench.solvers.newton.AdjointLinearization`): two ``n x n`` factorisations, not one of
+the augmented size.
+
 The jump costs no evaluation of ``f`` where the method has the augmented derivative at the landing
-already (dopri5's, bosh3's and tsit5's FSAL stage, Adams's corrector evaluation): the augmented
-dynamics are linear in ``a``, so after ``a += g`` the derivative is the old one plus the vector-Jacobian
-product of ``-g`` through the graph of that last evaluation, kept for this. There ``z`` is not reset
+already (dopri5's, bosh3's and tsit5's FSAL stage, Adams's corrector evaluation, radau's
+``f(t1, y1)``): the augmented dynamics are linear in ``a``, so after ``a += g`` the derivative is the
+old one plus the vector-Jacobian product of ``-g`` through the graph of that last evaluation, kept
+for this. There ``z`` is not reset
 (resetting it would need ``f`` at the new ``z``): it continues as the backward solve carried it, within
 the solver's tolerance of the stored value. Elsewhere (methods without FSAL, fixed grids) ``z`` is
 reset and ``f`` evaluated as before.
@@ -38,6 +44,7 @@ from nodebench.solvers.boundary import UserNorm, check_low_precision, describe
 from nodebench.solvers.controller import BlockNorm
 from nodebench.solvers.integrate import make_rhs, solve
 from nodebench.solvers.method import Config, Counts, Method
+from nodebench.solvers.newton import AdjointLinearization, autograd_jacobian, user_jacobian
 from nodebench.solvers.odeint import _shared_options, batch_mode, check_per_sample, check_tolerances, prepare
 from nodebench.solvers.per_sample import Hooks, PerSampleCounts, solve_per_sample
 from nodebench.solvers.validate import Options, as_state_dtype, bind_grid, check_method, check_options
@@ -165,7 +172,13 @@ class _Adjoint(torch.autograd.Function):
                 ys = solve(f, y0.reshape(-1), cfg.ts, cfg.method, config)
         finally:
             _stats.report(
-                cfg.collectors, counts.nfe, counts.accepted, counts.rejected, False, cfg.method.name
+                cfg.collectors,
+                counts.nfe,
+                counts.accepted,
+                counts.rejected,
+                False,
+                cfg.method.name,
+                linear=counts.linear() if cfg.method.implicit else None,
             )
         y = torch.stack(ys).view(len(cfg.ts), *shape)
         ctx.cfg = cfg
@@ -269,11 +282,23 @@ class _Adjoint(torch.autograd.Function):
                 time_vjp(i)  # moves the t channel, on which no derivative depends: f_new holds
             return s, f_new
 
+        linear = None
+        if cfg.adj_method.implicit:  # Newton matrices of the augmented state from J = df/dz alone
+            user = cfg.adj_opts.jacobian
+
+            def jac_f(tt: float, z: torch.Tensor) -> torch.Tensor:
+                if user is not None:
+                    return user_jacobian(user, tt, z, shape, cfg.t_dtype)
+                t_ = scalar(tt, dtype=cfg.t_dtype, device=y.device)
+                return autograd_jacobian(lambda x: func(t_, x.view(shape)).reshape(-1), z)
+
+            linear = AdjointLinearization(jac_f, n, counts)
+
         def backward_solve(times: list[float], on_jump=None) -> torch.Tensor:
             """The augmented state at the last of ``times``, starting from ``s`` at the first."""
             d = 1.0 if times[-1] > times[0] else -1.0
             config = Config(
-                adj_rtol, adj_atol, cfg.adj_opts, counts, norm, s.shape, d, times[-1], adj_callbacks
+                adj_rtol, adj_atol, cfg.adj_opts, counts, norm, s.shape, d, times[-1], adj_callbacks, linear
             )
             return solve(aug, s, times, cfg.adj_method, config, None, on_jump)[-1]
 
@@ -292,7 +317,13 @@ class _Adjoint(torch.autograd.Function):
                         jump(len(ts) - i, s_end)
             finally:
                 _stats.report(
-                    cfg.collectors, counts.nfe, counts.accepted, counts.rejected, True, cfg.adj_method.name
+                    cfg.collectors,
+                    counts.nfe,
+                    counts.accepted,
+                    counts.rejected,
+                    True,
+                    cfg.adj_method.name,
+                    linear=counts.linear() if cfg.adj_method.implicit else None,
                 )
         grad_y0 = s[n : 2 * n].view(shape)
         grads = []
@@ -490,6 +521,10 @@ def _odeint_adjoint_per_sample(func, y0, t, method, rtol, atol, options, adjoint
     return _PerSampleAdjoint.apply(cfg, y0, t, *params)
 
 
+#: Options of one family that forward options carry to a backward method of another only where it has them.
+_METHOD_SPECIFIC = ("jacobian", "max_iters", "max_order", "stiffness_check")
+
+
 def _find_params(func: Any, adjoint_params: Any) -> tuple[torch.Tensor, ...]:
     if adjoint_params is None:
         if not isinstance(func, torch.nn.Module):
@@ -580,6 +615,10 @@ def odeint_adjoint(
         same_kind = check_method(method if adjoint_method is None else adjoint_method).adaptive == m.adaptive
         adjoint_options = dict(options or {}) if same_kind else {}
         adjoint_options.pop("norm", None)  # a norm on the state does not apply to the backward state
+        backward = check_method(method if adjoint_method is None else adjoint_method)
+        for key in _METHOD_SPECIFIC:  # e.g. radau's forward, dopri5's backward: no Newton options
+            if key not in backward.option_names:
+                adjoint_options.pop(key, None)
     elif not isinstance(adjoint_options, dict):
         raise TypeError(f"adjoint_options must be a dict or None, got {type(adjoint_options).__name__}")
     else:

@@ -163,16 +163,26 @@ class ErrorRatio:
         y = y.detach() if y.requires_grad else y
         self.abs_y = (y if self.m is None else y[: self.m]).abs()
 
-    def __call__(self, err: torch.Tensor, y1: torch.Tensor, h: float) -> float:
+    def __call__(
+        self, err: torch.Tensor, y1: torch.Tensor, h: float, probe: torch.Tensor | None = None
+    ) -> float:
+        """The ratio (one read); a ``probe`` (0-d tensor) is read with it into :attr:`probe_value`."""
         m = self.m
         with torch.no_grad():
             y1d = y1.detach() if y1.requires_grad else y1
             abs_y1 = (y1d if m is None else y1d[:m]).abs()
             tol = torch.maximum(self.abs_y, abs_y1).mul_(self.rtol).add_(self.atol)
-            if m is None:
+            if probe is not None and (m is None or isinstance(self.norm, BlockNorm)):
+                nt = torch.linalg.vector_norm(err.div_(tol)) / self.sqrt_n if m is None else (
+                    self.norm.tensor(err[:m].div_(tol)))  # fmt: skip
+                value, self.probe_value = torch.stack([nt.double(), probe.double()]).tolist()
+                ratio = value * abs(h)
+            elif m is None:
                 ratio = torch.linalg.vector_norm(err.div_(tol)).item() * abs(h) / self.sqrt_n
             else:
                 ratio = self.norm(err[:m].div_(tol)) * abs(h)
+                if probe is not None:  # a caller's norm reads on its own
+                    self.probe_value = probe.item()
         self._pending = abs_y1
         return ratio
 

@@ -9,7 +9,7 @@ class SolverError(RuntimeError):
     Attributes:
         t: the time the solver had reached (the start of the step that failed).
         reason: a short machine-readable reason: ``"step size underflow"``, ``"max_num_steps exceeded"``,
-            ``"non-finite state"`` or ``"non-finite derivative"``.
+            ``"non-finite state"``, ``"non-finite derivative"`` or ``"problem is stiff"``.
         detail: a sentence for humans.
     """
 
@@ -19,3 +19,11 @@ class SolverError(RuntimeError):
         self.detail = detail
         msg = f"solve failed at t={self.t:.10g}: {reason}"
         super().__init__(f"{msg} ({detail})" if detail else msg)
+
+
+class StiffnessWarning(UserWarning):
+    """An explicit method's steps are limited by stability, not accuracy: the problem looks stiff.
+
+    Raised as a warning when the stiffness test of dopri5, tsit5 and dopri8 first fires; the solve
+    goes on, and stops with :class:`SolverError` (reason ``"problem is stiff"``) if it stays stiff.
+    """

@@ -173,7 +173,13 @@ def odeint_event(
                 ys = solve(f, p.y0.reshape(-1), ts, m, p.config(counts, ts), event)
             finally:
                 _stats.report(
-                    _stats.active_stats(), counts.nfe, counts.accepted, counts.rejected, False, m.name
+                    _stats.active_stats(),
+                    counts.nfe,
+                    counts.accepted,
+                    counts.rejected,
+                    False,
+                    m.name,
+                    linear=counts.linear() if m.implicit else None,
                 )
             found = event.t
             y_found = ys[-1].view(p.y0.shape)

@@ -8,8 +8,10 @@ underflow and the counts. Times are Python floats (float64) inside the loop; ``f
 as 0-d tensors of the time dtype. The state is flat. Per-sample step control has its own vectorised
 loop (:mod:`~nodebench.solvers.per_sample`).
 
-Host synchronisations: one per attempted step (the error ratio the controller reads; adams reads its
-norms, sometimes twice), plus, on a CPU, one for the output times and one for the initial step size.
+Host synchronisations: one per attempted step (the error ratio the controller reads, with the stiffness
+test's estimate where dopri5 or tsit5 make one; adams reads its norms, sometimes twice; the implicit
+methods read once per Newton iteration, their error norms folded into those reads), plus, on a CPU,
+one for the output times and one for the initial step size.
 On an accelerator (see :data:`FOLD_FIRST_READ`) the adaptive Runge–Kutta methods take their first step
 with ``t0`` and ``h`` still on the device, so the output times, the initial step size and ``f0``'s
 finiteness ride on the first step's read (:class:`Times`): exactly one read per attempted step.
@@ -169,6 +171,8 @@ def _adaptive(f, y0, ts, m: Method, cfg: Config, event, jump) -> list[torch.Tens
         landing += ts[1:]
     if m.lands_on_end and math.isfinite(ts[-1]):
         landing.append(ts[-1])
+    if m.lands_on_outputs:  # radau: its interpolant is only of stage order between long stiff steps
+        landing += [s for s in ts[1:-1] if math.isfinite(s)]
     lands = Landings(landing, opts.jump_t, t, d)
     jumps = lands.jumps
 
@@ -229,7 +233,9 @@ def _adaptive(f, y0, ts, m: Method, cfg: Config, event, jump) -> list[torch.Tens
             if step.accepted is not None:  # the method judged itself
                 accepted, ratio = step.accepted, math.nan
             else:
-                ratio = error_ratio(step.error, step.y1, h)
+                ratio = error_ratio(step.error, step.y1, h, step.probe)
+                if step.probe is not None:
+                    step.probe_value = error_ratio.probe_value
                 accepted = ctrl.accept(ratio)
                 if not accepted and abs(h) <= opts.min_step:  # taken whatever its error (torchdiffeq)
                     if not math.isfinite(ratio):

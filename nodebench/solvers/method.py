@@ -22,11 +22,11 @@ The lifecycle the loop drives (adaptive methods)::
 
 Fixed-grid methods take ``method.step(state, t0, t1, t1)`` on the grid; their ``error`` is None.
 
-Hook points for later families (none is implemented here): an implicit method (ESDIRK/Radau with a
-Newton solve, a variable-order BDF) implements the same five calls, keeping its Jacobian and
-factorisation in its state and reporting a failed Newton iteration as a rejected :class:`Step`
-(``ratio = inf``); a stiffness detector would read the ``Step`` the loop already has after each
-accepted step (see ``Method.on_accept``). torchdiffeq's step callbacks (``func.callback_step``,
+Implicit methods (:mod:`~nodebench.solvers.radau`, :mod:`~nodebench.solvers.bdf`,
+:mod:`~nodebench.solvers.implicit_rk`) implement the same calls, keeping their Jacobian and
+factorisation in their state and reporting a failed Newton iteration as a rejected :class:`Step`;
+the stiffness test of the explicit pairs reads ``Step.probe`` with the error ratio and judges it in
+``Method.on_accept``. torchdiffeq's step callbacks (``func.callback_step``,
 ``callback_accept_step``, ``callback_reject_step``) are the loop's, not the methods' (see
 :mod:`~nodebench.solvers.callbacks`): a new method gets them without code of its own.
 """
@@ -43,11 +43,24 @@ import torch
 
 @dataclass
 class Counts:
-    """Evaluations of ``func`` and steps of one solve (per sample: tensors of shape ``(batch,)``)."""
+    """Evaluations of ``func`` and steps of one solve (per sample: tensors of shape ``(batch,)``).
+
+    Implicit methods also count their linear algebra: ``jacobians`` (evaluations of ``∂f/∂y``, by
+    autograd or the caller's ``options["jacobian"]``; the one call of ``func`` autograd makes to build a
+    Jacobian is counted here, not in ``nfe``), ``factorizations`` (LU factorisations of the Newton
+    matrix; a complex one counts once) and ``newton_iterations``.
+    """
 
     nfe: int = 0
     accepted: int = 0
     rejected: int = 0
+    jacobians: int = 0
+    factorizations: int = 0
+    newton_iterations: int = 0
+
+    def linear(self) -> tuple[int, int, int]:
+        """``(jacobians, factorizations, newton_iterations)``."""
+        return self.jacobians, self.factorizations, self.newton_iterations
 
 
 @dataclass
@@ -64,6 +77,9 @@ class Config:
         t_end: the last time of the solve (``±inf`` for an event search).
         callbacks: torchdiffeq's step callbacks ``func`` defines
             (:class:`~nodebench.solvers.callbacks.Callbacks`), or None.
+        jacobian: for implicit methods, the linearisation of ``f`` to build Newton matrices from (see
+            :mod:`~nodebench.solvers.newton`); None: the method builds one from ``opts.jacobian`` or by
+            autograd (the adjoint passes one that knows the structure of its augmented state).
     """
 
     rtol: float | torch.Tensor
@@ -75,6 +91,7 @@ class Config:
     direction: float = 1.0
     t_end: float = math.inf
     callbacks: Any = None
+    jacobian: Any = None
 
     @property
     def prefix(self) -> int | None:
@@ -95,6 +112,8 @@ class Step:
             controller weighs ``error``).
         proposal: the next step's size, if the method chooses it itself (adams, scipy), else None.
         data: whatever the method needs to interpolate in, or advance past, this step.
+        probe: a 0-d device tensor the loop reads back together with the error ratio (one read) and
+            stores in ``probe_value`` before ``on_accept`` (the stiffness test's ``h |lambda|``).
     """
 
     t0: float
@@ -106,6 +125,8 @@ class Step:
     accepted: bool | None = None
     proposal: float | None = None
     data: Any = None
+    probe: torch.Tensor | None = None
+    probe_value: float | None = None
 
 
 class Method:
@@ -120,6 +141,8 @@ class Method:
         option_names: the ``options`` keys it accepts (checked by :mod:`~nodebench.solvers.validate`).
         lands_on_end: the loop clips the last step to end on the final time (adams: its interpolant
             must not extrapolate), instead of stepping past it and interpolating.
+        lands_on_outputs: the loop clips steps to end on every output time (radau), instead of
+            interpolating between step ends.
         self_stepping: the method chooses where each step ends (scipy's codes): the loop cannot clip
             a step, so it integrates interval by interval where it must land.
         differentiable: ``odeint`` can backpropagate through its operations (not scipy).
@@ -127,6 +150,9 @@ class Method:
         defers_first_read: can take its first step with the step size and start time still on the
             device (``initial_step(..., read=False)``, tensor ``t0``/``h`` in ``step``), so that one
             read-back serves the output times, the initial step and the first decision.
+        implicit: solves a nonlinear system per step with Newton's method (counts Jacobians,
+            factorisations and iterations).
+        option_defaults: defaults of options whose default differs by method (``max_iters``).
     """
 
     name: str = ""
@@ -134,10 +160,13 @@ class Method:
     adaptive: bool = True
     option_names: frozenset[str] = frozenset()
     lands_on_end: bool = False
+    lands_on_outputs: bool = False
     self_stepping: bool = False
     differentiable: bool = True
     per_sample: bool = False
     defers_first_read: bool = False
+    implicit: bool = False
+    option_defaults: dict[str, Any] = {}  # noqa: RUF012 (read-only class data)
 
     def init(self, f: Callable, t0: float, y0: torch.Tensor, cfg: Config) -> Any:
         """The method's state at ``(t0, y0)`` (flat ``y0``)."""

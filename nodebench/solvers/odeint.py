@@ -92,6 +92,11 @@ def prepare(
     atol = state.tolerance("atol", atol, first.device)
     check_tolerances(rtol, atol)
     check_low_precision(state, rtol, m.adaptive)
+    if opts.jacobian is not None and not state.plain:
+        raise ValueError(
+            "options['jacobian'] needs y0 as one real float32/float64 tensor (the Jacobian is over its "
+            "entries); for tuple, complex or half-precision states leave it out (autograd builds it)"
+        )
     shape = first.shape
     view = (lambda y: y.view(shape)) if state.plain else state.restore
     opts = bind_grid(opts, func, view, t.dtype, first.device)
@@ -198,7 +203,15 @@ def odeint(
                     fi = f(ts[i], ys[i].detach()).reshape(-1)
                 ys[i] = ys[i] + (t[i] - t[i].detach()).to(y0.dtype) * fi
     finally:
-        _stats.report(_stats.active_stats(), counts.nfe, counts.accepted, counts.rejected, False, m.name)
+        _stats.report(
+            _stats.active_stats(),
+            counts.nfe,
+            counts.accepted,
+            counts.rejected,
+            False,
+            m.name,
+            linear=counts.linear() if m.implicit else None,
+        )
     out = torch.stack(ys).view(len(ts), *shape)
     return out if p.state.plain else p.state.restore(out, (len(ts),))
 

@@ -16,7 +16,12 @@ class SolverStats:
     credited to the block that was active when the forward solve ran, even when ``backward()`` is
     called after the block has closed.
 
-    NFE counts calls of ``func`` (on the whole batch). Under per-sample step control
+    NFE counts calls of ``func`` (on the whole batch). Implicit methods (``radau``, ``bdf``, ``ndf``, the
+    fixed-grid implicit Runge–Kutta methods) also count ``jacobians`` (evaluations of ``∂f/∂y``; the one
+    call of ``func`` autograd makes for each is counted there, not in NFE), ``factorizations`` (LU
+    factorisations of Newton matrices) and ``newton_iterations``, forward and ``*_backward``.
+
+    Under per-sample step control
     (``options={"batch": "independent"}``) the step counts are summed over the samples,
     ``attempts`` counts the steps the batch attempted together (the loop's iterations; otherwise
     accepted + rejected), and :attr:`per_sample` holds the latest such solve's counts per sample.
@@ -32,6 +37,12 @@ class SolverStats:
     backward_solves: int = 0
     attempts: int = 0
     attempts_backward: int = 0
+    jacobians: int = 0
+    factorizations: int = 0
+    newton_iterations: int = 0
+    jacobians_backward: int = 0
+    factorizations_backward: int = 0
+    newton_iterations_backward: int = 0
     per_solve: list[dict] = field(default_factory=list, repr=False)
     per_sample: dict[str, list[int]] | None = field(default=None, repr=False)
     per_sample_backward: dict[str, list[int]] | None = field(default=None, repr=False)
@@ -45,8 +56,13 @@ class SolverStats:
         method: str,
         attempts: int | None = None,
         per_sample: dict[str, list[int]] | None = None,
+        linear: tuple[int, int, int] | None = None,
     ) -> None:
         attempts = accepted + rejected if attempts is None else attempts
+        jac, lu, newton = linear or (0, 0, 0)
+        suffix = "_backward" if backward else ""
+        for key, value in (("jacobians", jac), ("factorizations", lu), ("newton_iterations", newton)):
+            setattr(self, key + suffix, getattr(self, key + suffix) + value)
         if backward:
             self.attempts_backward += attempts
             if per_sample is not None:
@@ -73,6 +89,8 @@ class SolverStats:
             "rejected": rejected,
         }
         entry["attempts"] = attempts
+        if linear is not None:
+            entry.update(jacobians=jac, factorizations=lu, newton_iterations=newton)
         if per_sample is not None:
             entry["per_sample"] = per_sample
         self.per_solve.append(entry)
@@ -104,9 +122,10 @@ def report(
     method: str,
     attempts: int | None = None,
     per_sample: dict[str, list[int]] | None = None,
+    linear: tuple[int, int, int] | None = None,
 ) -> None:
     for s in collectors:
-        s.add(nfe, accepted, rejected, backward, method, attempts, per_sample)
+        s.add(nfe, accepted, rejected, backward, method, attempts, per_sample, linear)
 
 
 @contextlib.contextmanager

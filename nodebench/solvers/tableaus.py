@@ -125,6 +125,32 @@ class Tableau:
     def adaptive(self) -> bool:
         return self.b_err is not None
 
+    @property
+    def stiffness_probe(self) -> bool:
+        """Two stages at the step's end (the last two nodes are 1, FSAL): ``h |λ|`` can be estimated from
+        them for free, as in Hairer's DOPRI5 (dopri5, tsit5, dopri8; see ``rk.STIFF_TESTED``)."""
+        return self.adaptive and self.fsal and self.stages > 2 and self.c[-2] == 1.0
+
+    def stability_boundary(self) -> float:
+        """Where the stability region ends on the negative real axis: the smallest ``x > 0`` with
+        ``|R(-x)| = 1`` for the stability function ``R(z) = 1 + z bᵀ (I - z A)⁻¹ 1`` (dopri5: 3.3067)."""
+        s = self.stages
+        A = np.zeros((s, s))
+        for i, row in enumerate(self.a):
+            A[i, : len(row)] = row
+        b, one = np.array(self.b), np.ones(s)
+
+        def gain(x: float) -> float:
+            return abs(1 - x * b @ np.linalg.solve(np.eye(s) + x * A, one))
+
+        lo, hi = 1e-3, 1e-3
+        while gain(hi) <= 1.0 and hi < 100.0:
+            lo, hi = hi, hi + 0.01
+        for _ in range(60):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if gain(mid) <= 1.0 else (lo, mid)
+        return lo
+
     def dense_weights(self, theta: float) -> list[float]:
         """``B_j(theta)`` for every dense-output vector."""
         return [sum(cp * theta ** (p + 1) for p, cp in enumerate(row)) for row in self.dense]

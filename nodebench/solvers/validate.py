@@ -16,6 +16,7 @@ from nodebench.solvers.registry import get_method
 from nodebench.solvers.scipy_solver import SCIPY_METHODS
 
 DEFAULT_MAX_NUM_STEPS = 1_000_000
+DEFAULT_STIFFNESS_CHECK = 1000  # Hairer's NSTIFF: test every 1000 accepted steps (then every step)
 MAX_ORDER = 12  # adams and the fixed-grid Adams family
 BATCH_MODES = ("shared", "independent")
 INTERPOLATIONS = ("cubic", "linear")  # fixed-grid outputs between grid points (options["interp"])
@@ -41,7 +42,13 @@ class Options:
             stiff mode (None: a full Jacobian, whose N x N work array LSODA allocates up front; 0 and 0
             keep a large state's memory O(N), a diagonal approximation should LSODA turn stiff).
         max_order, max_iters: fixed-grid Adams: the largest order (Bashforth order ``max_order - 1``)
-            and corrector iterations per step (torchdiffeq's names and defaults).
+            and corrector iterations per step (torchdiffeq's names and defaults); ``bdf``/``ndf``:
+            the largest order (1 to 5). ``max_iters`` of the implicit methods: Newton iterations per
+            stage solve (default per method, :attr:`Method.option_defaults`).
+        jacobian: implicit methods: ``jacobian(t, y) -> ∂f/∂y`` of shape ``(*y.shape, *y.shape)`` (or
+            ``(n, n)``), instead of autograd.
+        stiffness_check: dopri5 and tsit5 test for stiffness every this many accepted steps (Hairer's
+            NSTIFF; 0 turns it off; other adaptive Runge–Kutta methods accept it and do not test).
         min_step, max_step: adaptive: bounds on the size of every attempted step (torchdiffeq's names).
         step_t, jump_t: adaptive: times a step must end on; at ``jump_t`` the derivative is also
             re-evaluated just past the time (a discontinuity), as in torchdiffeq.
@@ -68,6 +75,8 @@ class Options:
     uband: int | None = None
     max_order: int = MAX_ORDER
     max_iters: int = 4
+    jacobian: Callable[[Any, Any], Any] | None = None
+    stiffness_check: int = 1000
     min_step: float = 0.0
     max_step: float = math.inf
     step_t: tuple[float, ...] = ()
@@ -248,8 +257,22 @@ def check_options(options: Any, method: Method, t_dtype: torch.dtype = torch.flo
     if interp not in INTERPOLATIONS:
         raise ValueError(f"options['interp'] must be one of {list(INTERPOLATIONS)}, got {interp!r}")
     kw["interp"] = interp
-    kw["max_order"] = _int("max_order", options.get("max_order", MAX_ORDER), 1, MAX_ORDER)
-    kw["max_iters"] = _int("max_iters", options.get("max_iters", 4), 1)
+    defaults = method.option_defaults
+    top = defaults.get("max_order", MAX_ORDER)  # bdf/ndf: 5
+    kw["max_order"] = _int("max_order", options.get("max_order", top), 1, top)
+    kw["max_iters"] = _int("max_iters", options.get("max_iters", defaults.get("max_iters", 4)), 1)
+    jac = options.get("jacobian")
+    if jac is not None and not callable(jac):
+        raise TypeError(
+            f"options['jacobian'] must be callable as jacobian(t, y) -> df/dy, got {type(jac).__name__}"
+        )
+    kw["jacobian"] = jac
+    stiff = options.get("stiffness_check", DEFAULT_STIFFNESS_CHECK)
+    if stiff is True:
+        stiff = DEFAULT_STIFFNESS_CHECK
+    elif stiff is False or stiff is None:
+        stiff = 0
+    kw["stiffness_check"] = _int("stiffness_check", stiff, 0)
     batch = options.get("batch", "shared")
     if batch not in BATCH_MODES:
         raise ValueError(f"options['batch'] must be one of {list(BATCH_MODES)}, got {batch!r}")

@@ -41,9 +41,9 @@ PROTOCOL = """\
   themselves are not changed.
 - Counted: every test method and every `subTest` block, each pass / fail (an assertion) / error
   (another exception) / skip; a test method whose subtests failed counts as failed. Subtests whose
-  parameters name a method in `aside` (by default torchdiffeq's nine fixed-grid implicit methods, which
-  nodebench does not have yet) are also counted apart, and `tests_pass_without_aside` counts the test
-  methods that pass or fail only in such subtests.
+  parameters name a method in `aside` (none by default; e.g. `--set aside=['gl6']` to see the
+  suite without a method's subtests) are also counted apart, and `tests_pass_without_aside` counts
+  the test methods that pass or fail only in such subtests.
 - Records: variant `<backend>/<module>` with metrics `<tests|subtests>_<outcome>[_aside]`,
   `tests_pass_without_aside` and `seconds`; one row per test or subtest, variant `<backend>/<id>`,
   metric `outcome_<outcome>` (value 1); failure messages in the artifacts `outcomes-<backend>-<module>.json`.
@@ -75,7 +75,7 @@ class Config:
     revision: str = ""
     backends: tuple[str, ...] = schema.BACKENDS
     modules: tuple[str, ...] = MODULES
-    aside: tuple[str, ...] = schema.FIXED_IMPLICIT
+    aside: tuple[str, ...] = ()
     threads: int = 1
     timeout_s: float = 3600.0
 

@@ -16,8 +16,8 @@ from torch import nn
 from nodebench.data.demo_spirals import DEMO_T_MAX, DEMO_Y0
 from nodebench.measure import Timer, run_in_fresh_process
 from nodebench.models.demo_spirals import DemoTrue
-from nodebench.reference.problems import VanDerPol, stacked_van_der_pol
-from nodebench.reference.scipy_peer import solve_scipy
+from nodebench.reference.problems import STIFF_PROBLEMS, VanDerPol, stacked_van_der_pol
+from nodebench.reference.scipy_peer import solve_scipy, solve_scipy_stiff
 from nodebench.reference.torchdiffeq_adapter import CountingFunc, integrate
 from nodebench.units import NO_STEP, UnitContext, UnitSpec
 
@@ -33,12 +33,19 @@ METHODS = {
     "torchdiffeq": ("bosh3", "dopri5", "dopri8", "fehlberg2", "adaptive_heun"),
     "torchode": ("dopri5", "tsit5"),
     "scipy": ("lsoda", "vode"),
+    # Stiff problems (issue 26): nodebench's adaptive implicit methods against scipy's stiff solvers.
+    "nodebench_stiff": ("radau", "bdf", "ndf"),
+    "scipy_stiff": ("Radau", "BDF", "LSODA"),
 }
+#: The libraries that count Jacobians, factorisations (and, nodebench, Newton iterations) apart.
+STIFF_LIBRARIES = ("nodebench_stiff", "scipy_stiff")
 REFERENCE_RTOL, REFERENCE_ATOL = 1e-13, 1e-15
 VDP_MU, VDP_PERIOD = 2.0, 7.6297
 #: Stacked Van der Pol (issue 25): batch size per problem name; mu log-spaced on [0.1, 20], T = 20.
 STACKED = {"stacked_vdp": 64, "stacked_vdp_256": 256}
-PROBLEMS = ("linear", "vdp", "spiral", *STACKED)
+PROBLEMS = ("linear", "vdp", "spiral", *STACKED, *STIFF_PROBLEMS)
+#: scipy's Radau for the stiff references (DOP853 would need millions of steps).
+STIFF_REFERENCE_RTOL, STIFF_REFERENCE_ATOL = 1e-12, 1e-16
 
 PROTOCOL = """\
 ## Work-precision diagrams (as in SciMLBenchmarks)
@@ -53,6 +60,14 @@ PROTOCOL = """\
   - `stacked_vdp` (`stacked_vdp_256`): 64 (256) independent Van der Pol oscillators, mu log-spaced
     over [0.1, 20], all from y0 = (2, 0), T = 20 (torchode's stacked problem, issue 25): one step size
     for the batch is the hardest sample's; per-sample control lets each take its own.
+  - Stiff problems (preset `stiff`, issue 26), float64, output at T only: `robertson` (Robertson's
+    kinetics, k = (0.04, 3e7, 1e4), y0 = (1, 0, 0), T = 1e5), `vdp_stiff` (Van der Pol, mu = 1000,
+    y0 = (2, 0), T = 3000), `stiff_linear` (y' = A (y - cos t) - sin t with A = -V diag(1e4, 1e2, 1) V^-1,
+    V = I + 0.5 strict upper ones, two states, T = 10; truth by its closed form
+    cos(t) + exp(A t) (y0 - 1)) and `hires` (HIRES, T = 321.8122). Definitions in
+    `nodebench/reference/problems.py` (`STIFF_PROBLEMS`). Reference for `robertson`, `vdp_stiff` and
+    `hires`: scipy's Radau at rtol 1e-12, atol 1e-16 with the exact Jacobian (autograd); `reference_gap`
+    as below.
   - Reference for `vdp`, `spiral` and the stacked problems: scipy's DOP853 at rtol 1e-13, atol 1e-15
     on the flattened batch (independent of every library measured); `reference_gap` is its difference
     from the same solve at 100 times looser tolerances, an upper estimate of the reference's own error.
@@ -66,6 +81,13 @@ PROTOCOL = """\
   peer, scipy's Fortran Adams codes `lsoda` (LSODA via `solve_ivp`) and `vode` (VODE, Adams mode) on
   the flattened batch — the LSODE family the paper used. scipy's times include converting the state
   between numpy and torch at every evaluation.
+- Stiff methods: nodebench's `radau` (Radau IIA order 5, RADAU5), `bdf` (variable order 1-5, LSODE's
+  formulas) and `ndf` (Klopfenstein-Shampine, scipy's BDF) against scipy's `Radau`, `BDF` and `LSODA`
+  (library `scipy_stiff`), every one given the exact Jacobian by autograd (scipy's `jac=`), so that no
+  library spends evaluations on finite-difference Jacobians. Counted apart: `nfe` (evaluations of f,
+  not counting the one call autograd makes per Jacobian), `jacobians`, `factorizations` (LU; a complex
+  one counts once) and, for nodebench, `newton_iterations` (scipy does not report them; LSODA reports
+  no factorisations).
 - Tolerances: rtol from `rtols`, atol = rtol * `atol_factor`; methods listed in `tightest_rtol` stop
   at that rtol (low orders would take minutes per solve at the tightest).
 - Error: RMS over the batch and components of y(T) minus the truth (`error`).
@@ -76,7 +98,8 @@ PROTOCOL = """\
   also gives NFE and error), then up to `repeats` timed solves, stopping early (after at least one)
   once `time_budget_s` seconds of timed solving have passed; the median is recorded (`time`).
 - Records: variant `<problem>/<library>/<method>`, step = index into `rtols`; metrics `rtol`, `atol`,
-  `nfe`, `error`, `time` (s). Reference: variant `<problem>/reference`, metric `reference_gap`.
+  `nfe`, `error`, `time` (s); stiff libraries also `jacobians`, `factorizations`, `newton_iterations`.
+  Reference: variant `<problem>/reference`, metric `reference_gap`.
 """
 
 
@@ -123,6 +146,15 @@ PRESETS = {
     "standard": Config(),
     "paper": Config(seeds=(0, 1, 2), repeats=7, time_budget_s=10.0),
     # Issue 25: shared against per-sample step control against torchode on stacked Van der Pol.
+    # Issue 26: stiff problems, nodebench's implicit methods against scipy's stiff solvers.
+    "stiff": Config(
+        problems=tuple(STIFF_PROBLEMS),
+        libraries=STIFF_LIBRARIES,
+        rtols=(1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8),
+        atol_factor=1e-4,
+        tightest_rtol=(),
+        time_budget_s=2.0,
+    ),
     "batch": Config(
         problems=("stacked_vdp", "stacked_vdp_256"),
         libraries=("nodebench", "nodebench_independent", "torchode"),
@@ -162,6 +194,9 @@ def make_problem(
         )
     elif name == "spiral":
         func, y0, T = DemoTrue(f64), torch.tensor([DEMO_Y0], dtype=f64), DEMO_T_MAX
+    elif name in STIFF_PROBLEMS:
+        func, y0, t = STIFF_PROBLEMS[name].make(f64, torch.device("cpu"))
+        T = float(t[-1])
     elif name in STACKED:
         func, y0, t = stacked_van_der_pol(STACKED[name])
         T = float(t[-1])
@@ -181,6 +216,8 @@ def reference(name: str, seed: int) -> tuple[tuple[float, ...], float]:
     if name == "linear":
         exact = y0 @ torch.linalg.matrix_exp(func.A * T).T
         return tuple(exact.reshape(-1).tolist()), 0.0
+    if name in STIFF_PROBLEMS:
+        return _stiff_reference(name, func, y0, T)
     from scipy.integrate import solve_ivp
 
     shape = y0.shape
@@ -205,6 +242,44 @@ def reference(name: str, seed: int) -> tuple[tuple[float, ...], float]:
 
     tight = final(1.0)
     return tuple(tight.tolist()), float((tight - final(100.0)).abs().max())
+
+
+def _stiff_reference(
+    name: str, func: nn.Module, y0: torch.Tensor, T: float
+) -> tuple[tuple[float, ...], float]:
+    """The closed form (``stiff_linear``) or scipy's Radau at :data:`STIFF_REFERENCE_RTOL`, and the
+    difference from the same solve at 100 times looser tolerances."""
+    problem = STIFF_PROBLEMS[name]
+    if problem.exact is not None:
+        with torch.no_grad():
+            exact = problem.exact(func, y0, torch.tensor([0.0, T], dtype=y0.dtype))[-1]
+        return tuple(exact.reshape(-1).tolist()), 0.0
+
+    def final(scale: float) -> torch.Tensor:
+        t = torch.tensor([0.0, T], dtype=torch.float64)
+        y, _ = solve_scipy_stiff(
+            func, y0, t, "Radau", STIFF_REFERENCE_RTOL * scale, STIFF_REFERENCE_ATOL * scale
+        )
+        return y[-1].reshape(-1)
+
+    tight = final(1.0)
+    return tuple(tight.tolist()), float((tight - final(100.0)).abs().max())
+
+
+def _stiff_solve(library: str, func: nn.Module, method: str, rtol: float, atol: float, y0, T) -> tuple:
+    """``(y(T), counts)`` of one solve by a stiff library (counts: nfe, jacobians, factorizations and,
+    for nodebench, newton_iterations)."""
+    t = torch.tensor([0.0, T], dtype=y0.dtype, device=y0.device)
+    if library == "scipy_stiff":
+        y, counts = solve_scipy_stiff(func, y0, t, method, rtol, atol)
+        return y[-1].to(y0), counts
+    from nodebench import odeint, solver_stats
+
+    with torch.no_grad(), solver_stats() as s:  # no graph: its extra evaluations would count
+        y = odeint(func, y0, t, method, rtol, atol)[-1]
+    counts = {"nfe": s.nfe_forward, "jacobians": s.jacobians, "factorizations": s.factorizations,
+              "newton_iterations": s.newton_iterations}  # fmt: skip
+    return y, counts
 
 
 def _torchode_solver(func: nn.Module, method: str, rtol: float, atol: float) -> Callable[..., torch.Tensor]:
@@ -299,6 +374,8 @@ def measure(
     dev = torch.device(device)
     func, y0, T = make_problem(problem, seed, dev)
     exact = torch.tensor(truth, dtype=torch.float64, device=dev).view_as(y0)
+    if library in STIFF_LIBRARIES:
+        return _measure_stiff(library, func, y0, T, exact, points, repeats, time_budget_s)
     counted = CountingFunc(func)
     out = []
     with torch.no_grad():
@@ -317,6 +394,21 @@ def measure(
             if library in ("nodebench", "nodebench_independent", "torchode") and y0.shape[0] > 1:
                 point["nfe_sample_mean"] = _nfe_sample_mean(library, func, method, rtol, atol, y0, T)
             out.append(point)
+    return {"points": out}
+
+
+def _measure_stiff(library, func, y0, T, exact, points, repeats, time_budget_s) -> dict:
+    """:func:`measure` for the stiff libraries: counts from the solvers' own counters."""
+    out = []
+    for method, rtol, atol in points:
+        y, counts = _stiff_solve(library, func, method, rtol, atol, y0, T)  # the warm-up
+        times: list[float] = []
+        while len(times) < repeats and (not times or sum(times) < time_budget_s):
+            with Timer(y0.device) as timer:
+                _stiff_solve(library, func, method, rtol, atol, y0, T)
+            times.append(timer.seconds)
+        error = (y.double() - exact).pow(2).mean().sqrt().item()
+        out.append({**counts, "error": error, "time": statistics.median(times)})
     return {"points": out}
 
 
@@ -359,6 +451,9 @@ def _library_unit(
         recorder.record(variant, seed, step, "time", result["time"], "s")
         if "nfe_sample_mean" in result:
             recorder.record(variant, seed, step, "nfe_sample_mean", result["nfe_sample_mean"])
+        for key in ("jacobians", "factorizations", "newton_iterations"):
+            if key in result:
+                recorder.record(variant, seed, step, key, result[key])
 
 
 def available_libraries(config: Config) -> list[str]:
