@@ -262,11 +262,16 @@ def check_plan(specs: Sequence[UnitSpec]) -> None:
         seen.add(spec.key)
 
 
-def pending_tasks(module: ModuleType, config: Any, recorder: store.Recorder) -> list[UnitTask]:
+def pending_tasks(
+    module: ModuleType, config: Any, recorder: store.Recorder, held: dict[str, UnitResult] | None = None
+) -> list[UnitTask]:
     """The plan's units not journalled in ``recorder``'s run, as tasks with their stored inputs.
 
-    Sets the progress total and ticks the skipped units' weight.
+    Units in ``held`` (results kept by :meth:`~nodebench.store.Recorder.hold`, not yet journalled) are
+    listed too, in plan order, and give their artifacts to the units depending on them. Sets the
+    progress total and ticks the weight of the units journalled or held.
     """
+    held = held or {}
     specs = module.plan(config)
     check_plan(specs)
     recorder.set_total(sum(spec.ticks for spec in specs))
@@ -277,10 +282,14 @@ def pending_tasks(module: ModuleType, config: Any, recorder: store.Recorder) -> 
         if recorder.completed(spec.key):
             recorder.tick(spec.ticks)
             continue
+        if spec.key in held:
+            recorder.tick(spec.ticks)
         inputs: dict[str, bytes] = {}
         for key in spec.depends_on:
             if recorder.completed(key):
                 inputs.update(recorder.read_artifacts(key))
+            elif key in held:
+                inputs.update(held[key].artifacts)
         tasks.append(UnitTask(module.NAME, stored, device, spec, inputs))
     return tasks
 
@@ -290,15 +299,17 @@ def run_units(
 ) -> None:
     """Run every unit of ``module.plan(config)`` not yet journalled in ``recorder``'s run.
 
-    Results are journalled in plan order as they become contiguous; when a unit fails, the results
+    Results are journalled in plan order as they become contiguous; one that arrives ahead of its turn
+    is held on disk (:meth:`~nodebench.store.Recorder.hold`) meanwhile, so a run killed outright loses
+    none and a resume journals the held ones without running them again. When a unit fails, the results
     that did complete are journalled too, the failing unit's partial rows are kept unjournalled (a
     resume drops them), and the exception propagates. Units that declare ``releases_inputs`` have
     their dependencies' artifacts deleted once they are journalled.
     """
     executor = executor or LocalExecutor()
-    tasks = pending_tasks(module, config, recorder)
+    waiting: dict[str, UnitResult] = recorder.held()
+    tasks = pending_tasks(module, config, recorder, waiting)
     by_key = {task.spec.key: task for task in tasks}
-    waiting: dict[str, UnitResult] = {}
     position = 0
     attempt = len(recorder.meta.get("attempts", [])) - 1
     units: dict[str, Any] = recorder.meta.setdefault("units", {})
@@ -317,15 +328,25 @@ def run_units(
         where.setdefault("device", recorder.meta.get("device", "cpu"))
         units[result.key] = {"attempt": attempt, **where}
 
+    def flush() -> None:
+        nonlocal position
+        while position < len(tasks) and tasks[position].spec.key in waiting:
+            commit(waiting.pop(tasks[position].spec.key))
+            position += 1
+
     recorder.meta["attempts"][-1]["executor"] = describe_executor(executor)
     try:
-        for result in executor.run(tasks, recorder.tick):
+        to_run = [task for task in tasks if task.spec.key not in waiting]
+        flush()  # held results of an earlier attempt that are now in turn
+        for result in executor.run(to_run, recorder.tick):
             if result.key not in by_key:
                 raise RuntimeError(f"executor returned unit {result.key!r}, which was not asked for")
+            if recorder.completed(result.key) or result.key in waiting:  # delivered twice
+                continue
             waiting[result.key] = result
-            while position < len(tasks) and tasks[position].spec.key in waiting:
-                commit(waiting.pop(tasks[position].spec.key))
-                position += 1
+            flush()
+            if result.key in waiting:  # ahead of its turn: kept on disk until then
+                recorder.hold(result)
         if position != len(tasks):
             missing = [task.spec.key for task in tasks[position:] if task.spec.key not in waiting]
             raise RuntimeError(f"the executor finished without returning units {missing}")

@@ -16,6 +16,10 @@ A run is ``<out>/<workload>/<run-id>/`` holding
   "artifacts"}``; ``artifacts`` only where there are some).
 - ``checkpoints/``: the units' artifacts (e.g. model checkpoints), one file each, written atomically
   before the unit's journal line.
+- ``held/``: results of units that completed out of plan order under a parallel executor, waiting for
+  the units before them (one pickled :class:`~nodebench.units.UnitResult` per file, written
+  atomically, removed when the unit is journalled): a run killed outright keeps them and a resume
+  journals them without running them again.
 - ``uncommitted-<n>.diff`` and ``untracked-<n>.txt``: only when attempt ``n`` (1 = the first run) started
   from a dirty checkout: ``git diff --binary HEAD`` and the untracked, not ignored files, named in that
   attempt's ``uncommitted`` entry (:func:`nodebench.measure.provenance.save_uncommitted`).
@@ -35,8 +39,10 @@ import contextlib
 import csv
 import glob
 import io
+import hashlib
 import json
 import os
+import pickle
 import secrets
 import traceback
 from collections.abc import Iterable, Iterator, Sequence
@@ -59,6 +65,7 @@ STATUSES = ("running", "complete", "failed", "interrupted")
 META_FILE = "meta.json"
 RECORDS_FILE = "records.csv"
 UNITS_FILE = "units.jsonl"
+HELD_DIR = "held"
 _HEADER = (",".join(COLUMNS) + "\n").encode()
 
 try:
@@ -482,6 +489,37 @@ class Recorder:
         ):
             if result.rows:
                 _write_all(self._records_fd, self._encode(result.rows))
+        self._held_path(result.key).unlink(missing_ok=True)
+
+    def _held_path(self, key: str) -> Path:
+        return self.run_dir / HELD_DIR / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".pkl")
+
+    def hold(self, result: UnitResult) -> None:
+        """Keep the result of a unit that completed before units planned ahead of it, until it can be
+        journalled (:meth:`commit` removes it); a resumed run gets it back from :meth:`held`."""
+        if result.key in self._done:
+            return
+        path = self._held_path(result.key)
+        path.parent.mkdir(exist_ok=True)
+        with atomic_write_path(path) as tmp:
+            tmp.write_bytes(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def held(self) -> dict[str, UnitResult]:
+        """The results held by :meth:`hold` (in this or an earlier attempt) of units not journalled."""
+        out: dict[str, UnitResult] = {}
+        folder = self.run_dir / HELD_DIR
+        for path in sorted(folder.glob("*.pkl")) if folder.is_dir() else ():
+            try:
+                result = pickle.loads(path.read_bytes())
+            except Exception as exc:  # written atomically, so only a foreign file gets here
+                raise RunStateError(f"held result {path} cannot be read ({exc}); delete it to rerun its unit")
+            if not isinstance(result, UnitResult) or path != self._held_path(result.key):
+                raise RunStateError(f"{path} is not a held unit result of this run; delete it")
+            if result.key in self._done:  # journalled just before a kill removed the file
+                path.unlink(missing_ok=True)
+            else:
+                out[result.key] = result
+        return out
 
     def keep_unfinished(self, result: UnitResult) -> None:
         """Write the rows a unit made before it failed, unjournalled (a later unit or resume drops them)."""

@@ -189,3 +189,54 @@ def test_meta_records_the_executor_and_where_each_unit_ran(tmp_path, walk):
     assert {(u["host"], u["device"], u["attempt"]) for u in meta["units"].values()} == {
         (meta["hostname"], "cpu", 0)
     }
+
+
+_KILLED_ATTEMPT = """
+import os, sys
+from pathlib import Path
+sys.path[:0] = [{root!r}, {tests!r}]
+from nodebench import runner, workloads
+from test_executors import ChaosExecutor
+workloads.register("walk", "walk_workload")
+module = workloads.load("walk")
+
+
+class Killed(ChaosExecutor):
+    def run(self, tasks, progress):
+        for n, result in enumerate(super().run(tasks, progress)):
+            if n == {after}:
+                os._exit(9)  # killed outright: no exception handler, no finally
+            yield result
+
+
+recorder, config = runner.new_run(module, Path({out!r}), "smoke", "cpu", "test", seeds=(0, 1, 2))
+with recorder:
+    runner.run_units(module, config, recorder, Killed({seed}))
+"""
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_run_killed_outright_keeps_results_that_arrived_ahead_of_their_turn(tmp_path, walk, seed):
+    """Results a parallel executor delivers out of plan order wait on disk (``held/``), so killing the
+    driver outright loses none of them: the resume journals them without running their units again."""
+    import subprocess
+    import sys
+
+    tests = Path(__file__).parent
+    script = _KILLED_ATTEMPT.format(
+        root=str(tests.parent), tests=str(tests), after=8, out=str(tmp_path / "killed"), seed=seed
+    )
+    assert subprocess.run([sys.executable, "-c", script], timeout=120).returncode == 9
+    (killed,) = (tmp_path / "killed" / "walk").iterdir()
+    journalled = set(journal(killed))
+    recorder = store.resume_run(killed, "test")
+    held = set(recorder.held())
+    recorder.finish("interrupted")
+    assert held and not held & journalled  # something arrived ahead of its turn, and was kept
+    counting = CountingExecutor()
+    resume(walk, killed, counting)
+    keys = [spec.key for spec in walk.plan(walk.Config(seeds=(0, 1, 2)))]
+    assert not set(counting.asked) & (held | journalled)  # only the lost units ran again
+    assert sorted(journal(killed)) == sorted(keys) and not list((killed / store.HELD_DIR).glob("*"))
+    serial = run(walk, tmp_path / "serial", runner.LocalExecutor())
+    pd.testing.assert_frame_equal(plan_sorted(killed, walk), plan_sorted(serial, walk))
