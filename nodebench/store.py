@@ -38,8 +38,8 @@ from __future__ import annotations
 import contextlib
 import csv
 import glob
-import io
 import hashlib
+import io
 import json
 import os
 import pickle
