@@ -512,7 +512,9 @@ class Recorder:
             try:
                 result = pickle.loads(path.read_bytes())
             except Exception as exc:  # written atomically, so only a foreign file gets here
-                raise RunStateError(f"held result {path} cannot be read ({exc}); delete it to rerun its unit")
+                raise RunStateError(
+                    f"held result {path} cannot be read ({exc}); delete it to rerun its unit"
+                ) from exc
             if not isinstance(result, UnitResult) or path != self._held_path(result.key):
                 raise RunStateError(f"{path} is not a held unit result of this run; delete it")
             if result.key in self._done:  # journalled just before a kill removed the file
