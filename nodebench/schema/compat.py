@@ -1,9 +1,9 @@
 """Records of workload ``compat`` (torchdiffeq's own test suite, run against each backend).
 
 Counts: variant ``"<backend>/<module>"`` (a test module of the checkout's ``tests/``), metrics
-``"<kind>_<outcome>"`` (:data:`KINDS` x :data:`OUTCOMES`) over every test method and subtest, the same
+``"<kind>_<outcome>"`` (``tests``/``subtests`` x ``pass``/``fail``/``error``/``skip``) over every test method and subtest, the same
 with ``_aside`` appended over the subtests that name a method the run sets aside (the config's
-``aside``: methods nodebench does not have yet), ``tests_pass_without_aside`` (test methods that
+``aside``), ``tests_pass_without_aside`` (test methods that
 pass, or fail only in such subtests) and ``seconds``.
 
 Outcomes: one row per test method and subtest, variant ``"<backend>/<id>"`` (the unittest id, and the
@@ -16,8 +16,6 @@ from __future__ import annotations
 import re
 
 BACKENDS = ("torchdiffeq", "nodebench")
-KINDS = ("tests", "subtests")
-OUTCOMES = ("pass", "fail", "error", "skip")
 #: Per-outcome rows: figure data for the report (listed there, not in a run's final-values table).
 OUTCOME_PREFIX = "outcome_"
 FIGURE_METRICS = (r"outcome_\w+",)

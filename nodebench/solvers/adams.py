@@ -84,7 +84,6 @@ class _Adams:
         self.iv = [0] * n
         self.g[1], self.g[2], self.sigma[1] = 1.0, 0.5, 1.0
         self.x_target: float | None = None  # the exact end of a step clipped to land on a time
-        self.x_old = 0.0
         self.version = 0  # bumped whenever block 1 recomputes coefficients
         self.cache: tuple = (None, None)  # (key, M) of the step's matrix product
 
@@ -273,7 +272,7 @@ class _Adams:
         y1 = torch.add(p, vecs[-1], alpha=h * g[kp1])
         yp1 = self._eval(x1, y1)
         self.phi = out[1:] + yp1  # base + yp1
-        self.x_old, self.x, self.y, self.yp = x, x1, y1, yp1
+        self.x, self.y, self.yp = x1, y1, yp1
         erkp1 = 0.0
         if knew == km1 or k == self.max_order:
             self.phase1 = False

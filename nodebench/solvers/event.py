@@ -39,10 +39,8 @@ class Event:
     def __init__(self, fn: Callable[[float, torch.Tensor], float], sign0: float, t_eps: float) -> None:
         self.fn, self.sign0, self.t_eps = fn, sign0, t_eps
         self.t: float | None = None
-        self.evaluations = 0
 
     def _sign(self, t: float, y: torch.Tensor) -> float:
-        self.evaluations += 1
         return math.copysign(1.0, v) if (v := self.fn(t, y)) != 0 else 0.0
 
     def check(

@@ -103,10 +103,6 @@ class ImplicitTableau:
         """``dᵀ = b'ᵀ A'⁻¹``: ``y1 = y0 + h b0 k0 + dᵀ (Z' - E)``."""
         return np.linalg.solve(self.implicit_a.T, np.array(self.b[self.first :]))
 
-    @property
-    def stiffly_accurate(self) -> bool:
-        return self.c[-1] == 1.0 and np.allclose(self.a[-1], self.b)
-
     def eigen(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int], dict[int, int]]:
         """``(lam, V, Vinv, solved, partner)`` with ``A'⁻¹ = V diag(lam) V⁻¹``: real eigenvalues first
         (real eigenvectors), then each complex pair as ``(v, conj v)``; ``solved`` are the rows solved
