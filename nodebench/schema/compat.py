@@ -1,7 +1,8 @@
 """Records of workload ``compat`` (torchdiffeq's own test suite, run against each backend).
 
 Counts: variant ``"<backend>/<module>"`` (a test module of the checkout's ``tests/``), metrics
-``"<kind>_<outcome>"`` (``tests``/``subtests`` x ``pass``/``fail``/``error``/``skip``) over every test method and subtest, the same
+``"<kind>_<outcome>"`` (kind ``tests`` or ``subtests``; outcome ``pass``, ``fail``, ``error``,
+``skip``) over every test method and subtest, the same
 with ``_aside`` appended over the subtests that name a method the run sets aside (the config's
 ``aside``), ``tests_pass_without_aside`` (test methods that
 pass, or fail only in such subtests) and ``seconds``.
