@@ -463,3 +463,15 @@ def test_tuple_and_complex_states(name):
     z = odeint(lambda t, y: 1j * y, torch.ones(2, dtype=torch.complex128), t, method=name, options=opts)
     assert (y[0][-1] - math.exp(-1)).abs().max() < 1e-6 and (y[1][-1] - math.exp(-2)).abs().max() < 1e-6
     assert (z[-1] - torch.exp(torch.tensor(1j))).abs().max() < 1e-6
+
+
+@pytest.mark.parametrize("name", FIXED)
+def test_func_independent_of_the_state_with_times_requiring_grad(name):
+    """Mirrors torchdiffeq's tests/odeint_tests.py::TestSolverError::test_odeint (ode='exp', float32):
+    ``f`` ignores ``y`` and ``t`` requires grad, so the stage equations hold nothing to differentiate
+    through (this raised "cannot register a hook" before)."""
+    t = torch.linspace(0.0, 1.0, 5, requires_grad=True)
+    y = odeint(lambda t, y: torch.exp(t).expand_as(y), torch.tensor([1.0]), t, method=name)
+    assert abs(y[-1].item() - math.e) < 0.25  # implicit_euler on 4 steps; the others far closer
+    y.sum().backward()
+    assert torch.allclose(t.grad[1:], torch.exp(t.detach()[1:]))  # dy(t_k)/dt_k = f(t_k) = e^t_k

@@ -406,6 +406,8 @@ def implicit_solution(
     with torch.enable_grad():
         zl = z.detach().requires_grad_(True)
         p = phi(zl)
+    if not p.requires_grad:  # f depends on nothing that requires grad: the stages are constants
+        return z.detach()
     eps = torch.finfo(z.dtype).eps
     cache: list[Any] = []
 
@@ -436,8 +438,8 @@ def implicit_solution(
         scale_g = float(gv.abs().max()) or 1.0
         last = math.inf
         for _ in range(50):
-            (v,) = torch.autograd.grad(p, zl, lam.view(s, n), retain_graph=True)
-            r = gv - lam + v.reshape(-1)
+            (v,) = torch.autograd.grad(p, zl, lam.view(s, n), retain_graph=True, allow_unused=True)
+            r = gv - lam + (v.reshape(-1) if v is not None else 0)  # None: f does not depend on y
             size = float(r.abs().max())
             if size <= 100 * eps * scale_g or size >= last:
                 break
