@@ -316,3 +316,19 @@ def test_figure3_with_adams_beside_dopri5(tmp_path):
     assert "- Figure 3c per iteration: ODE-Net trained with adams: backward/forward 0.35" in text
     assert "forward 20, backward 7 NFE — **partly**" in text
     assert (tmp_path / "out" / "figures" / "figure3-mnist-methods.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_unfinished_mnist_runs_say_how_far_each_model_got():
+    import pandas as pd
+
+    from nodebench.report.summary import unfinished_mnist
+
+    rows = [
+        {"run_id": "r", "variant": "resnet", "seed": 0, "step": s, "metric": "test_error", "value": v}
+        for s, v in ((0, 1.0), (1, 0.5))
+    ]
+    meta = {"run_id": "r", "workload": "mnist", "preset": "budget", "status": "interrupted",
+            "config": {"models": ["resnet", "odenet"], "epochs": 4}}  # fmt: skip
+    (line, _) = unfinished_mnist(pd.DataFrame(rows), [meta])
+    assert "ResNet 2 of 4 epochs, test error 0.50%" in line and "ODE-Net 0 of 4 epochs" in line
+    assert unfinished_mnist(pd.DataFrame(rows), [{**meta, "status": "complete"}]) == []

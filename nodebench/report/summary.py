@@ -150,7 +150,37 @@ def table1_block(records: pd.DataFrame, metas: list[dict[str, Any]], results: Se
             if memory is not None and memory.verdict != policy.NOT_RUN
             else []
         ),
+        *unfinished_mnist(records, metas),
     ]
+
+
+def unfinished_mnist(records: pd.DataFrame, metas: list[dict[str, Any]]) -> list[str]:
+    """A line per unfinished MNIST run of a Table 1 protocol: how far each model got (not cited: a seed
+    spans every model of the run, so none of its seeds is finished)."""
+    lines = []
+    for meta in metas:
+        if meta.get("workload") != "mnist" or meta.get("status") == "complete":
+            continue
+        if meta.get("preset") not in claims.registry.MNIST_TABLE1:
+            continue
+        config = meta.get("config") or {}
+        run = records[(records["run_id"] == meta["run_id"]) & (records["metric"] == "test_error")]
+        done = run.groupby("variant")["step"].max() + 1
+        parts = []
+        for model in config.get("models") or []:
+            epochs = int(done.get(model, 0))
+            last = run[(run["variant"] == model) & (run["step"] == epochs - 1)]["value"]
+            error = f", test error {last.mean():.2f}%" if epochs and not last.empty else ""
+            parts.append(
+                f"{mnist_report.LABELS.get(model, model)} {epochs} of {config.get('epochs')} epochs{error}"
+            )
+        lines.append(
+            f"Unfinished, not cited: run `{meta['run_id']}` (preset `{meta.get('preset')}`, "
+            f"{meta.get('status')}): " + "; ".join(parts) + f". Resume: `nodebench run mnist --resume "
+            f"results/runs/mnist/{meta['run_id']}`."
+        )
+        lines.append("")
+    return lines
 
 
 def table2_block(
