@@ -18,10 +18,9 @@ from typing import Any
 import torch
 from torch.autograd.functional import vjp
 
-from nodebench.solvers import stats as _stats
 from nodebench.solvers.integrate import make_rhs, solve
 from nodebench.solvers.method import Counts
-from nodebench.solvers.odeint import odeint, prepare
+from nodebench.solvers.odeint import odeint, prepare, report_forward
 
 
 class Event:
@@ -170,15 +169,7 @@ def odeint_event(
             try:
                 ys = solve(f, p.y0.reshape(-1), ts, m, p.config(counts, ts), event)
             finally:
-                _stats.report(
-                    _stats.active_stats(),
-                    counts.nfe,
-                    counts.accepted,
-                    counts.rejected,
-                    False,
-                    m.name,
-                    linear=counts.linear() if m.implicit else None,
-                )
+                report_forward(counts, m)
             found = event.t
             y_found = ys[-1].view(p.y0.shape)
     event_t = torch.tensor(found, dtype=t0.dtype, device=t0.device).reshape(t0.shape)

@@ -73,6 +73,19 @@ def check_tolerances(rtol: Any, atol: Any) -> None:
         raise ValueError("rtol and atol are both 0 (somewhere): at least one must be positive")
 
 
+def report_forward(counts: Counts, m: Method) -> None:
+    """A forward solve's counts to the active ``solver_stats()`` collectors."""
+    _stats.report(
+        _stats.active_stats(),
+        counts.nfe,
+        counts.accepted,
+        counts.rejected,
+        False,
+        m.name,
+        linear=counts.linear() if m.implicit else None,
+    )
+
+
 def prepare(
     func: Any, y0: Any, t: Any, method: Any, rtol: Any, atol: Any, options: Any, read_t: bool = True
 ) -> Problem:
@@ -203,15 +216,7 @@ def odeint(
                     fi = f(ts[i], ys[i].detach()).reshape(-1)
                 ys[i] = ys[i] + (t[i] - t[i].detach()).to(y0.dtype) * fi
     finally:
-        _stats.report(
-            _stats.active_stats(),
-            counts.nfe,
-            counts.accepted,
-            counts.rejected,
-            False,
-            m.name,
-            linear=counts.linear() if m.implicit else None,
-        )
+        report_forward(counts, m)
     out = torch.stack(ys).view(len(ts), *shape)
     return out if p.state.plain else p.state.restore(out, (len(ts),))
 
