@@ -73,8 +73,9 @@ def check_tolerances(rtol: Any, atol: Any) -> None:
         raise ValueError("rtol and atol are both 0 (somewhere): at least one must be positive")
 
 
-def report_forward(counts: Counts, m: Method) -> None:
-    """A forward solve's counts to the active ``solver_stats()`` collectors."""
+def report_forward(counts: Any, m: Method, attempts: int | None = None, per_sample: Any = None) -> None:
+    """A forward solve's counts (:class:`Counts`, or per-sample control's with its ``attempts`` and
+    ``per_sample`` lists) to the active ``solver_stats()`` collectors."""
     _stats.report(
         _stats.active_stats(),
         counts.nfe,
@@ -82,6 +83,8 @@ def report_forward(counts: Counts, m: Method) -> None:
         counts.rejected,
         False,
         m.name,
+        attempts,
+        per_sample,
         linear=counts.linear() if m.implicit else None,
     )
 
@@ -295,13 +298,4 @@ def _odeint_per_sample(func, y0, t, method, rtol, atol, options):
     try:
         return solve_per_sample(func, y0, t, m, rtol, atol, opts, counts)
     finally:
-        _stats.report(
-            _stats.active_stats(),
-            counts.nfe,
-            counts.accepted,
-            counts.rejected,
-            False,
-            m.name,
-            counts.attempts,
-            counts.per_sample(),
-        )
+        report_forward(counts, m, counts.attempts, counts.per_sample())
