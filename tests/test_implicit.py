@@ -267,9 +267,78 @@ def test_a_newton_iteration_that_cannot_converge_warns_like_torchdiffeq():
     """One huge implicit Euler step through Robertson's transient: max_iters=2 cannot converge; the
     solve warns (once) and goes on, as torchdiffeq's does."""
     func = Robertson()
-    with pytest.warns(UserWarning, match="did not converge in 2 iterations"), torch.no_grad():
+    with pytest.warns(UserWarning, match=r"did not converge at t=.*of at most 2 iterations"), torch.no_grad():
         odeint(func, torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 1.0, 2.0]), method="gl6",
                options={"max_iters": 2})  # fmt: skip
+
+
+class _Sine(torch.nn.Module):
+    """torchdiffeq's tests/problems.py SineODE: ``y' = 2y/t + g(t)``, linear in ``y`` with a Jacobian
+    ``2/t`` that changes eightfold over the grid."""
+
+    @staticmethod
+    def g(t):
+        return t**4 * torch.sin(2 * t) - t**2 + 4 * t**3
+
+    def forward(self, t, y):
+        return 2 * y / t + self.g(t)
+
+
+def _sine_problem():
+    t = torch.linspace(1, 8, 10, dtype=torch.float64)
+    y0 = torch.tensor(-0.5 * math.cos(2.0) + 0.5 * math.sin(2.0) + 0.25 * math.cos(2.0) + 1 + math.pi - 0.25,
+                      dtype=torch.float64)  # fmt: skip
+    return _Sine(), y0, t
+
+
+@pytest.mark.parametrize("name", ["implicit_euler", "trapezoid"])
+def test_default_tolerances_give_the_discrete_solution(name):
+    """At the default tolerances (the Newton iteration's stopping rule, not ``rtol = 1e-13``) a fixed-grid
+    method returns its own discrete solution, here in closed form (the steps are linear in ``y``):
+    implicit Euler ``y1 (1 - 2h/t1) = y0 + h g(t1)``; the trapezoid
+    ``y1 (1 - h/t1) = y0 (1 + h/t0) + h/2 (g(t0) + g(t1))``. An iteration that stopped after one
+    increment with a Jacobian from an earlier step (the rate of a previous solve let it) was off by 3e3
+    of 1e4 here."""
+    func, y0, t = _sine_problem()
+    ys = [y0]
+    for t0, t1 in zip(t[:-1], t[1:]):
+        h = t1 - t0
+        if name == "implicit_euler":
+            ys.append((ys[-1] + h * func.g(t1)) / (1 - 2 * h / t1))
+        else:
+            ys.append((ys[-1] * (1 + h / t0) + h / 2 * (func.g(t0) + func.g(t1))) / (1 - h / t1))
+    with torch.no_grad():
+        ours = odeint(func, y0, t, method=name)
+    assert ((ours - torch.stack(ys)).abs() / torch.stack(ys).abs().clamp(min=1)).max().item() < 1e-9
+
+
+@pytest.mark.parametrize("name", FIXED)
+def test_gradcheck_through_odeint_on_torchdiffeqs_sine_problem(name):
+    """Mirrors tests/gradient_tests.py::TestGradient::test_odeint (there on its ``constant`` problem,
+    whose Jacobian vanishes on the solution): finite differences of the forward solve agree with the
+    gradient through the implicit stages, with respect to ``y0`` (``t``'s gradient is the exact
+    solution's by design, see ``odeint``)."""
+    func, y0, t = _sine_problem()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no Newton iteration may fail on the way
+        assert torch.autograd.gradcheck(lambda y: odeint(func, y, t, method=name), (y0.requires_grad_(True),))
+
+
+@pytest.mark.parametrize("name", ["implicit_euler", "gl4"])
+def test_adjoint_backward_solve_converges_at_round_off(name):
+    """Mirrors tests/gradient_tests.py::TestGradient::test_adjoint: the backward solve's Newton
+    iteration, whose increments reach a few ulps of the stages (an iterate that no longer changes), ends
+    converged instead of reading a rate of 1 as divergence and warning at every step."""
+    func, y0, t = _sine_problem()
+    y0 = y0.requires_grad_(True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (g,) = torch.autograd.grad(odeint_adjoint(func, y0, t, method=name)[-1], y0)
+    if name == "implicit_euler":  # the backward implicit Euler recursion a_k = a_{k+1} / (1 - 2h/t_k)
+        expected = torch.prod(1 / (1 - 2 * (t[1] - t[0]) / t[:-1])).item()  # -377: h 2/t reaches 1.56
+    else:  # gl4 (order 4) is near the exact flow's exp(int_1^8 2/t dt) = 64
+        expected = 64.0
+    assert abs(g.item() - expected) / abs(expected) < 1e-6
 
 
 # -- Newton bookkeeping -----------------------------------------------------------------------------

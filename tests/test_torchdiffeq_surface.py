@@ -20,8 +20,10 @@ import torchdiffeq
 from nodebench import SolverError, odeint, odeint_adjoint, solver_stats
 from nodebench.solvers import FIXED_SOLVERS, METHODS
 from nodebench.solvers.adjoint import AdjointNorm
+from nodebench.solvers.implicit_rk import FIXED_IMPLICIT_METHODS
 
 FIXED = (*FIXED_SOLVERS, "explicit_adams", "implicit_adams")  # the explicit fixed-grid methods
+FIXED_IMPLICIT = tuple(FIXED_IMPLICIT_METHODS)  # torchdiffeq HEAD's nine
 
 
 class _NeuralF(torch.nn.Module):
@@ -241,10 +243,13 @@ def test_callbacks_cost_no_read_back():
 
 
 @pytest.mark.parametrize("adjoint", [False, True])
-@pytest.mark.parametrize("method", FIXED)
+@pytest.mark.parametrize("method", FIXED + FIXED_IMPLICIT)
 def test_perturb_every_fixed_method(method, adjoint):
     """Mirrors tests/odeint_tests.py::TestDiscontinuities::test_odeint_perturb: with ``perturb`` no
-    evaluation happens at a grid point (forward: 0 and 0.5; backward: 1 and 0.5), without it some do."""
+    evaluation happens at a grid point (forward: 0 and 0.5; backward: 1 and 0.5), without it some do.
+    The implicit methods too: their Jacobians are taken where their evaluations are (just after the
+    grid point with ``perturb``), and a non-stiff step starts its stage iteration from ``f`` at the
+    step's start, as torchdiffeq's does."""
     for perturb in (True, False):
         seen = []
 

@@ -13,6 +13,13 @@ methods otherwise ignore them, as torchdiffeq's do; the fixed-grid Adams correct
 ``max_iters`` (default 100, torchdiffeq's) bounds the iterations of one stage solve; a solve that does
 not converge warns, as torchdiffeq's does, and the step goes on from the last iterate.
 
+With no error estimate to catch an inaccurate stage solve, a fixed-grid step never ends its iteration
+on the first increment unless that increment is itself below the tolerance (RADAU5's rule, which trusts
+the previous solve's contraction rate, would accept one increment taken with a Jacobian from an earlier
+step however large it is). Every evaluation happens where torchdiffeq's do with respect to ``perturb``:
+a Jacobian is taken at the step's start (just after it with ``perturb``), and on a non-stiff step the
+iteration starts from ``f`` there (see :meth:`ImplicitRK._stages`).
+
 Outputs between grid points are cubic Hermite interpolants, as for nodebench's other fixed-grid methods.
 """
 
@@ -108,9 +115,17 @@ class Factors:
         self.jac: Any = None
         self.by_shift: dict[complex | float, Any] = {}
         self.h: float | None = None
+        self._jnorm: float | None = None
 
     def reset(self, jac: Any) -> None:
         self.jac, self.by_shift, self.h = jac, {}, None
+        self._jnorm: float | None = None
+
+    def jnorm(self) -> float:
+        """``||J||_inf`` (the largest absolute row sum; read once per Jacobian)."""
+        if self._jnorm is None:
+            self._jnorm = float(self.lin.matrix_norm(self.jac))
+        return self._jnorm
 
     def get(self, coef: complex | float, h: float) -> Any:
         """The factorisation of ``coef/h I - J``; a step within rounding of the last (a grid's steps
@@ -140,6 +155,21 @@ def firk_increment(sd: StageData, facs: Factors, lin: Linearization, h: float, F
     for j, i in sd.partner.items():
         rows[j] = rows[i].conj()
     return (sd.V @ torch.stack(rows)).real.to(F.dtype)
+
+
+class _Slope:
+    """``f`` at a step's start, evaluated only where a stage iteration starts from it (see
+    :meth:`ImplicitRK._stages`)."""
+
+    def __init__(self, value: torch.Tensor | None, evaluate: Callable[[], torch.Tensor]) -> None:
+        self.value, self._evaluate = value, evaluate
+
+    def get(self, facs: Factors, h: float) -> torch.Tensor | None:
+        if h * facs.jnorm() > 1.0:
+            return None
+        if self.value is None:
+            self.value = self._evaluate().detach()
+        return self.value
 
 
 @dataclass
@@ -192,23 +222,28 @@ class ImplicitRK(Method):
         tab, y0 = self.tableau, st.y
         sd = stage_data(tab, y0.dtype, y0.device)
         yd = y0.detach()
-        f0g = None
+        f0g = f0 = None
         if tab.explicit_first:
             if st.record:
                 f0g = self._f0(st, t0, t1, y0)
                 f0 = f0g.detach()
             else:
                 f0 = st.f0 if st.f0 is not None else self._f0(st, t0, t1, y0)
+        else:
+            f0 = st.f0
         opts = st.cfg.opts
         nudge_end = (lambda: nudge(t1, t0, opts.t_dtype)) if opts.perturb else None
         times = stage_times(t0, h, sd.c, t1, nudge_end)
+        t_first = nudge(t0, t1, opts.t_dtype) if opts.perturb else t0
         with torch.no_grad():
             E = (
                 h * sd.a0[:, None] * f0[None]
                 if tab.explicit_first
                 else torch.zeros(len(sd.c), yd.numel(), dtype=yd.dtype, device=yd.device)
             )
-            Z = self._stages(st, sd, t0, h, times, yd, E)
+            slope = _Slope(f0, lambda: self._f0(st, t0, t1, yd))
+            Z = self._stages(st, sd, t_first, h, times, yd, E, slope)
+            f0 = slope.value
         if st.record:
             y0e = y0.reshape(-1)
 
@@ -228,8 +263,15 @@ class ImplicitRK(Method):
             t0, t1, h, y0, y1, data={"f0": f0g if f0g is not None else (f0 if tab.explicit_first else None)}
         )
 
-    def _stages(self, st: _State, sd: StageData, t0, h, times, yd, E) -> torch.Tensor:
-        """The converged stage increments ``Z'`` (rows), refreshing a stale Jacobian once if needed."""
+    def _stages(self, st: _State, sd: StageData, t0, h, times, yd, E, slope: _Slope) -> torch.Tensor:
+        """The converged stage increments ``Z'`` (rows), refreshing a stale Jacobian once if needed.
+
+        ``t0`` is the step's first time (just after it with ``perturb``, as every evaluation there), where
+        a new Jacobian is taken. Where the step is not stiff (``h ||J||_inf <= 1``) the iteration starts
+        from the explicit prediction ``Z'_i = c_i h f(t0, y0)`` (as torchdiffeq's starts; about a fifth
+        fewer Newton iterations on non-stiff problems), else from ``Z' = E`` (the explicit stage's part
+        alone): on a stiff step the explicit prediction is off by ``h |λ|`` and costs more iterations
+        than it saves (Robertson with radauIIA5 on a fixed grid: 6x the evaluations)."""
         lin, facs, cfg = st.lin, st.facs, st.cfg
         sc = scale(cfg, yd)
         max_iters = cfg.opts.max_iters
@@ -238,25 +280,26 @@ class ImplicitRK(Method):
             if st.refresh or facs.jac is None:
                 facs.reset(lin.jacobian(t0, yd))
                 st.fresh, st.refresh = True, False
-            ok, Z, theta, iters = solve(st, sd, h, times, yd, E, sc, max_iters)
+            ok, Z, theta, iters = solve(st, sd, h, times, yd, E, slope, sc, max_iters)
             if ok or st.fresh:
                 break
             st.refresh = True
         if not ok:  # a grid's step cannot shrink: full Newton, a new Jacobian at every iterate
-            ok, Z, theta, iters = solve(st, sd, h, times, yd, E, sc, max_iters, full=True)
+            ok, Z, theta, iters = solve(st, sd, h, times, yd, E, slope, sc, max_iters, full=True)
             st.refresh = True
         if not ok and not st.warned:
             st.warned = True
             warnings.warn(
-                f"{self.name}: the Newton iteration did not converge in {max_iters} iterations at "
-                f"t={t0:.6g} (step {h:.3g}); the solution may be inaccurate (warned once per solve)",
+                f"{self.name}: the Newton iteration did not converge at t={t0:.6g} (step {h:.3g}; gave up "
+                f"after {iters} of at most {max_iters} iterations, contraction rate {theta:.3g}); the "
+                "solution may be inaccurate (warned once per solve)",
                 stacklevel=5,
             )
         st.fresh = False
         st.refresh = st.refresh or (iters > 2 and theta > 1e-3)
         return Z
 
-    def _firk(self, st, sd, h, times, yd, E, sc, max_iters, full=False):
+    def _firk(self, st, sd, h, times, yd, E, slope, sc, max_iters, full=False):
         f, lin, facs, cfg = st.f, st.lin, st.facs, st.cfg
 
         def increment(Z):
@@ -265,15 +308,17 @@ class ImplicitRK(Method):
             F = evaluate_stages(f, times, yd, Z)
             return firk_increment(sd, facs, lin, h, F, Z - E), torch.isfinite(F).all()
 
+        f0 = slope.get(facs, h)
+        guess = E.clone() if f0 is None else E + h * sd.a.sum(1)[:, None] * f0[None]
         r = newton(
-            increment, E.clone(), lambda dz: wnorm(cfg, dz, sc), st.tol, max_iters, cfg.counts,
-            math.inf if full else lin.eta0(st.eta), stale=not (st.fresh or full), slow=0.5,
+            increment, guess, lambda dz: wnorm(cfg, dz, sc), st.tol, max_iters, cfg.counts,
+            math.inf if full else max(lin.eta0(st.eta), 1.0), stale=not (st.fresh or full), slow=0.5,
         )  # fmt: skip
         if r.converged:
             st.eta = r.eta
         return r.converged, r.z, r.theta, r.iterations
 
-    def _dirk(self, st, sd, h, times, yd, E, sc, max_iters, full=False):
+    def _dirk(self, st, sd, h, times, yd, E, slope, sc, max_iters, full=False):
         """Stage by stage: ``(1/(h a_ii) - J) Δz = (E_i - z)/(h a_ii) + f(t_i, y0 + z)``."""
         f, lin, facs, cfg = st.f, st.lin, st.facs, st.cfg
         Zs: list[torch.Tensor] = []
@@ -285,7 +330,8 @@ class ImplicitRK(Method):
             Ei = E[i]
             for j in range(i):
                 Ei = Ei + (h * float(sd.a[i, j])) * ks[j]
-            guess = Ei + (h * gamma) * ks[-1] if ks else Ei.clone()
+            prev = ks[-1] if ks else slope.get(facs, h)
+            guess = Ei.clone() if prev is None else Ei + (h * gamma) * prev
 
             def increment(z, ti=ti, Ei=Ei, shift=shift, gamma=gamma):
                 if full:  # the Jacobian at this iterate
@@ -295,7 +341,7 @@ class ImplicitRK(Method):
 
             r = newton(
                 increment, guess, lambda dz: wnorm(cfg, dz, sc), st.tol, max_iters, cfg.counts,
-                math.inf if full else lin.eta0(st.eta), stale=not (st.fresh or full), slow=0.5,
+                math.inf if full else max(lin.eta0(st.eta), 1.0), stale=not (st.fresh or full), slow=0.5,
             )  # fmt: skip
             if not r.converged:
                 ok_all = False

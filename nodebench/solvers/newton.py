@@ -192,6 +192,10 @@ class Linearization:
         """``J`` as a dense ``(n, n)`` matrix (for gradients through ``odeint``)."""
         raise NotImplementedError
 
+    def matrix_norm(self, jac: Any) -> torch.Tensor:
+        """``||J||_inf`` of ``f``'s Jacobian (the adjoint's blocks share its spectrum), as a 0-d tensor."""
+        return jac.abs().sum(-1).max()
+
 
 def user_jacobian(
     user: Callable, t: float, y: torch.Tensor, shape: torch.Size, t_dtype: torch.dtype
@@ -367,6 +371,10 @@ def newton(
             return NewtonResult(False, z, k + 1, math.inf, eta, got)
         if old is not None:
             theta = nrm / old if old > 0 else 0.0
+            if theta >= 1.0 and nrm <= 8 * float(norm(torch.finfo(z.dtype).eps * z_new.abs())):
+                # the increment is a few ulps of the iterate: converged to working precision (an
+                # iterate that no longer changes, z + dz == z, would otherwise read as theta = 1)
+                return NewtonResult(True, z_new, k + 1, theta, eta, got)
             if (
                 theta >= 1.0
                 or (slow is not None and stale and theta > slow)
