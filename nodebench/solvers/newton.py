@@ -193,7 +193,7 @@ class Linearization:
         raise NotImplementedError
 
     def matrix_norm(self, jac: Any) -> torch.Tensor:
-        """``||J||_inf`` of ``f``'s Jacobian (the adjoint's blocks share its spectrum), as a 0-d tensor."""
+        """``||J||_inf`` of ``f``'s Jacobian, as a 0-d tensor (a bound on its spectral radius)."""
         return jac.abs().sum(-1).max()
 
 
@@ -294,6 +294,11 @@ class AdjointLinearization(Linearization):
 
     def matrix(self, jac):
         raise RuntimeError("gradients through the adjoint's backward solve are not supported")
+
+    def matrix_norm(self, jac):
+        """The larger of ``||J||_inf`` and ``||Jᵀ||_inf`` (the adjoint's block is ``-Jᵀ``)."""
+        a = jac.abs()
+        return torch.maximum(a.sum(-1).max(), a.sum(-2).max())
 
 
 def linearization(f: Callable, cfg: Config) -> Linearization:
