@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -174,7 +176,12 @@ class RayExecutor:
         if self.address is None:
             options["object_store_memory"] = LOCAL_OBJECT_STORE_BYTES
         options.update(self.init_options)
+        # ray.init installs its own SIGTERM handler (it exits with SystemExit, and a run would be recorded
+        # as failed); the caller's handler (the CLI's: SIGTERM interrupts a run) is put back
+        previous = signal.getsignal(signal.SIGTERM)
         ray.init(address=self.address, **options)
+        if previous is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, previous)
         self._started = True
 
     def close(self) -> None:

@@ -169,6 +169,40 @@ def test_a_killed_driver_leaves_a_run_that_resumes(tmp_path, ray_cluster, walk):
     assert len(final) == 8 and store.read_meta(run_dir)["status"] == "complete"
 
 
+def test_sigterm_interrupts_a_ray_driver_and_the_run_resumes(tmp_path, ray_cluster, walk):
+    """SIGTERM (a scheduler's stop, ``kill``) records the run as interrupted, as without Ray: Ray's own
+    SIGTERM handler, installed by ``ray.init``, would exit with SystemExit and record it as failed."""
+    out = tmp_path / "runs"
+    code = (
+        "import sys; from nodebench import workloads; workloads.register('walk', 'walk_workload'); "
+        "from nodebench.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    argv = [sys.executable, "-c", code, "run", "walk", "--out", str(out), "--executor", "ray"]
+    argv += ["--address", ray_cluster, "--set", "sleep=1.0", "--set", "steps=4"]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(TESTS)]))
+    log = tmp_path / "driver.log"
+    with open(log, "wb") as errors:
+        driver = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=errors)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            runs = store.find_runs(out)
+            if runs and len(journal(runs[0]) if (runs[0] / store.UNITS_FILE).exists() else []) >= 1:
+                break
+            assert driver.poll() is None, f"the driver ended before it could be stopped:\n{log.read_text()}"
+            time.sleep(0.2)
+        else:
+            pytest.fail("no unit was journalled within 180 s")
+        driver.send_signal(signal.SIGTERM)
+    finally:
+        driver.wait(timeout=60)
+    run_dir = only_run(out)
+    meta = store.read_meta(run_dir)
+    assert meta["status"] == "interrupted", (meta["status"], meta.get("error"), log.read_text()[-2000:])
+    assert cli.main(["run", "walk", "--resume", str(run_dir), "--executor", "ray"]) == 0
+    assert len(journal(run_dir)) == 8 and store.read_meta(run_dir)["status"] == "complete"
+
+
 def test_timing_workloads_run_one_unit_at_a_time_on_one_node(tmp_path, ray_cluster, walk, monkeypatch):
     monkeypatch.setattr(walk, "RAY_PLACEMENT", "serial", raising=False)
     recorder, config = runner.new_run(
