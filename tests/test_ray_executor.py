@@ -134,14 +134,16 @@ def test_a_unit_that_keeps_dying_fails_the_run_after_the_others(tmp_path, ray_cl
     assert store.read_meta(recorder.run_dir)["status"] == "complete"
 
 
-def test_a_killed_driver_leaves_a_run_that_resumes(tmp_path, ray_cluster, walk):
+def stop_a_driver(tmp_path: Path, address: str, sig: int, after_units: int) -> tuple[Path, str]:
+    """Start ``nodebench run walk --executor ray`` as a subprocess driver on ``address``, send it ``sig``
+    once ``after_units`` units are journalled; returns the runs folder and the driver's stderr."""
     out = tmp_path / "runs"
     code = (
         "import sys; from nodebench import workloads; workloads.register('walk', 'walk_workload'); "
         "from nodebench.cli import main; sys.exit(main(sys.argv[1:]))"
     )
     argv = [sys.executable, "-c", code, "run", "walk", "--out", str(out), "--executor", "ray"]
-    argv += ["--address", ray_cluster, "--set", "sleep=1.0", "--set", "steps=4"]
+    argv += ["--address", address, "--set", "sleep=1.0", "--set", "steps=4"]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(TESTS)]))
     log = tmp_path / "driver.log"
     with open(log, "wb") as errors:
@@ -150,15 +152,20 @@ def test_a_killed_driver_leaves_a_run_that_resumes(tmp_path, ray_cluster, walk):
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             runs = store.find_runs(out)
-            if runs and len(journal(runs[0]) if (runs[0] / store.UNITS_FILE).exists() else []) >= 2:
+            if runs and len(journal(runs[0]) if (runs[0] / store.UNITS_FILE).exists() else []) >= after_units:
                 break
-            assert driver.poll() is None, f"the driver ended before it could be killed:\n{log.read_text()}"
+            assert driver.poll() is None, f"the driver ended before it could be stopped:\n{log.read_text()}"
             time.sleep(0.2)
         else:
             pytest.fail("no unit was journalled within 180 s")
-        driver.send_signal(signal.SIGKILL)
+        driver.send_signal(sig)
     finally:
         driver.wait(timeout=60)
+    return out, log.read_text()
+
+
+def test_a_killed_driver_leaves_a_run_that_resumes(tmp_path, ray_cluster, walk):
+    out, _ = stop_a_driver(tmp_path, ray_cluster, signal.SIGKILL, after_units=2)
     run_dir = only_run(out)
     assert store.read_meta(run_dir)["status"] == "running"  # killed: never finished
     done = journal(run_dir)
@@ -172,33 +179,10 @@ def test_a_killed_driver_leaves_a_run_that_resumes(tmp_path, ray_cluster, walk):
 def test_sigterm_interrupts_a_ray_driver_and_the_run_resumes(tmp_path, ray_cluster, walk):
     """SIGTERM (a scheduler's stop, ``kill``) records the run as interrupted, as without Ray: Ray's own
     SIGTERM handler, installed by ``ray.init``, would exit with SystemExit and record it as failed."""
-    out = tmp_path / "runs"
-    code = (
-        "import sys; from nodebench import workloads; workloads.register('walk', 'walk_workload'); "
-        "from nodebench.cli import main; sys.exit(main(sys.argv[1:]))"
-    )
-    argv = [sys.executable, "-c", code, "run", "walk", "--out", str(out), "--executor", "ray"]
-    argv += ["--address", ray_cluster, "--set", "sleep=1.0", "--set", "steps=4"]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(TESTS)]))
-    log = tmp_path / "driver.log"
-    with open(log, "wb") as errors:
-        driver = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=errors)
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            runs = store.find_runs(out)
-            if runs and len(journal(runs[0]) if (runs[0] / store.UNITS_FILE).exists() else []) >= 1:
-                break
-            assert driver.poll() is None, f"the driver ended before it could be stopped:\n{log.read_text()}"
-            time.sleep(0.2)
-        else:
-            pytest.fail("no unit was journalled within 180 s")
-        driver.send_signal(signal.SIGTERM)
-    finally:
-        driver.wait(timeout=60)
+    out, log = stop_a_driver(tmp_path, ray_cluster, signal.SIGTERM, after_units=1)
     run_dir = only_run(out)
     meta = store.read_meta(run_dir)
-    assert meta["status"] == "interrupted", (meta["status"], meta.get("error"), log.read_text()[-2000:])
+    assert meta["status"] == "interrupted", (meta["status"], meta.get("error"), log[-2000:])
     assert cli.main(["run", "walk", "--resume", str(run_dir), "--executor", "ray"]) == 0
     assert len(journal(run_dir)) == 8 and store.read_meta(run_dir)["status"] == "complete"
 

@@ -119,7 +119,7 @@ class Factors:
 
     def reset(self, jac: Any) -> None:
         self.jac, self.by_shift, self.h = jac, {}, None
-        self._jnorm: float | None = None
+        self._jnorm = None
 
     def jnorm(self) -> float:
         """``||J||_inf`` (the largest absolute row sum; read once per Jacobian)."""
@@ -213,10 +213,19 @@ class ImplicitRK(Method):
         tol = newton_tolerance(cfg.rtol, y0.dtype)
         return _State(f, cfg, lin, Factors(lin), y0, f0.reshape(-1).detach(), record, tol)
 
-    def _f0(self, st: _State, t0: float, t1: float, y0: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def _first_time(st: _State, t0: float, t1: float) -> float:
+        """Where a step's evaluations at its start happen: ``t0``, or just after it with ``perturb``."""
         opts = st.cfg.opts
-        t_first = nudge(t0, t1, opts.t_dtype) if opts.perturb else t0
-        return st.f(t_first, y0).reshape(-1)
+        return nudge(t0, t1, opts.t_dtype) if opts.perturb else t0
+
+    def _f0(self, st: _State, t0: float, t1: float, y0: torch.Tensor) -> torch.Tensor:
+        return st.f(self._first_time(st, t0, t1), y0).reshape(-1)
+
+    @staticmethod
+    def _eta0(st: _State, full: bool) -> float:
+        """The rate a stage iteration starts from: never below 1 on a fixed grid (module docstring)."""
+        return math.inf if full else max(st.lin.eta0(st.eta), 1.0)
 
     def step(self, st, t0, h, t1):
         tab, y0 = self.tableau, st.y
@@ -234,7 +243,6 @@ class ImplicitRK(Method):
         opts = st.cfg.opts
         nudge_end = (lambda: nudge(t1, t0, opts.t_dtype)) if opts.perturb else None
         times = stage_times(t0, h, sd.c, t1, nudge_end)
-        t_first = nudge(t0, t1, opts.t_dtype) if opts.perturb else t0
         with torch.no_grad():
             E = (
                 h * sd.a0[:, None] * f0[None]
@@ -242,7 +250,7 @@ class ImplicitRK(Method):
                 else torch.zeros(len(sd.c), yd.numel(), dtype=yd.dtype, device=yd.device)
             )
             slope = _Slope(f0, lambda: self._f0(st, t0, t1, yd))
-            Z = self._stages(st, sd, t_first, h, times, yd, E, slope)
+            Z = self._stages(st, sd, self._first_time(st, t0, t1), h, times, yd, E, slope)
             f0 = slope.value
         if st.record:
             y0e = y0.reshape(-1)
@@ -312,7 +320,7 @@ class ImplicitRK(Method):
         guess = E.clone() if f0 is None else E + h * sd.a.sum(1)[:, None] * f0[None]
         r = newton(
             increment, guess, lambda dz: wnorm(cfg, dz, sc), st.tol, max_iters, cfg.counts,
-            math.inf if full else max(lin.eta0(st.eta), 1.0), stale=not (st.fresh or full), slow=0.5,
+            self._eta0(st, full), stale=not (st.fresh or full), slow=0.5,
         )  # fmt: skip
         if r.converged:
             st.eta = r.eta
@@ -341,7 +349,7 @@ class ImplicitRK(Method):
 
             r = newton(
                 increment, guess, lambda dz: wnorm(cfg, dz, sc), st.tol, max_iters, cfg.counts,
-                math.inf if full else max(lin.eta0(st.eta), 1.0), stale=not (st.fresh or full), slow=0.5,
+                self._eta0(st, full), stale=not (st.fresh or full), slow=0.5,
             )  # fmt: skip
             if not r.converged:
                 ok_all = False
