@@ -256,3 +256,20 @@ def test_standardising_map_round_trips() -> None:
     identity = latent._Affine.fit(values, standardise=False)
     torch.testing.assert_close(identity.batch(batch).values, values)
     assert identity.scale == 1.0
+
+
+@pytest.mark.parametrize("name", ["latent_ode", *latent.BASELINES])
+def test_models_are_built_on_the_run_device(name: str) -> None:
+    # A model left on the CPU while its data is on CUDA fails at the first batch ("Input and parameter
+    # tensors are not at the same device", found by the GPU check); the meta device shows placement here.
+    model = latent._build(name, latent.Config(), 1.0, torch.device("meta"))
+    tensors = [*model.parameters(), *model.buffers()]
+    assert tensors and {p.device.type for p in tensors} == {"meta"}
+    assert {p.dtype for p in tensors if p.is_floating_point()} == {latent.DTYPE}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_smoke_run_on_cuda(tmp_path: Path) -> None:
+    assert cli.main(["run", "latent", "--preset", "smoke", "--device", "cuda", "--out", str(tmp_path)]) == 0
+    records = store.read_records(_only_run(tmp_path / "latent"))
+    assert records["value"].notna().any()

@@ -410,8 +410,8 @@ class _Affine:
         return points * self.scale + self.shift
 
 
-def _build(name: str, config: Config, scale: float) -> nn.Module:
-    """A fresh model (paper sizes: latent 4, recognition RNN 25, dynamics and decoder 20).
+def _build(name: str, config: Config, scale: float, device: torch.device) -> nn.Module:
+    """A fresh model (paper sizes: latent 4, recognition RNN 25, dynamics and decoder 20) on ``device``.
 
     ``scale``: data units per model unit; the likelihood std is ``config.obs_std / scale``.
     """
@@ -427,7 +427,7 @@ def _build(name: str, config: Config, scale: float) -> nn.Module:
     else:
         cell, time_input = BASELINES[name]
         model = RNNBaseline(hidden=25, cell=config.cell if cell == "cell" else cell, time_input=time_input)
-    return model.to(DTYPE)
+    return model.to(device=device, dtype=DTYPE)
 
 
 def _predict(model: nn.Module, obs: ObsBatch, data: SpiralData, affine: _Affine) -> tuple[Tensor, Tensor]:
@@ -528,7 +528,7 @@ def _fit_and_evaluate(
     train_idx, val_idx, test_idx = split
     train_obs, val_obs = observation_batch(data, n, train_idx), observation_batch(data, n, val_idx)
     affine = _Affine.fit(train_obs.values, config.standardise)
-    model = _build(name, config, affine.scale)
+    model = _build(name, config, affine.scale, data.t.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     gamma = (config.lr_final / config.lr) ** (1.0 / config.iterations)
     schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma)

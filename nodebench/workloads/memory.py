@@ -47,6 +47,12 @@ PROTOCOL = """\
   `repeats` more passes are timed and the median recorded. Peak RSS growth is the process's high-water
   mark over the call minus its RSS before the call (allocator caching included).
 - On CUDA the RSS growth includes the CUDA context, created inside the call; use the CUDA peak there.
+- The CUDA peak counts cuBLAS's workspace, which torch takes from its caching allocator once per
+  thread's handle (its size set by `CUBLAS_WORKSPACE_CONFIG`). nodebench's
+  adjoint sums fixed-grid stages with `torch.mv` (cuBLAS) outside autograd, in the forward thread and
+  in autograd's backward thread: a constant in L that direct backprop (elementwise sums, convolutions
+  only) and torchdiffeq's adjoint do not pay. `python -m benchmarks.cuda_memory_probe` measures the
+  peak with that workspace turned off and lists the blocks alive at the peak.
 - Records: variant = mode, step = L; metrics `saved_bytes`, `saved_tensors`, `rss_growth`,
   `cuda_peak` (GPU only), `time_fwd_bwd`, `nfe_forward`, `nfe_backward` (ODE modes).
 """
