@@ -178,7 +178,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         from nodebench.report import prose
 
         try:
-            return prose.main(["--check"] if args.check else [], runner.finished_seeds)
+            return prose.main(["--check"] if args.check else [], runner.finished_parts)
         except (prose.StaleFact, OSError) as exc:
             print(f"nodebench report --docs: {exc}", file=sys.stderr)
             return EXIT_FAILED
@@ -190,7 +190,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     try:
         run_dirs = store.resolve_run_dirs(run_dirs)
-        path = build_report(run_dirs, args.out, runner.finished_seeds)
+        path = build_report(run_dirs, args.out, runner.finished_parts)
     except (FileNotFoundError, store.RunStateError) as exc:
         raise _UsageError(str(exc)) from None
     except store.CorruptRecordsError as exc:
@@ -205,7 +205,7 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     from nodebench.report.summary import build_summary
 
     try:
-        path = build_summary(args.run_dirs or [args.runs], args.summary, runner.finished_seeds)
+        path = build_summary(args.run_dirs or [args.runs], args.summary, runner.finished_parts)
     except FileNotFoundError as exc:
         raise _UsageError(str(exc)) from None
     except store.CorruptRecordsError as exc:
@@ -267,7 +267,7 @@ def _reproduce(
     if not produced:
         print("nodebench reproduce: no workload is available to run", file=sys.stderr)
         return EXIT_FAILED
-    path = build_report(produced, Path(args.out) / "report", runner.finished_seeds)
+    path = build_report(produced, Path(args.out) / "report", runner.finished_parts)
     print(f"report written to {path}")
     if args.preset == "smoke":
         print("smoke numbers are plumbing checks, not results: see results/SUMMARY.md for the committed ones")

@@ -238,6 +238,41 @@ def finished_seeds(run_dir: str | Path) -> list[int]:
     return sorted(seed for seed, keys in by_seed.items() if all(key in done for key in keys))
 
 
+def finished_parts(run_dir: str | Path) -> dict[str, list]:
+    """What of a stored run can be cited, whatever its status: its finished seeds, and its finished chains.
+
+    Returns:
+        ``{"seeds": finished_seeds(run_dir), "variants": [[name, seed], ...]}``. ``variants`` is filled
+        for workloads that name a unit parameter ``VARIANT_PARAM`` (the records' variant, or its first
+        path segment, e.g. mnist's ``model``): a (name, seed) counts when every unit of that seed with
+        that name, every unit of that seed with no name and every unit of no seed is journalled. Such a
+        chain depends on nothing outside it, so its records are final whether or not its seed finished.
+    """
+    meta = store.read_meta(run_dir)
+    module = workloads.load(meta["workload"])
+    param = getattr(module, "VARIANT_PARAM", None)
+    variants: list[list[Any]] = []
+    if param is not None:
+        specs = module.plan(config_from_dict(module.Config, meta["config"]))
+        done = set(store.journalled_units(run_dir))
+        chains: dict[tuple[str, int], list[str]] = {}
+        shared: dict[int | None, list[str]] = {}  # units of no seed, and a seed's units of no name
+        for spec in specs:
+            seed = spec.params.get("seed")
+            if seed is not None and param in spec.params:
+                chains.setdefault((str(spec.params[param]), int(seed)), []).append(spec.key)
+            else:
+                shared.setdefault(None if seed is None else int(seed), []).append(spec.key)
+        ready = {seed: all(k in done for k in keys) for seed, keys in shared.items()}
+        if ready.pop(None, True):
+            variants = [
+                [name, seed]
+                for (name, seed), keys in sorted(chains.items())
+                if ready.get(seed, True) and all(k in done for k in keys)
+            ]
+    return {"seeds": finished_seeds(run_dir), "variants": variants}
+
+
 def unfinished_run(runs_root: str | Path, module: ModuleType, preset: str, device: str) -> Path | None:
     """The latest run of ``module`` at ``preset`` on ``device`` under ``runs_root`` if it is unfinished."""
     previous = store.find_runs(runs_root, module.NAME, preset, device)

@@ -31,7 +31,7 @@ UNIT = re.compile(
 
 @pytest.fixture(scope="module")
 def sources() -> prose.Sources:
-    return prose.Sources(ROOT / "results" / "runs", runner.finished_seeds)
+    return prose.Sources(ROOT / "results" / "runs", runner.finished_parts)
 
 
 @pytest.mark.parametrize("name", prose.DOCUMENTS)

@@ -118,3 +118,16 @@ def test_finished_seeds_of_an_interrupted_run(tmp_path, monkeypatch):
     assert store.read_meta(run_dir)["status"] != "complete"
     assert runner.finished_seeds(run_dir) == [0]  # seed 1's alpha finished, its beta did not
     assert runner.finished_seeds(_run(chain_workload, tmp_path / "chain")) == []  # no seeds planned
+
+
+def test_finished_parts_name_the_chains_an_interrupted_run_finished(tmp_path, monkeypatch):
+    monkeypatch.setattr(toy_workload, "CRASH", ("beta/seed=1", 2, RuntimeError("cut")))
+    with pytest.raises(RuntimeError, match="cut"):
+        _run(toy_workload, tmp_path / "cut")
+    (run_dir,) = (tmp_path / "cut" / "toy").iterdir()
+    # a workload that names no variant parameter: seeds only
+    assert runner.finished_parts(run_dir) == {"seeds": [0], "variants": []}
+    monkeypatch.setattr(toy_workload, "VARIANT_PARAM", "variant", raising=False)
+    parts = runner.finished_parts(run_dir)
+    assert parts["seeds"] == [0]
+    assert parts["variants"] == [["alpha", 0], ["alpha", 1], ["beta", 0]]  # beta/seed=1 was cut

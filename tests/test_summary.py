@@ -286,6 +286,33 @@ def test_an_interrupted_run_is_cited_for_its_finished_seeds_only(tmp_path, monke
     assert ours.startswith("0.50 ± 0.10%") and "2: 0.60%" in ours
 
 
+def test_an_interrupted_run_is_cited_for_its_finished_chains(tmp_path, monkeypatch):
+    ids = iter(f"20260101T00000{i}Z-abcdef" for i in range(9))
+    monkeypatch.setattr(store, "new_run_id", lambda: next(ids))
+    runs = tmp_path / "runs"
+    make_run(runs, "mnist", "standard", [0], mnist_rows({"mlp": 2.0, "resnet": 0.50, "odenet": 0.60}))
+    # the budget run: ResNet's chain finished, ODE-Net's did not (its last epoch is not final)
+    rows = mnist_rows({"resnet": 0.30}) + [r for r in mnist_rows({"odenet": 9.0}) if r[2] < 2]
+    config = {"models": ["resnet", "odenet"], "epochs": 3}
+    cut = make_run(runs, "mnist", "budget", [0], rows, status="interrupted", config=config)
+    parts = {"seeds": [], "variants": [["resnet", 0]]}
+    path = summary.build_summary([runs], tmp_path / "S.md", lambda d: parts if Path(d) == cut else [])
+    cited = evidence(path)
+    assert cited["Table 1, ResNet: test error"]["runs"] == f"`{cut.name}`"
+    assert table(path)["Table 1, ResNet: test error"]["ours"].startswith("0.30%")
+    assert cut.name not in cited["Table 1, ODE-Net: test error"]["runs"]  # the standard run instead
+    assert table(path)["Table 1, ODE-Net: test error"]["ours"].startswith("0.60%")
+    text = path.read_text()
+    assert f"Unfinished run `{cut.name}` (preset `budget`, interrupted" in text
+    assert "ResNet 3 of 3 epochs, test error 0.30% (cited)" in text
+    assert "ODE-Net 2 of 3 epochs, test error 10.00% (not cited)" in text
+    # Table 1's protocol columns in citation order whichever model has which protocols
+    assert "| model | paper: test error | budget (3 ep.) | standard (3 ep.) | params (paper) |" in text
+    # seeds alone (the older form of ``finished``) cite nothing of a run whose only seed is unfinished
+    path = summary.build_summary([runs], tmp_path / "S2.md", lambda d: [])
+    assert evidence(path)["Table 1, ResNet: test error"]["runs"] != f"`{cut.name}`"
+
+
 def test_figure3_with_adams_beside_dopri5(tmp_path):
     runs = tmp_path / "runs"
     sweep = sweep_rows("mnist_odenet/nodebench/dopri5", "test_error")

@@ -6,7 +6,7 @@ Reads records and meta only (through :mod:`nodebench.store`); imports no model, 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -102,6 +102,35 @@ def seeds_of(meta: dict[str, Any]) -> list[int]:
     return [int(s) for s in meta.get("finished_seeds") or []]
 
 
+def chains_of(meta: dict[str, Any]) -> set[tuple[str, int]]:
+    """The (name, seed) chains an unfinished run finished (``finished_variants``; none for a complete run,
+    whose seeds are all cited). A chain covers the variant ``name`` and the variants under ``name/``."""
+    if meta.get("status") == "complete":
+        return set()
+    return {(str(name), int(seed)) for name, seed in meta.get("finished_variants") or []}
+
+
+def citable(meta: dict[str, Any]) -> bool:
+    """Whether anything of the run can be cited: a finished seed or a finished chain."""
+    return bool(seeds_of(meta) or chains_of(meta))
+
+
+def _cited_rows(rows: pd.DataFrame, meta: dict[str, Any]) -> pd.Series:
+    """Which of ``rows`` (one run's) the run can be cited for: its cited seeds, and its finished chains."""
+    seeds, chains = set(seeds_of(meta)), chains_of(meta)
+    mask = rows["seed"].isin(seeds)
+    if chains:
+        mask |= pd.Series(
+            [
+                (variant, int(seed)) in chains or (variant.split("/", 1)[0], int(seed)) in chains
+                for variant, seed in zip(rows["variant"], rows["seed"])
+            ],
+            index=rows.index,
+            dtype=bool,
+        )
+    return mask
+
+
 def _matches(meta: dict[str, Any], config: dict[str, tuple[Any, Any]]) -> bool:
     have = meta.get("config") or {}
     return all(have.get(key, default) == want for key, (want, default) in config.items())
@@ -122,7 +151,7 @@ def select(records: pd.DataFrame, metas: Sequence[dict[str, Any]], spec: Spec) -
     selection holds rows matching ``spec.variants`` is the evidence.
     """
     candidates = [
-        m for m in metas if m.get("workload") == spec.workload and seeds_of(m) and _matches(m, spec.config)
+        m for m in metas if m.get("workload") == spec.workload and citable(m) and _matches(m, spec.config)
     ]
     pattern = re.compile(spec.variants) if spec.variants else None
     for preset in spec.presets:
@@ -138,8 +167,8 @@ def select(records: pd.DataFrame, metas: Sequence[dict[str, Any]], spec: Spec) -
             rows = rows[rows["variant"].str.fullmatch(pattern)]
         owner: dict[tuple[str, int], str] = {}  # (variant, seed) -> the latest run citable for it
         for meta in chosen:
-            cited = set(seeds_of(meta))
-            mine = rows[(rows["run_id"] == meta["run_id"]) & rows["seed"].isin(cited)]
+            mine = rows[rows["run_id"] == meta["run_id"]]
+            mine = mine[_cited_rows(mine, meta)]
             for variant, seed in mine[["variant", "seed"]].drop_duplicates().itertuples(index=False):
                 owner[(variant, int(seed))] = meta["run_id"]
         owners = set(owner.values())
@@ -276,13 +305,22 @@ def footprint(metas: Sequence[dict[str, Any]]) -> Footprint:
 
 
 def with_finished_seeds(
-    metas: Sequence[dict[str, Any]], finished: Callable[[str], list[int]] | None
+    metas: Sequence[dict[str, Any]], finished: Callable[[str], Any] | None
 ) -> list[dict[str, Any]]:
-    """``metas`` with ``finished_seeds`` set on every run that did not complete (``finished(run_dir)``)."""
+    """``metas`` with ``finished_seeds`` (and ``finished_variants``) set on every run that did not complete.
+
+    ``finished(run_dir)`` gives the finished seeds, or a dict ``{"seeds": [...], "variants": [[name,
+    seed], ...]}`` as :func:`nodebench.runner.finished_parts` does.
+    """
     out = []
     for meta in metas:
         meta = dict(meta)
         if meta.get("status") != "complete" and finished is not None and meta.get("run_dir"):
-            meta["finished_seeds"] = finished(meta["run_dir"])
+            parts = finished(meta["run_dir"])
+            if isinstance(parts, Mapping):
+                meta["finished_seeds"] = list(parts.get("seeds") or [])
+                meta["finished_variants"] = [list(v) for v in parts.get("variants") or []]
+            else:
+                meta["finished_seeds"] = list(parts)
         out.append(meta)
     return out

@@ -380,7 +380,7 @@ def _claims_section(workload: str, records: pd.DataFrame, metas: list[dict[str, 
 def build_report(
     run_dirs: Iterable[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
-    finished_seeds: Callable[[str], list[int]] | None = None,
+    finished_seeds: Callable[[str], Any] | None = None,
 ) -> Path:
     """Write ``REPORT.md``, one page per run and PNG figures for a set of runs, from their stored
     records and meta only.
@@ -394,7 +394,7 @@ def build_report(
         run_dirs: run directories, folders of runs or globs (:func:`nodebench.store.resolve_run_dirs`).
         out_dir: where ``REPORT.md``, ``runs/`` and ``figures/`` go (created if needed).
         finished_seeds: for a run that did not complete, the seeds all of whose units it finished
-            (:func:`nodebench.runner.finished_seeds`); without it such runs support no claim.
+            (and chains: :func:`nodebench.runner.finished_parts`); without it such runs support no claim.
 
     Returns:
         The path of ``REPORT.md``.

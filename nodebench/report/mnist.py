@@ -124,7 +124,13 @@ def table1_by_preset(
         row["timings"] = footprint(ev.metas).load_text()
         row["memory, time (paper)"] = ", ".join(PAPER_COST[model])
         rows.append(row)
-    return pd.DataFrame(rows).fillna("-")
+    table = pd.DataFrame(rows)
+    columns = [c for c in table.columns if c.partition(" (")[0] not in presets]
+    by_preset = sorted(
+        (c for c in table.columns if c.partition(" (")[0] in presets),
+        key=lambda c: presets.index(c.partition(" (")[0]),
+    )
+    return table[columns[:2] + by_preset + columns[2:]].fillna("-")  # model, paper, protocols, the rest
 
 
 def _run_label(meta: dict[str, Any]) -> str:

@@ -55,7 +55,7 @@ class StaleFact(ValueError):
 class Sources:
     """The committed runs, read once: metas, records and the claims' results on them."""
 
-    def __init__(self, runs_root: Path, finished_seeds: Callable[[str], list[int]] | None = None) -> None:
+    def __init__(self, runs_root: Path, finished_seeds: Callable[[str], Any] | None = None) -> None:
         self.runs_root = Path(runs_root)
         self.finished_seeds = finished_seeds
         dirs = sorted(p.parent for p in self.runs_root.glob("*/*/meta.json"))
@@ -286,7 +286,7 @@ def stale(path: Path, sources: Sources) -> list[str]:
     return out
 
 
-def main(argv: list[str] | None = None, finished_seeds: Callable[[str], list[int]] | None = None) -> int:
+def main(argv: list[str] | None = None, finished_seeds: Callable[[str], Any] | None = None) -> int:
     """The command line (see the module docstring); ``finished_seeds`` as for the summary."""
     parser = argparse.ArgumentParser(prog="nodebench report --docs", description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=Path("."), help="the repository root (default: .)")

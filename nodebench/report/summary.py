@@ -19,7 +19,7 @@ import pandas as pd
 from nodebench import claims
 from nodebench.claims import policy, table2
 from nodebench.claims.core import Result
-from nodebench.claims.evidence import UNSAVED, footprint, tree_state, with_finished_seeds
+from nodebench.claims.evidence import UNSAVED, chains_of, footprint, tree_state, with_finished_seeds
 from nodebench.measure.provenance import utc_now
 from nodebench.report import figure3
 from nodebench.report import latent as latent_report
@@ -86,7 +86,9 @@ def how_to_read(results: Sequence[Result]) -> list[str]:
         "- **Evidence**: each claim names its workload and presets in order of preference (the claims "
         "table at the end); the first preset whose runs hold the claim's records is cited, in the "
         "configuration of its latest run; where runs share a seed the latest counts, and an interrupted run "
-        "counts for the seeds it finished. Smoke runs and exploratory presets are never cited.",
+        "counts for the seeds it finished, and for each model whose chain of units in a seed it finished "
+        "(MNIST: a model's epochs; they depend on nothing else of the run). Smoke runs and exploratory "
+        "presets are never cited.",
         "- **CPU h**: the cited runs' process CPU time summed over their units where they recorded it; "
         "else `(bound)`: their units' wall time times their torch threads, which is above the CPU time when "
         "a run waited for a core. **timings**: *under load* when the 1-minute load average beside some unit "
@@ -155,8 +157,8 @@ def table1_block(records: pd.DataFrame, metas: list[dict[str, Any]], results: Se
 
 
 def unfinished_mnist(records: pd.DataFrame, metas: list[dict[str, Any]]) -> list[str]:
-    """A line per unfinished MNIST run of a Table 1 protocol: how far each model got (not cited: a seed
-    spans every model of the run, so none of its seeds is finished)."""
+    """A line per unfinished MNIST run of a Table 1 protocol: how far each model got, and which models'
+    chains finished (those are cited, :func:`nodebench.runner.finished_parts`; the others are not)."""
     lines = []
     for meta in metas:
         if meta.get("workload") != "mnist" or meta.get("status") == "complete":
@@ -164,6 +166,7 @@ def unfinished_mnist(records: pd.DataFrame, metas: list[dict[str, Any]]) -> list
         if meta.get("preset") not in claims.registry.MNIST_TABLE1:
             continue
         config = meta.get("config") or {}
+        chains = chains_of(meta)
         run = records[(records["run_id"] == meta["run_id"]) & (records["metric"] == "test_error")]
         done = run.groupby("variant")["step"].max() + 1
         parts = []
@@ -171,13 +174,17 @@ def unfinished_mnist(records: pd.DataFrame, metas: list[dict[str, Any]]) -> list
             epochs = int(done.get(model, 0))
             last = run[(run["variant"] == model) & (run["step"] == epochs - 1)]["value"]
             error = f", test error {last.mean():.2f}%" if epochs and not last.empty else ""
+            seeds = [int(s) for s in meta.get("seeds") or []]
+            state = "cited" if seeds and all((model, s) in chains for s in seeds) else "not cited"
             parts.append(
-                f"{mnist_report.LABELS.get(model, model)} {epochs} of {config.get('epochs')} epochs{error}"
+                f"{mnist_report.LABELS.get(model, model)} {epochs} of {config.get('epochs')} epochs{error} "
+                f"({state})"
             )
         lines.append(
-            f"Unfinished, not cited: run `{meta['run_id']}` (preset `{meta.get('preset')}`, "
-            f"{meta.get('status')}): " + "; ".join(parts) + f". Resume: `nodebench run mnist --resume "
-            f"results/runs/mnist/{meta['run_id']}`."
+            f"Unfinished run `{meta['run_id']}` (preset `{meta.get('preset')}`, {meta.get('status')}; "
+            "a model is cited once its chain of epochs has finished): "
+            + "; ".join(parts)
+            + f". Resume: `nodebench run mnist --resume results/runs/mnist/{meta['run_id']}`."
         )
         lines.append("")
     return lines
@@ -388,13 +395,13 @@ def _figure3_methods(results: Sequence[Result], folder: Path, link_prefix: str) 
 def build_summary(
     run_dirs: Iterable[str | os.PathLike[str]],
     out_path: str | os.PathLike[str] = "results/SUMMARY.md",
-    finished_seeds: Callable[[str], list[int]] | None = None,
+    finished_seeds: Callable[[str], Any] | None = None,
 ) -> Path:
     """Write the claims summary for ``run_dirs`` (run directories, folders of runs or globs).
 
     Arguments:
         finished_seeds: for a run that did not complete, the seeds all of whose units it finished
-            (:func:`nodebench.runner.finished_seeds`); without it such runs are not cited.
+            (and chains: :func:`nodebench.runner.finished_parts`); without it such runs are not cited.
 
     Returns:
         The path written.

@@ -38,6 +38,9 @@ from nodebench.units import NO_STEP, UnitContext, UnitSpec
 from nodebench.workloads.base import seed_everything
 
 NAME = "mnist"
+#: A unit's ``model`` is its records' variant (``odenet``, ``odenet/iterations``): one model's chain of
+#: epochs is citable once finished, while other models of its seed still run (runner.finished_parts).
+VARIANT_PARAM = "model"
 MIB = 2.0**20
 TRAIN_IMAGES = 60_000
 
