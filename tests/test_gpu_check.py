@@ -7,7 +7,7 @@ import time
 import pytest
 import torch
 
-from benchmarks import gpu_check
+from benchmarks import cuda_memory_probe, gpu_check
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available: the check would run for minutes")
@@ -32,3 +32,26 @@ def test_gpu_check_skips_a_step_whose_tool_is_absent(tmp_path, monkeypatch):
     summary = (tmp_path / "GPU_CHECK.md").read_text()
     assert "| ray | skipped | 0 | ray is not importable here" in summary
     assert "- ray: absent" in summary
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available")
+def test_cuda_memory_probe_without_cuda_says_why(capsys):
+    assert cuda_memory_probe.main([]) == 2
+    assert "CUDA is not available" in capsys.readouterr().err
+
+
+def test_cuda_memory_probe_lists_the_blocks_alive_at_the_peak():
+    mib = cuda_memory_probe.MIB
+    frame = [{"filename": "/x/torch/nn/functional.py", "line": 1, "name": "conv"}]
+    frame += [{"filename": "/x/nodebench/solvers/rk.py", "line": 258, "name": "stage_input"}]
+    trace = [
+        {"action": "alloc", "addr": 1, "size": 2 * mib, "frames": frame},
+        {"action": "alloc", "addr": 2, "size": 32 * mib, "frames": []},
+        {"action": "alloc", "addr": 3, "size": 1 * mib, "frames": []},
+        {"action": "free_requested", "addr": 3, "size": 1 * mib},
+        {"action": "free_requested", "addr": 1, "size": 2 * mib},
+        {"action": "alloc", "addr": 4, "size": 2 * mib, "frames": []},  # 34 MiB now, below the 35 peak
+    ]
+    blocks = cuda_memory_probe._alive_at_peak({"device_traces": [trace]}, blocks=2)
+    assert [b["MiB"] for b in blocks] == [32.0, 2.0]  # the largest two of the three alive at 35 MiB
+    assert blocks[1]["where"] == "rk.py:258 stage_input"  # torch's own frames left out
