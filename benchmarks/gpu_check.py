@@ -14,7 +14,10 @@ all inside ``--budget`` seconds (default 480):
 4. ``smoke``: ``nodebench reproduce --preset smoke --device DEVICE``: every available workload's smoke
    preset and the report (CUDA peak memory of direct backprop against the adjoint is in the memory
    workload's records; MNIST runs if its data is in ``$NODEBENCH_DATA``).
-5. ``ray``: if ray is importable, a two-unit spiral run under ``--executor ray`` with half a GPU per
+5. ``probe``: on CUDA, ``python -m benchmarks.cuda_memory_probe``: the memory workload's CUDA peak
+   with and without cuBLAS's workspace, and the blocks alive at the peak (its table goes into
+   ``GPU_CHECK.md``).
+6. ``ray``: if ray is importable, a two-unit spiral run under ``--executor ray`` with half a GPU per
    unit (both units share one GPU).
 
 Writes to OUT: ``GPU_CHECK.md`` (the summary: each step's status and time, GPU peak memory direct vs
@@ -36,9 +39,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-STEPS = ("env", "check", "peer", "smoke", "ray")
+STEPS = ("env", "check", "peer", "smoke", "probe", "ray")
 #: Share of the budget each step may use at most (the rest of the budget is passed on to later steps).
-SHARES = {"env": 0.05, "check": 0.2, "peer": 0.25, "smoke": 0.45, "ray": 0.2}
+SHARES = {"env": 0.05, "check": 0.2, "peer": 0.25, "smoke": 0.45, "probe": 0.3, "ray": 0.2}
 NODEBENCH = "import sys; from nodebench.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
@@ -170,6 +173,11 @@ def main(argv: list[str] | None = None) -> int:
             + ["--benchmark-enable", "--benchmark-max-time=0.2", "-o", "addopts="],
             "",
         )
+    if args.device == "cuda":
+        probe = [py, "-m", "benchmarks.cuda_memory_probe", "--steps", "2,8"]
+        plan["probe"] = (probe + ["--modes", "nodebench-direct,nodebench-adjoint,torchdiffeq-adjoint"], "")
+    else:
+        plan["probe"] = (None, "it measures CUDA memory (--device cuda only)")
     if facts["ray"] == "absent":
         plan["ray"] = (None, "ray is not importable here (`pip install 'nodebench[ray]'`)")
     else:
@@ -196,6 +204,11 @@ def main(argv: list[str] | None = None) -> int:
     lines += [f"| {s} | {st} | {sec:.0f} | {note.replace('|', '/')} |" for s, st, sec, note in rows]
     if (out / "runs" / "memory").is_dir():
         lines += ["", "## Peak memory: direct backprop against the adjoint", "", _peak_table(out / "runs")]
+    probe_log = logs / "probe.txt"
+    if any(s == "probe" and st == "passed" for s, st, _, _ in rows) and probe_log.exists():
+        table = probe_log.read_text(encoding="utf-8").split("\n", 2)[-1].strip()  # without "$ command"
+        title = "## Where the adjoint's CUDA peak comes from (benchmarks/cuda_memory_probe.py)"
+        lines += ["", title, "", table]
     lines += ["", f"Logs in `logs/`, records in `runs/`, report in `report/`; budget {args.budget:.0f} s."]
     (out / "GPU_CHECK.md").write_text("\n".join(lines), encoding="utf-8")
     print(f"gpu-check: summary in {out / 'GPU_CHECK.md'}", file=sys.stderr)

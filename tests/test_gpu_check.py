@@ -34,6 +34,12 @@ def test_gpu_check_skips_a_step_whose_tool_is_absent(tmp_path, monkeypatch):
     assert "- ray: absent" in summary
 
 
+def test_gpu_check_probe_is_cuda_only(tmp_path):
+    assert gpu_check.main(["--out", str(tmp_path), "--device", "cpu", "--steps", "probe"]) == 0
+    summary = (tmp_path / "GPU_CHECK.md").read_text()
+    assert "| probe | skipped | 0 | it measures CUDA memory (--device cuda only) |" in summary
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available")
 def test_cuda_memory_probe_without_cuda_says_why(capsys):
     assert cuda_memory_probe.main([]) == 2
