@@ -65,10 +65,18 @@ def _alive_at_peak(snapshot: dict, blocks: int) -> list[dict]:
     return [{"MiB": round(size / MIB, 3), "where": _where(frames)} for size, frames in largest]
 
 
-def _where(frames: list) -> str:
-    """The innermost few Python frames outside torch's own modules."""
+def _where(frames: list, torch_dir: str | None = None) -> str:
+    """The innermost few Python frames outside torch's own package (``torch_dir``, found if None: a
+    path test on "/torch/" would also drop a virtual environment that lives under a folder of that name)."""
+    if torch_dir is None:
+        import torch
+
+        torch_dir = str(Path(torch.__file__).resolve().parent)
+    inside = torch_dir.rstrip("/") + "/"
     ours = [
-        f for f in frames if "/torch/" not in f.get("filename", "") and f.get("filename", "").endswith(".py")
+        f
+        for f in frames
+        if f.get("filename", "").endswith(".py") and not str(f.get("filename", "")).startswith(inside)
     ]
     return (
         " <- ".join(f"{Path(f['filename']).name}:{f['line']} {f['name']}" for f in ours[:3])

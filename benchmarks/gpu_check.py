@@ -174,8 +174,9 @@ def main(argv: list[str] | None = None) -> int:
             "",
         )
     if args.device == "cuda":
-        probe = [py, "-m", "benchmarks.cuda_memory_probe", "--steps", "2,8"]
-        plan["probe"] = (probe + ["--modes", "nodebench-direct,nodebench-adjoint,torchdiffeq-adjoint"], "")
+        # six fresh processes (~15 s each on an H200); direct backprop's peaks are in the smoke records
+        probe = [py, "-m", "benchmarks.cuda_memory_probe", "--steps", "2"]
+        plan["probe"] = (probe + ["--modes", "nodebench-adjoint,torchdiffeq-adjoint"], "")
     else:
         plan["probe"] = (None, "it measures CUDA memory (--device cuda only)")
     if facts["ray"] == "absent":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -48,7 +49,9 @@ def test_cuda_memory_probe_without_cuda_says_why(capsys):
 
 def test_cuda_memory_probe_lists_the_blocks_alive_at_the_peak():
     mib = cuda_memory_probe.MIB
-    frame = [{"filename": "/x/torch/nn/functional.py", "line": 1, "name": "conv"}]
+    torch_dir = str(Path(torch.__file__).resolve().parent)
+    frame = [{"filename": f"{torch_dir}/nn/functional.py", "line": 1, "name": "conv"}]
+    frame += [{"filename": "/opt/torch/venv/site-packages/torchdiffeq/_impl/rk.py", "line": 5, "name": "rk"}]
     frame += [{"filename": "/x/nodebench/solvers/rk.py", "line": 258, "name": "stage_input"}]
     trace = [
         {"action": "alloc", "addr": 1, "size": 2 * mib, "frames": frame},
@@ -60,4 +63,5 @@ def test_cuda_memory_probe_lists_the_blocks_alive_at_the_peak():
     ]
     blocks = cuda_memory_probe._alive_at_peak({"device_traces": [trace]}, blocks=2)
     assert [b["MiB"] for b in blocks] == [32.0, 2.0]  # the largest two of the three alive at 35 MiB
-    assert blocks[1]["where"] == "rk.py:258 stage_input"  # torch's own frames left out
+    # torch's own frames left out, torchdiffeq's kept though its path holds "/torch/"
+    assert blocks[1]["where"] == "rk.py:5 rk <- rk.py:258 stage_input"
