@@ -225,10 +225,19 @@ def finished_seeds(run_dir: str | Path) -> list[int]:
     unit belonging to no seed is journalled. So an interrupted run's finished seeds can be cited
     while its unfinished ones cannot (units of a seed depend on nothing of another seed's).
     """
+    _, specs, done = _plan_and_journal(run_dir)
+    return _finished_seeds(specs, done)
+
+
+def _plan_and_journal(run_dir: str | Path) -> tuple[ModuleType, list[Any], set[str]]:
+    """A stored run's workload module, its plan (from the stored config) and its journalled unit keys."""
     meta = store.read_meta(run_dir)
     module = workloads.load(meta["workload"])
     specs = module.plan(config_from_dict(module.Config, meta["config"]))
-    done = set(store.journalled_units(run_dir))
+    return module, specs, set(store.journalled_units(run_dir))
+
+
+def _finished_seeds(specs: list[Any], done: set[str]) -> list[int]:
     by_seed: dict[int | None, list[str]] = {}
     for spec in specs:
         seed = spec.params.get("seed")
@@ -248,13 +257,10 @@ def finished_parts(run_dir: str | Path) -> dict[str, list]:
         that name, every unit of that seed with no name and every unit of no seed is journalled. Such a
         chain depends on nothing outside it, so its records are final whether or not its seed finished.
     """
-    meta = store.read_meta(run_dir)
-    module = workloads.load(meta["workload"])
+    module, specs, done = _plan_and_journal(run_dir)
     param = getattr(module, "VARIANT_PARAM", None)
     variants: list[list[Any]] = []
     if param is not None:
-        specs = module.plan(config_from_dict(module.Config, meta["config"]))
-        done = set(store.journalled_units(run_dir))
         chains: dict[tuple[str, int], list[str]] = {}
         shared: dict[int | None, list[str]] = {}  # units of no seed, and a seed's units of no name
         for spec in specs:
@@ -270,7 +276,7 @@ def finished_parts(run_dir: str | Path) -> dict[str, list]:
                 for (name, seed), keys in sorted(chains.items())
                 if ready.get(seed, True) and all(k in done for k in keys)
             ]
-    return {"seeds": finished_seeds(run_dir), "variants": variants}
+    return {"seeds": _finished_seeds(specs, done), "variants": variants}
 
 
 def unfinished_run(runs_root: str | Path, module: ModuleType, preset: str, device: str) -> Path | None:
